@@ -1,0 +1,2 @@
+// The system SQLite (Debian's libsqlite3-dev), imported into Swift as a system library.
+#include <sqlite3.h>
