@@ -34,9 +34,7 @@ public struct ChunkEncoder: Sendable {
         switch event.kind {
         case let .string(id, value):
             head(.string, dt); u(id)
-            var utf8 = Array(value.utf8)
-            if utf8.count > TraceFormat.maxStringBytes { utf8 = Array(utf8.prefix(TraceFormat.maxStringBytes)) }
-            bytes.appendBytes(utf8)
+            bytes.appendBytes(TraceEncoding.limitedUTF8(value))
         case let .frame(id, flags, function, file, line):
             head(.frame, dt); u(id); u(flags.rawValue); u(function); u(file); u(line)
         case let .nativeFrame(id, flags, image, address):
@@ -124,23 +122,37 @@ public enum TraceEncoding {
         return out
     }
 
-    /// The payload of a metadata chunk.
+    /// The payload of a metadata chunk. Like every writer it stays within the limits of
+    /// spec §6 (strings truncated, at most 4096 entries) so readers never reject its output.
     public static func metadataPayload(_ entries: [MetadataEntry]) -> [UInt8] {
         var out: [UInt8] = []
-        out.appendUvarint(UInt64(entries.count))
-        for e in entries {
-            out.appendBytes(Array(e.key.utf8))
+        let kept = entries.prefix(TraceFormat.maxMetadataEntries)
+        out.appendUvarint(UInt64(kept.count))
+        for e in kept {
+            out.appendBytes(limitedUTF8(e.key))
             switch e.value {
             case let .uint(v):
                 out.append(0); out.appendUvarint(v)
             case let .string(s):
-                out.append(1); out.appendBytes(Array(s.utf8))
+                out.append(1); out.appendBytes(limitedUTF8(s))
             case let .list(items):
                 out.append(2); out.appendUvarint(UInt64(items.count))
-                for s in items { out.appendBytes(Array(s.utf8)) }
+                for s in items { out.appendBytes(limitedUTF8(s)) }
             }
         }
         return out
+    }
+
+    /// The UTF-8 of `s`, truncated to the 65 536-byte string limit on a scalar boundary
+    /// (cutting inside a scalar would make readers show U+FFFD).
+    static func limitedUTF8(_ s: String) -> [UInt8] {
+        var utf8 = Array(s.utf8)
+        if utf8.count > TraceFormat.maxStringBytes {
+            var n = TraceFormat.maxStringBytes
+            while n > 0 && utf8[n] & 0xC0 == 0x80 { n -= 1 }  // utf8[n] is the first byte cut off
+            utf8.removeSubrange(n...)
+        }
+        return utf8
     }
 }
 

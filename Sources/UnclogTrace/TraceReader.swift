@@ -210,8 +210,9 @@ public final class TraceReader {
             }
             let h = source.peek(TraceFormat.chunkHeaderSize)
             let length = Int(le32(h, 4))
-            // Cheap checks first so that random bytes rarely cost a CRC.
-            if length <= TraceFormat.maxChunkPayload, h[14] == 0, h[15] == 0 {
+            // Exactly the test of validateChunk (spec §2.2 "intact"): sync, length, CRC. Not
+            // also requiring reserved == 0, or a chunk accepted in place would be skipped here.
+            if length <= TraceFormat.maxChunkPayload {
                 let total = TraceFormat.chunkHeaderSize + length
                 if source.fill(total) >= total {
                     let crc = source.withBytes(total) { CRC32.update(0, UnsafeRawBufferPointer(rebasing: $0[12...])) }
@@ -223,12 +224,12 @@ public final class TraceReader {
     }
 }
 
-@inline(__always) func le32(_ b: ArraySlice<UInt8>, _ at: Int) -> UInt32 {
+@inline(__always) func le32(_ b: [UInt8], _ at: Int) -> UInt32 {
     let i = b.startIndex + at
     return UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
 }
 
-@inline(__always) func le64(_ b: ArraySlice<UInt8>, _ at: Int) -> UInt64 {
+@inline(__always) func le64(_ b: [UInt8], _ at: Int) -> UInt64 {
     UInt64(le32(b, at)) | UInt64(le32(b, at + 4)) << 32
 }
 
@@ -293,7 +294,9 @@ struct ByteSource {
         return available
     }
 
-    func peek(_ n: Int) -> ArraySlice<UInt8> { buffer[start..<(start + n)] }
+    /// A copy of the next `n` bytes, indexed from 0. (A slice of `buffer` would keep
+    /// `buffer`'s indices, so `h[0]` would read the wrong byte or trap.)
+    func peek(_ n: Int) -> [UInt8] { Array(buffer[start..<(start + n)]) }
 
     func withBytes<R>(_ n: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + n)])) }
