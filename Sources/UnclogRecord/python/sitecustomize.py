@@ -1,0 +1,59 @@
+"""unclog's start-up hook, put on PYTHONPATH by `unclog record`.
+
+It records the program from interpreter start-up, then hides itself: PYTHONPATH and
+the UNCLOG_* variables are restored/removed from os.environ (child processes are not
+recorded into the same file and see the user's environment), this directory is
+removed from sys.path, and any other `sitecustomize` later on sys.path is run, as
+Python would have done without us.
+"""
+
+
+def _unclog_boot():
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = os.environ
+    output = env.get("UNCLOG_OUTPUT")
+    if output:
+        # restore the user's PYTHONPATH for the program and its children
+        if "UNCLOG_ORIG_PYTHONPATH" in env:
+            env["PYTHONPATH"] = env["UNCLOG_ORIG_PYTHONPATH"]
+        else:
+            env.pop("PYTHONPATH", None)
+
+        def _ns(name, default):
+            try:
+                return int(env.get(name, default))
+            except ValueError:
+                return default
+
+        threshold = _ns("UNCLOG_THRESHOLD_NS", 50_000_000)
+        interval = _ns("UNCLOG_SAMPLE_INTERVAL_NS", 10_000_000)
+        for k in [k for k in env if k.startswith("UNCLOG_")]:
+            del env[k]
+        try:
+            import unclog_recorder
+            unclog_recorder._start(output, threshold, interval)
+        except Exception as e:  # the program must run anyway
+            try:
+                sys.stderr.write("unclog: recorder not started: %s\n" % (e,))
+            except Exception:
+                pass
+
+    # hide this directory and chain to the next sitecustomize, if any
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    me = sys.modules.pop("sitecustomize", None)
+    try:
+        import importlib
+        importlib.import_module("sitecustomize")
+    except ModuleNotFoundError as e:
+        if e.name != "sitecustomize":
+            raise
+    if "sitecustomize" not in sys.modules:
+        # no other one: the import system wants a module under this name back
+        sys.modules["sitecustomize"] = me
+
+
+_unclog_boot()
+del _unclog_boot
