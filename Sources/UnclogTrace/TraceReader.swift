@@ -95,6 +95,19 @@ public final class TraceReader {
     private init(source src: ByteSource, name: String) throws(TraceReadError) {
         self.path = name
         self.source = src
+        do {
+            self.header = try Self.readHeader(&source, name: name)
+        } catch {
+            // deinit does not run for a half-initialised object: close the file here.
+            source.close()
+            throw error
+        }
+    }
+
+    deinit { source.close() }
+
+    /// Checks and consumes the 16-byte file header.
+    private static func readHeader(_ source: inout ByteSource, name: String) throws(TraceReadError) -> FileHeader {
         let available = source.fill(TraceFormat.fileHeaderSize)
         let magic = TraceFormat.magic
         let head = source.peek(min(available, TraceFormat.fileHeaderSize))
@@ -115,8 +128,8 @@ public final class TraceReader {
             throw TraceReadError(path: name, offset: 8,
                                  message: "unsupported trace format version \(major).\(minor) (this unclog reads version \(TraceFormat.versionMajor))")
         }
-        self.header = FileHeader(versionMajor: major, versionMinor: minor)
         source.consume(TraceFormat.fileHeaderSize)
+        return FileHeader(versionMajor: major, versionMinor: minor)
     }
 
     /// Bytes of the file consumed so far (for progress reports).
@@ -243,7 +256,7 @@ func hex(_ v: UInt32) -> String {
 struct ByteSource {
     private var buffer: [UInt8]
     private var start = 0  // index of the first unconsumed byte in `buffer`
-    private let fd: Int32  // -1 for memory
+    private var fd: Int32  // -1 for memory (or once closed)
     private var eof: Bool
     private(set) var offset: UInt64 = 0
     let size: UInt64?
@@ -300,6 +313,12 @@ struct ByteSource {
 
     func withBytes<R>(_ n: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + n)])) }
+    }
+
+    /// Closes the file descriptor (nothing for memory); the reader owns it from `init`.
+    mutating func close() {
+        if fd >= 0 { _ = Glibc.close(fd) }
+        fd = -1
     }
 
     mutating func consume(_ n: Int) {
