@@ -56,6 +56,9 @@ public enum TraceJSON {
         return w.text + "\n"
     }
 
+    /// A JSON string literal (quotes, backslashes and control characters escaped).
+    public static func quote(_ s: String) -> String { JSONWriter.quote(s) }
+
     /// One event as a single-line JSON object, keys in a fixed order.
     public static func eventObject(_ e: TraceEvent) -> String {
         var f: [(String, String)] = [("t", String(e.time))]

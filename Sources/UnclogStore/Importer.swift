@@ -1,0 +1,695 @@
+// `unclog import`: streams a trace file into the SQLite store, rebuilding the timeline
+// (slices, I/O waits, stalls, victims) on the way, with memory bounded by live greenthreads.
+// A failed import leaves the database as it was: a new database is built under a temporary
+// name and renamed; an existing one is changed in one transaction.
+
+import CSQLite
+import UnclogTrace
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What to import, and where.
+public struct ImportOptions: Sendable {
+    public var tracePath: String
+    public var databasePath: String
+    /// Called about ten times a second with the bytes read so far.
+    public var progress: (@Sendable (ImportProgress) -> Void)?
+    /// Replace a trace that was imported before from a file of the same recording.
+    public var replace: Bool
+
+    public init(tracePath: String, databasePath: String, replace: Bool = false,
+                progress: (@Sendable (ImportProgress) -> Void)? = nil) {
+        self.tracePath = tracePath
+        self.databasePath = databasePath
+        self.replace = replace
+        self.progress = progress
+    }
+}
+
+/// Progress of a running import.
+public struct ImportProgress: Sendable {
+    public var bytesRead: UInt64
+    public var fileSize: UInt64?
+    public var events: Int
+}
+
+/// What an import did.
+public struct ImportSummary: Sendable {
+    public var traceID: Int64
+    /// True when the trace was already in the database and nothing was done.
+    public var alreadyImported = false
+    /// True when an earlier import of the same recording was replaced.
+    public var replaced = false
+    public var events = 0
+    public var chunks = 0
+    public var greenthreads = 0
+    public var threads = 0
+    public var slices = 0
+    public var ioWaits = 0
+    public var stalls = 0
+    public var samples = 0
+    public var fileBytes: UInt64 = 0
+    public var bytesLost: UInt64 = 0
+    public var damage: [TraceDamage] = []
+    public var eventsDropped: UInt64 = 0
+    public var recorderErrors: UInt64 = 0
+    public var cleanEnd = false
+    public var skippedEvents = 0
+    public var skippedChunks = 0
+    public var seconds = 0.0
+    public var eventsPerSecond: Double { seconds > 0 ? Double(events) / seconds : 0 }
+}
+
+/// Why an import failed as a whole (the database is unchanged).
+public enum ImportError: Error, CustomStringConvertible {
+    case unreadableTrace(TraceReadError)
+    case store(StoreError)
+
+    public var description: String {
+        switch self {
+        case let .unreadableTrace(e): e.description
+        case let .store(e): e.description
+        }
+    }
+}
+
+/// Streams traces into a database.
+public enum TraceImporter {
+    /// Imports one trace file. Damage inside the file does not fail the import: intact data
+    /// is kept and the damage is listed in the summary (and the `import_damage` table).
+    public static func run(_ options: ImportOptions) throws(ImportError) -> ImportSummary {
+        let clock = Stopwatch()
+        let reader: TraceReader
+        do { reader = try TraceReader(path: options.tracePath) } catch { throw .unreadableTrace(error) }
+
+        let exists = access(options.databasePath, F_OK) == 0
+        let workPath = exists ? options.databasePath : options.databasePath + ".importing-\(getpid())"
+        do throws(StoreError) {
+            if !exists { unlink(workPath) }
+            let db = try Database(path: workPath)
+            var summary: ImportSummary
+            do throws(StoreError) {
+                if exists {
+                    try Schema.check(db)
+                    try db.exec("PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE;")
+                } else {
+                    // A new file: no journal needed, since a failure just deletes it.
+                    try db.exec("PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE;")
+                    try db.exec("BEGIN;")
+                    try Schema.create(db)
+                }
+                let importer = try StreamingImport(db: db, reader: reader, options: options)
+                summary = try importer.run()
+                if summary.alreadyImported {
+                    try db.exec("ROLLBACK;")
+                } else {
+                    try db.exec("COMMIT;")
+                }
+            } catch {
+                try? db.exec("ROLLBACK;")
+                throw error
+            }
+            if !exists {
+                if summary.alreadyImported { unlink(workPath) } else if rename(workPath, options.databasePath) != 0 {
+                    throw StoreError("\(options.databasePath): cannot create: \(String(cString: strerror(errno)))")
+                }
+            }
+            summary.seconds = clock.seconds
+            return summary
+        } catch {
+            if !exists { unlink(workPath); unlink(workPath + "-journal") }
+            throw .store(error)
+        }
+    }
+}
+
+/// Per OS thread: who runs now, since when, and what recently stalled it.
+private final class ThreadState {
+    let key: Int64
+    let tid: UInt32
+    var hub: UInt32 = 0
+    var nameKey: Int64 = BatchInserter.null
+    /// The greenthread running now (0: the hub or unknown) and its slice so far.
+    var current: UInt32 = 0
+    var sliceStart: Int64 = 0
+    var sliceReady: Int64 = BatchInserter.null
+    var sliceReason: Int64 = 0
+    var ioStart: Int64?
+    var ioTimeout: Int64 = BatchInserter.null
+    var lastTime: Int64 = 0
+    var slices = 0
+    var ios = 0
+    var busyNs: Int64 = 0
+    var ioWaitNs: Int64 = 0
+    /// Stalls whose victims may still start running: (id, start, end, greenthread).
+    var recentStalls: [(id: Int64, start: Int64, end: Int64, gt: UInt32)] = []
+
+    init(key: Int64, tid: UInt32) {
+        self.key = key
+        self.tid = tid
+    }
+}
+
+/// Per greenthread: totals and the tail of its slice chain.
+private final class GreenthreadState {
+    var lastSlice: Int64 = BatchInserter.null
+    var slices = 0
+    var runNs: Int64 = 0
+    var readyWaitNs: Int64 = 0
+    var created: Int64 = BatchInserter.null
+    var exited: Int64 = BatchInserter.null
+    var nameKey: Int64 = BatchInserter.null
+    var spawnStack: Int64 = BatchInserter.null
+    var parent: Int64 = BatchInserter.null
+    var isHub = false
+}
+
+/// One import: the state machine that turns events into rows.
+private final class StreamingImport {
+    let db: Database
+    let reader: TraceReader
+    let options: ImportOptions
+    var traceID: Int64 = 0
+    var keyBase: Int64 = 0  // traceID << 32
+    var start: UInt64 = 0   // start_mono_ns
+    var summary = ImportSummary(traceID: 0)
+
+    var threads: [UInt32: ThreadState] = [:]
+    var greenthreads: [UInt32: GreenthreadState] = [:]
+    var exitedCount = 0
+    var nextSlice: Int64 = 0
+    var nextIO: Int64 = 0
+    var nextStall: Int64 = 0
+    var nextSample: Int64 = 0
+    var victimTotals: [Int64: (count: Int64, wait: Int64)] = [:]
+    var stallBegins: [(tid: UInt32, gt: UInt32, start: Int64)] = []
+    var lastTime: Int64 = 0
+    var metadata: [String: MetadataValue] = [:]
+
+    let slicesOut: BatchInserter
+    let ioOut: BatchInserter
+    let checkpointsOut: BatchInserter
+    let samplesOut: BatchInserter
+    let victimsOut: BatchInserter
+    let stackFramesOut: Statement
+    let stringsOut: Statement
+    let framesOut: Statement
+    let imagesOut: Statement
+    let stallsOut: Statement
+
+    static let checkpointEvery = 256
+
+    init(db: Database, reader: TraceReader, options: ImportOptions) throws(StoreError) {
+        self.db = db
+        self.reader = reader
+        self.options = options
+        slicesOut = try BatchInserter(db, table: "slices",
+                                      columns: ["id", "gt_key", "thread_key", "ready_ns", "start_ns", "end_ns", "reason", "prev_id"])
+        ioOut = try BatchInserter(db, table: "io_waits", columns: ["id", "thread_key", "start_ns", "end_ns", "timeout_ns", "nready"])
+        checkpointsOut = try BatchInserter(db, table: "slice_checkpoints", columns: ["kind", "key", "start_ns", "row_id"])
+        samplesOut = try BatchInserter(db, table: "stall_samples",
+                                       columns: ["id", "trace_id", "thread_key", "ts_ns", "stack_key", "state"], rowsPerStatement: 16)
+        victimsOut = try BatchInserter(db, table: "stall_victims",
+                                       columns: ["stall_id", "gt_key", "ready_ns", "resumed_ns", "wait_ns"], rowsPerStatement: 16)
+        stackFramesOut = try db.prepare("INSERT OR IGNORE INTO stack_frames (stack_key, depth, frame_key) VALUES (?,?,?)")
+        stringsOut = try db.prepare("INSERT OR IGNORE INTO strings (key, trace_id, value) VALUES (?,?,?)")
+        framesOut = try db.prepare("""
+            INSERT OR IGNORE INTO frames (key, trace_id, function_key, file_key, line, internal, image_key, address, flags)
+            VALUES (?,?,?,?,?,?,?,?,?)
+            """)
+        imagesOut = try db.prepare("""
+            INSERT OR IGNORE INTO images (key, trace_id, path_key, load_bias, start, end, build_id) VALUES (?,?,?,?,?,?,?)
+            """)
+        stallsOut = try db.prepare("""
+            INSERT INTO stalls (id, trace_id, thread_key, gt_key, start_ns, end_ns, duration_ns, stack_key, end_stack_key,
+                                samples, complete, victims, victim_wait_ns)
+            VALUES (?,?,?,?,?,?,?,NULL,?,0,?,0,0)
+            """)
+    }
+
+    @inline(__always) func key(_ id: UInt32) -> Int64 { keyBase | Int64(id) }
+    @inline(__always) func optKey(_ id: UInt32) -> Int64 { id == 0 ? BatchInserter.null : keyBase | Int64(id) }
+    @inline(__always) func rel(_ t: UInt64) -> Int64 { Int64(bitPattern: t &- start) }
+
+    func run() throws(StoreError) -> ImportSummary {
+        summary.fileBytes = reader.fileSize ?? 0
+        var first = reader.nextChunk()
+        // The recording's identity: its first chunk (metadata with pid and clock anchor).
+        let fingerprint: String
+        if let c = first {
+            fingerprint = "v1-\(hex32(CRC32.checksum(c.payload)))-\(c.baseTime)-\(c.thread)"
+        } else {
+            fingerprint = "v1-empty-\(reader.fileSize ?? 0)"
+        }
+        if let old = try existingTrace(fingerprint) {
+            if !options.replace {
+                summary.traceID = old
+                summary.alreadyImported = true
+                return summary
+            }
+            try deleteTrace(old)
+            summary.replaced = true
+        }
+        traceID = (try db.scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM traces")) ?? 1
+        guard traceID < (1 << 22) else { throw StoreError("\(db.path): too many traces in one database") }
+        keyBase = traceID << 32
+        nextSlice = traceID << 40
+        nextIO = traceID << 40
+        nextStall = traceID << 40
+        nextSample = traceID << 40
+        summary.traceID = traceID
+
+        if let c = first, c.kind == ChunkKind.metadata.rawValue {
+            readMetadata(c)
+            first = nil
+        }
+        if case let .uint(anchor)? = metadata["anchor_mono_ns"] {
+            start = anchor
+        } else if let c = first {
+            start = c.baseTime
+        }
+        let ins = try db.prepare("""
+            INSERT INTO traces (id, path, fingerprint, imported_at, start_mono_ns, events, chunks, file_bytes, bytes_lost,
+                                events_dropped, recorder_errors, clean_end)
+            VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?, 0, 0, 0, 0, 0, 0, 0)
+            """)
+        try ins.bind([.int(traceID), .text(options.tracePath), .text(fingerprint), .int(Int64(bitPattern: start))])
+        try ins.run()
+
+        var lastProgress = Stopwatch()
+        if let c = first { try process(c) }
+        while let c = reader.nextChunk() {
+            try process(c)
+            if let progress = options.progress, lastProgress.seconds > 0.1 {
+                lastProgress = Stopwatch()
+                progress(ImportProgress(bytesRead: reader.offset, fileSize: reader.fileSize, events: summary.events))
+            }
+        }
+        try finish(fingerprint: fingerprint)
+        return summary
+    }
+
+    func existingTrace(_ fingerprint: String) throws(StoreError) -> Int64? {
+        try db.scalar("SELECT id FROM traces WHERE fingerprint = ?", [.text(fingerprint)])
+    }
+
+    /// Removes every row of trace `t` (used by --replace).
+    func deleteTrace(_ t: Int64) throws(StoreError) {
+        let lo = t << 40, hi = (t + 1) << 40
+        let klo = t << 32, khi = (t + 1) << 32
+        try db.exec("""
+            DELETE FROM slices WHERE id >= \(lo) AND id < \(hi);
+            DELETE FROM io_waits WHERE id >= \(lo) AND id < \(hi);
+            DELETE FROM stall_victims WHERE stall_id >= \(lo) AND stall_id < \(hi);
+            DELETE FROM stall_samples WHERE id >= \(lo) AND id < \(hi);
+            DELETE FROM stalls WHERE id >= \(lo) AND id < \(hi);
+            DELETE FROM slice_checkpoints WHERE row_id >= \(lo) AND row_id < \(hi);
+            DELETE FROM stack_frames WHERE stack_key >= \(klo) AND stack_key < \(khi);
+            DELETE FROM frames WHERE key >= \(klo) AND key < \(khi);
+            DELETE FROM strings WHERE key >= \(klo) AND key < \(khi);
+            DELETE FROM images WHERE key >= \(klo) AND key < \(khi);
+            DELETE FROM threads WHERE key >= \(klo) AND key < \(khi);
+            DELETE FROM greenthreads WHERE key >= \(klo) AND key < \(khi);
+            DELETE FROM trace_metadata WHERE trace_id = \(t);
+            DELETE FROM import_damage WHERE trace_id = \(t);
+            DELETE FROM traces WHERE id = \(t);
+            """)
+    }
+
+    func readMetadata(_ c: Chunk) {
+        let (entries, damage) = EventDecoder.decodeMetadata(c)
+        for e in entries { metadata[e.key] = e.value }
+        if let damage { reader.report(damage) }
+        summary.chunks += 1
+    }
+
+    func thread(_ tid: UInt32) -> ThreadState {
+        if let t = threads[tid] { return t }
+        let t = ThreadState(key: key(tid), tid: tid)
+        threads[tid] = t
+        return t
+    }
+
+    @inline(__always)
+    func greenthread(_ gt: UInt32) -> GreenthreadState {
+        if let g = greenthreads[gt] { return g }
+        let g = GreenthreadState()
+        greenthreads[gt] = g
+        return g
+    }
+
+    func process(_ chunk: Chunk) throws(StoreError) {
+        switch chunk.kind {
+        case ChunkKind.metadata.rawValue:
+            readMetadata(chunk)
+            return
+        case ChunkKind.events.rawValue:
+            break
+        default:
+            summary.skippedChunks += 1
+            return
+        }
+        summary.chunks += 1
+        let th = thread(chunk.thread)
+        var iterator = EventIterator(chunk)
+        while let e = iterator.next() {
+            summary.events += 1
+            let t = rel(e.time)
+            th.lastTime = t
+            switch e.kind {
+            case .switchToHub:
+                try closeSlice(th, at: t)
+                th.current = 0
+            case let .switchTo(to, reason, readyDelta):
+                try closeSlice(th, at: t)
+                let ready = readyDelta <= e.time ? rel(e.time - readyDelta) : t
+                try openSlice(th, gt: to, at: t, ready: ready, reason: Int64(reason.rawValue))
+            case let .ioWaitBegin(timeout):
+                if let s = th.ioStart { try closeIO(th, start: s, end: t, nready: BatchInserter.null) }
+                th.ioStart = t
+                th.ioTimeout = timeout.map { Int64(clamping: $0) } ?? BatchInserter.null
+            case let .ioWaitEnd(ready):
+                if let s = th.ioStart { try closeIO(th, start: s, end: t, nready: Int64(clamping: ready)) }
+            case let .running(gt, hub):
+                if hub != 0 {
+                    th.hub = hub
+                    greenthread(hub).isHub = true
+                }
+                let now = gt == th.hub ? 0 : gt
+                if now != th.current {
+                    try closeSlice(th, at: t)
+                    try openSlice(th, gt: now, at: t, ready: BatchInserter.null, reason: 0)
+                }
+            case let .stallEnd(gt, duration, stack):
+                try addStall(th, gt: gt, start: t - Int64(clamping: duration), end: t, endStack: optKey(stack), complete: true)
+            case let .stallSample(tid, stack, state):
+                try samplesOut.add(nextSample, traceID, key(tid), t, optKey(stack), Int64(clamping: state))
+                nextSample += 1
+                summary.samples += 1
+            case let .stallBegin(tid, gt, since):
+                if stallBegins.count < 1_000_000 { stallBegins.append((tid, gt, t - Int64(clamping: since))) }
+            case let .string(id, value):
+                stringsOut.bind(1, key(id)); stringsOut.bind(2, traceID); stringsOut.bind(3, value)
+                try stringsOut.run()
+            case let .frame(id, flags, function, file, line):
+                framesOut.bind(1, key(id)); framesOut.bind(2, traceID)
+                bindOpt(framesOut, 3, optKey(function)); bindOpt(framesOut, 4, optKey(file))
+                if line == 0 { framesOut.bindNull(5) } else { framesOut.bind(5, Int64(clamping: line)) }
+                framesOut.bind(6, flags.contains(.internal) ? 1 : 0)
+                framesOut.bindNull(7); framesOut.bindNull(8)
+                framesOut.bind(9, Int64(bitPattern: flags.rawValue))
+                try framesOut.run()
+            case let .nativeFrame(id, flags, image, address):
+                framesOut.bind(1, key(id)); framesOut.bind(2, traceID)
+                framesOut.bindNull(3); framesOut.bindNull(4); framesOut.bindNull(5)
+                framesOut.bind(6, flags.contains(.internal) ? 1 : 0)
+                bindOpt(framesOut, 7, optKey(image))
+                framesOut.bind(8, Int64(bitPattern: address))
+                framesOut.bind(9, Int64(bitPattern: flags.rawValue))
+                try framesOut.run()
+            case let .stack(id, frames):
+                let sk = key(id)
+                for (depth, f) in frames.enumerated() {
+                    stackFramesOut.bind(1, sk); stackFramesOut.bind(2, Int64(depth)); stackFramesOut.bind(3, key(f))
+                    try stackFramesOut.run()
+                }
+            case let .image(id, path, loadBias, start, end, buildID):
+                imagesOut.bind(1, key(id)); imagesOut.bind(2, traceID); bindOpt(imagesOut, 3, optKey(path))
+                imagesOut.bind(4, Int64(bitPattern: loadBias)); imagesOut.bind(5, Int64(bitPattern: start))
+                imagesOut.bind(6, Int64(bitPattern: end))
+                imagesOut.bind(7, buildID.isEmpty ? nil : buildID.map { b in
+                    let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h }.joined())
+                try imagesOut.run()
+            case let .thread(tid, name):
+                thread(tid).nameKey = optKey(name)
+            case let .greenthreadCreate(gt, name, spawnStack, parent):
+                let g = greenthread(gt)
+                g.created = t
+                g.nameKey = optKey(name)
+                g.spawnStack = optKey(spawnStack)
+                g.parent = optKey(parent)
+            case let .greenthreadExit(gt):
+                greenthread(gt).exited = t
+                exitedCount += 1
+                if exitedCount >= 10_000 { try flushExitedGreenthreads() }
+            case let .dropped(reason, count):
+                summary.eventsDropped += count
+                if reason == 2 { summary.recorderErrors += count }
+            case .end:
+                summary.cleanEnd = true
+            case .skipped:
+                summary.skippedEvents += 1
+            }
+        }
+        if th.lastTime > lastTime { lastTime = th.lastTime }
+        if let damage = iterator.damage { reader.report(damage) }
+    }
+
+    func bindOpt(_ s: Statement, _ i: Int32, _ v: Int64) {
+        if v == BatchInserter.null { s.bindNull(i) } else { s.bind(i, v) }
+    }
+
+    /// Ends the running greenthread's slice at `t` (hubs have no slices).
+    @inline(__always)
+    func closeSlice(_ th: ThreadState, at t: Int64) throws(StoreError) {
+        let gt = th.current
+        guard gt != 0 else { return }
+        let g = greenthread(gt)
+        let id = nextSlice
+        nextSlice += 1
+        try slicesOut.add8(id, key(gt), th.key, th.sliceReady, th.sliceStart, t, th.sliceReason, g.lastSlice)
+        let run = t - th.sliceStart
+        g.runNs += run
+        th.busyNs += run
+        if g.slices % StreamingImport.checkpointEvery == 0 {
+            try checkpointsOut.add(0, key(gt), th.sliceStart, id)
+        }
+        if th.slices % StreamingImport.checkpointEvery == 0 {
+            try checkpointsOut.add(1, th.key, th.sliceStart, id)
+        }
+        g.lastSlice = id
+        g.slices += 1
+        th.slices += 1
+        summary.slices += 1
+    }
+
+    /// Starts a slice of `gt` (0 or the hub: none) and charges recent stalls for its wait.
+    @inline(__always)
+    func openSlice(_ th: ThreadState, gt: UInt32, at t: Int64, ready: Int64, reason: Int64) throws(StoreError) {
+        guard gt != 0, gt != th.hub else {
+            th.current = 0
+            return
+        }
+        th.current = gt
+        th.sliceStart = t
+        th.sliceReady = ready
+        th.sliceReason = reason
+        guard ready != BatchInserter.null else { return }
+        greenthread(gt).readyWaitNs += t - ready
+        if !th.recentStalls.isEmpty { try chargeVictim(th, gt: gt, ready: ready, resumed: t) }
+    }
+
+    func chargeVictim(_ th: ThreadState, gt: UInt32, ready: Int64, resumed: Int64) throws(StoreError) {
+        for s in th.recentStalls where s.gt != gt && s.end > ready && s.start < resumed {
+            let wait = min(resumed, s.end) - max(ready, s.start)
+            guard wait > 0 else { continue }
+            try victimsOut.add(s.id, key(gt), ready, resumed, wait)
+            let old = victimTotals[s.id] ?? (0, 0)
+            victimTotals[s.id] = (old.count + 1, old.wait + wait)
+        }
+        // Forget stalls no ready greenthread can still be waiting on (beyond a minute), or too many.
+        if th.recentStalls.count > 64 || (th.recentStalls.first.map { resumed - $0.end > 60_000_000_000 } ?? false) {
+            th.recentStalls.removeFirst(max(1, th.recentStalls.count - 64))
+        }
+    }
+
+    func closeIO(_ th: ThreadState, start s: Int64, end t: Int64, nready: Int64) throws(StoreError) {
+        let id = nextIO
+        nextIO += 1
+        try ioOut.add(id, th.key, s, t, th.ioTimeout, nready)
+        if th.ios % StreamingImport.checkpointEvery == 0 { try checkpointsOut.add(2, th.key, s, id) }
+        th.ios += 1
+        th.ioWaitNs += t - s
+        th.ioStart = nil
+        summary.ioWaits += 1
+    }
+
+    func addStall(_ th: ThreadState, gt: UInt32, start s: Int64, end t: Int64, endStack: Int64, complete: Bool) throws(StoreError) {
+        let id = nextStall
+        nextStall += 1
+        stallsOut.bind(1, id); stallsOut.bind(2, traceID); stallsOut.bind(3, th.key)
+        stallsOut.bind(4, key(gt)); stallsOut.bind(5, s); stallsOut.bind(6, t); stallsOut.bind(7, t - s)
+        bindOpt(stallsOut, 8, endStack)
+        stallsOut.bind(9, complete ? 1 : 0)
+        try stallsOut.run()
+        th.recentStalls.append((id, s, t, gt))
+        summary.stalls += 1
+    }
+
+    /// Writes (merging) the rows of greenthreads that exited and are not running, and forgets them.
+    func flushExitedGreenthreads() throws(StoreError) {
+        let running = Set(threads.values.map(\.current))
+        let done = greenthreads.filter { $0.value.exited != BatchInserter.null && !running.contains($0.key) }
+        try writeGreenthreads(done)
+        for k in done.keys { greenthreads[k] = nil }
+        exitedCount = 0
+    }
+
+    func writeGreenthreads(_ gts: [UInt32: GreenthreadState]) throws(StoreError) {
+        let up = try db.prepare("""
+            INSERT INTO greenthreads (key, trace_id, gt, name_key, spawn_stack_key, parent_key, is_hub, created_ns, exited_ns,
+                                      slices, run_ns, ready_wait_ns, last_slice_id)
+            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+            ON CONFLICT(key) DO UPDATE SET
+              name_key = COALESCE(excluded.name_key, name_key),
+              spawn_stack_key = COALESCE(excluded.spawn_stack_key, spawn_stack_key),
+              parent_key = COALESCE(excluded.parent_key, parent_key),
+              is_hub = MAX(is_hub, excluded.is_hub),
+              created_ns = COALESCE(created_ns, excluded.created_ns),
+              exited_ns = COALESCE(excluded.exited_ns, exited_ns),
+              slices = slices + excluded.slices, run_ns = run_ns + excluded.run_ns,
+              ready_wait_ns = ready_wait_ns + excluded.ready_wait_ns,
+              last_slice_id = COALESCE(excluded.last_slice_id, last_slice_id)
+            """)
+        for (gt, g) in gts {
+            up.bind(1, key(gt)); up.bind(2, traceID); up.bind(3, Int64(gt))
+            bindOpt(up, 4, g.nameKey); bindOpt(up, 5, g.spawnStack); bindOpt(up, 6, g.parent)
+            up.bind(7, g.isHub ? 1 : 0); bindOpt(up, 8, g.created); bindOpt(up, 9, g.exited)
+            up.bind(10, Int64(g.slices)); up.bind(11, g.runNs); up.bind(12, g.readyWaitNs); bindOpt(up, 13, g.lastSlice)
+            try up.run()
+        }
+    }
+
+    func finish(fingerprint: String) throws(StoreError) {
+        // Close what the recording left open at each thread's last event.
+        for th in threads.values {
+            try closeSlice(th, at: th.lastTime)
+            th.current = 0
+            if let s = th.ioStart { try closeIO(th, start: s, end: th.lastTime, nready: BatchInserter.null) }
+        }
+        try slicesOut.flush(); try ioOut.flush(); try checkpointsOut.flush()
+        try samplesOut.flush(); try victimsOut.flush()
+
+        // Stalls the watchdog saw begin but whose end was never written (the program died
+        // inside them): closed at the last sample or event of that thread, marked incomplete.
+        for b in stallBegins {
+            let tk = key(b.tid)
+            let covered = try db.scalar("SELECT 1 FROM stalls WHERE thread_key = ? AND start_ns <= ? AND end_ns >= ? LIMIT 1",
+                                        [.int(tk), .int(b.start + 1_000_000), .int(b.start)]) != nil
+            if covered { continue }
+            let lastSample = try db.scalar("SELECT MAX(ts_ns) FROM stall_samples WHERE trace_id = ? AND thread_key = ? AND ts_ns >= ?",
+                                           [.int(traceID), .int(tk), .int(b.start)]) ?? b.start
+            let th = thread(b.tid)
+            let end = max(lastSample, th.lastTime)
+            try addStall(th, gt: b.gt, start: b.start, end: max(end, b.start), endStack: BatchInserter.null, complete: false)
+        }
+
+        for th in threads.values {
+            let s = try db.prepare("""
+                INSERT INTO threads (key, trace_id, tid, name_key, hub_key, slices, busy_ns, io_wait_ns) VALUES (?,?,?,?,?,?,?,?)
+                ON CONFLICT(key) DO UPDATE SET slices = slices + excluded.slices, busy_ns = busy_ns + excluded.busy_ns,
+                  io_wait_ns = io_wait_ns + excluded.io_wait_ns, name_key = COALESCE(excluded.name_key, name_key),
+                  hub_key = COALESCE(excluded.hub_key, hub_key)
+                """)
+            s.bind(1, th.key); s.bind(2, traceID); s.bind(3, Int64(th.tid)); bindOpt(s, 4, th.nameKey)
+            bindOpt(s, 5, optKey(th.hub)); s.bind(6, Int64(th.slices)); s.bind(7, th.busyNs); s.bind(8, th.ioWaitNs)
+            try s.run()
+        }
+        try writeGreenthreads(greenthreads)
+
+        let lo = traceID << 40, hi = (traceID + 1) << 40
+        let k0 = traceID << 32, k1 = (traceID + 1) << 32
+        try db.exec("""
+            UPDATE stall_samples SET stall_id = (
+                SELECT s.id FROM stalls s WHERE s.thread_key = stall_samples.thread_key
+                  AND s.start_ns <= stall_samples.ts_ns AND s.end_ns >= stall_samples.ts_ns
+                ORDER BY s.start_ns DESC LIMIT 1)
+              WHERE id >= \(lo) AND id < \(hi);
+            UPDATE stalls SET
+              samples = (SELECT COUNT(*) FROM stall_samples m WHERE m.stall_id = stalls.id),
+              stack_key = COALESCE(
+                (SELECT m.stack_key FROM stall_samples m WHERE m.stall_id = stalls.id AND m.stack_key IS NOT NULL
+                  GROUP BY m.stack_key ORDER BY COUNT(*) DESC, MIN(m.ts_ns) LIMIT 1),
+                end_stack_key)
+              WHERE id >= \(lo) AND id < \(hi);
+            UPDATE frames SET function = (SELECT value FROM strings WHERE key = function_key),
+                              file = (SELECT value FROM strings WHERE key = file_key)
+              WHERE key >= \(k0) AND key < \(k1) AND function_key IS NOT NULL;
+            UPDATE greenthreads SET name = (SELECT value FROM strings WHERE key = name_key)
+              WHERE key >= \(k0) AND key < \(k1) AND name_key IS NOT NULL;
+            UPDATE threads SET name = (SELECT value FROM strings WHERE key = name_key)
+              WHERE key >= \(k0) AND key < \(k1) AND name_key IS NOT NULL;
+            UPDATE images SET path = (SELECT value FROM strings WHERE key = path_key)
+              WHERE key >= \(k0) AND key < \(k1) AND path_key IS NOT NULL;
+            """)
+        let vs = try db.prepare("UPDATE stalls SET victims = ?, victim_wait_ns = ? WHERE id = ?")
+        for (id, v) in victimTotals {
+            vs.bind(1, v.count); vs.bind(2, v.wait); vs.bind(3, id)
+            try vs.run()
+        }
+
+        let md = try db.prepare("INSERT OR REPLACE INTO trace_metadata (trace_id, key, value) VALUES (?,?,?)")
+        for (k, v) in metadata.sorted(by: { $0.key < $1.key }) {
+            let text: String
+            switch v {
+            case let .uint(x): text = String(x)
+            case let .string(s): text = s
+            case let .list(l): text = "[" + l.map(jsonQuote).joined(separator: ",") + "]"
+            }
+            try md.bind([.int(traceID), .text(k), .text(text)])
+            try md.run()
+        }
+        let dm = try db.prepare("INSERT INTO import_damage (trace_id, offset, bytes_lost, reason) VALUES (?,?,?,?)")
+        for d in reader.damage {
+            try dm.bind([.int(traceID), .int(Int64(d.offset)), .int(Int64(d.bytesLost)), .text(d.reason)])
+            try dm.run()
+        }
+
+        summary.damage = reader.damage
+        summary.bytesLost = reader.bytesLost
+        summary.threads = threads.count
+        summary.greenthreads = Int(try db.scalar("SELECT COUNT(*) FROM greenthreads WHERE trace_id = ? AND is_hub = 0",
+                                                 [.int(traceID)]) ?? 0)
+        func meta(_ k: String) -> SQLValue {
+            switch metadata[k] {
+            case let .uint(x)?: return .int(Int64(clamping: x))
+            case let .string(s)?: return .text(s)
+            case let .list(l)?: return .text("[" + l.map(jsonQuote).joined(separator: ",") + "]")
+            case nil: return .null
+            }
+        }
+        let up = try db.prepare("""
+            UPDATE traces SET runtime = ?, runtime_version = ?, pid = ?, hostname = ?, argv = ?, threshold_ns = ?,
+              sample_interval_ns = ?, anchor_wall_ns = ?, duration_ns = ?, events = ?, chunks = ?, file_bytes = ?,
+              bytes_lost = ?, events_dropped = ?, recorder_errors = ?, clean_end = ?
+            WHERE id = ?
+            """)
+        try up.bind([meta("runtime"), meta("runtime_version"), meta("pid"), meta("hostname"), meta("argv"),
+                     meta("threshold_ns"), meta("sample_interval_ns"), meta("anchor_wall_ns"), .int(lastTime),
+                     .int(Int64(summary.events)), .int(Int64(summary.chunks)), .int(Int64(summary.fileBytes)),
+                     .int(Int64(summary.bytesLost)), .int(Int64(clamping: summary.eventsDropped)),
+                     .int(Int64(clamping: summary.recorderErrors)), .int(summary.cleanEnd ? 1 : 0), .int(traceID)])
+        try up.run()
+    }
+}
+
+func hex32(_ v: UInt32) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: max(0, 8 - s.count)) + s
+}
+
+let jsonQuote = TraceJSON.quote
+
+/// Elapsed wall time since creation (CLOCK_MONOTONIC).
+public struct Stopwatch: Sendable {
+    private let start: UInt64
+    public init() { start = Stopwatch.now() }
+    public var seconds: Double { Double(Stopwatch.now() - start) / 1e9 }
+    public static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

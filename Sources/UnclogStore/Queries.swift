@@ -1,0 +1,223 @@
+// The read side of the store: the queries behind `stalls`, `top`, `check` and `sql`.
+// Analysis lives in the schema's views (stall_sites, stall_attribution); this file only
+// selects, filters and shapes rows.
+
+import CSQLite
+import Foundation
+
+/// A frame of a stall's stack as the CLI prints it.
+public struct StackFrameInfo: Sendable, Hashable {
+    public var function: String?
+    public var file: String?
+    public var line: Int64?
+    public var isInternal: Bool
+}
+
+/// One stall, with its call site and stack (innermost first).
+public struct StallInfo: Sendable {
+    public var id: Int64
+    public var traceID: Int64
+    public var greenthreadID: Int64
+    public var greenthreadName: String?
+    public var threadID: Int64
+    public var startNs: Int64
+    public var durationNs: Int64
+    public var function: String?
+    public var file: String?
+    public var line: Int64?
+    public var samples: Int64
+    public var victims: Int64
+    public var victimWaitNs: Int64
+    public var complete: Bool
+    public var stack: [StackFrameInfo]
+}
+
+/// How `top` groups call sites.
+public enum SiteGrouping: String, CaseIterable, Sendable {
+    case function, line, file
+}
+
+/// A read-only view of a unclog database.
+public final class TraceStore {
+    public let db: Database
+
+    /// Opens `path` read-only and checks it is a unclog database.
+    public init(path: String) throws(StoreError) {
+        var isDirectory = false
+        guard fileExists(path, isDirectory: &isDirectory) else {
+            throw StoreError("\(path): no such database (run `unclog import TRACE -o \(path)` first)")
+        }
+        if isDirectory { throw StoreError("\(path): is a directory, not a database") }
+        db = try Database(path: path, readOnly: true)
+        try Schema.check(db)
+    }
+
+    /// Trace ids in the database, oldest first.
+    public func traceIDs() throws(StoreError) -> [Int64] {
+        let s = try db.prepare("SELECT id FROM traces ORDER BY id")
+        var out: [Int64] = []
+        while try s.step() { out.append(s.int(0)) }
+        return out
+    }
+
+    /// Stalls at least `minDuration` long, longest first.
+    public func stalls(minDuration: Int64 = 0, limit: Int? = nil, traceID: Int64? = nil) throws(StoreError) -> [StallInfo] {
+        var sql = """
+            SELECT s.stall_id, s.trace_id, g.gt, g.name, t.tid, s.start_ns, s.duration_ns, s.function, s.file, s.line,
+                   s.samples, s.victims, s.victim_wait_ns, s.complete, s.stack_key
+            FROM stall_sites s
+            LEFT JOIN greenthreads g ON g.key = s.gt_key
+            LEFT JOIN threads t ON t.key = s.thread_key
+            WHERE s.duration_ns >= ?
+            """
+        var args: [SQLValue] = [.int(minDuration)]
+        if let traceID {
+            sql += " AND s.trace_id = ?"
+            args.append(.int(traceID))
+        }
+        sql += " ORDER BY s.duration_ns DESC, s.stall_id"
+        if let limit {
+            sql += " LIMIT ?"
+            args.append(.int(Int64(limit)))
+        }
+        let s = try db.prepare(sql)
+        try s.bind(args)
+        let frames = try db.prepare("""
+            SELECT f.function, f.file, f.line, f.internal FROM stack_frames sf JOIN frames f ON f.key = sf.frame_key
+            WHERE sf.stack_key = ? ORDER BY sf.depth
+            """)
+        var out: [StallInfo] = []
+        while try s.step() {
+            var stack: [StackFrameInfo] = []
+            if let key = s.optInt(14) {
+                try frames.bind([.int(key)])
+                while try frames.step() {
+                    stack.append(StackFrameInfo(function: frames.text(0), file: frames.text(1), line: frames.optInt(2),
+                                                isInternal: frames.int(3) != 0))
+                }
+            }
+            out.append(StallInfo(
+                id: s.int(0), traceID: s.int(1), greenthreadID: s.optInt(2) ?? 0, greenthreadName: s.text(3),
+                threadID: s.optInt(4) ?? 0, startNs: s.int(5), durationNs: s.int(6), function: s.text(7), file: s.text(8),
+                line: s.optInt(9), samples: s.int(10), victims: s.int(11), victimWaitNs: s.int(12),
+                complete: s.int(13) != 0, stack: stack))
+        }
+        return out
+    }
+
+    /// Stalls as a printable table (the JSON keys are the documented `unclog stalls` fields).
+    public static func stallTable(_ stalls: [StallInfo]) -> ResultTable {
+        var t = ResultTable(columns: ["trace_id", "greenthread_id", "greenthread_name", "thread_id", "start_ns", "duration_ns",
+                                      "function", "file", "line", "samples", "victims", "victim_wait_ns", "complete", "stack"],
+                            rightAligned: ["start_ns", "duration_ns", "line", "samples", "victims", "victim_wait_ns"])
+        for s in stalls {
+            let appFrames = s.stack.filter { !$0.isInternal }
+            let stackJSON = "[" + s.stack.map { f in
+                "{\"function\": \(f.function.map(jsonQuote) ?? "null"), \"file\": \(f.file.map(jsonQuote) ?? "null"), \"line\": \(f.line.map(String.init) ?? "null"), \"internal\": \(f.isInternal)}"
+            }.joined(separator: ", ") + "]"
+            let stackText = appFrames.prefix(3).map { $0.function ?? "?" }.joined(separator: " < ")
+                + (appFrames.count > 3 ? " < …" : "")
+            t.rows.append([
+                .int(s.traceID), .int(s.greenthreadID), .text(s.greenthreadName), .int(s.threadID),
+                .duration(s.startNs), .duration(s.durationNs), .text(s.function), .text(s.file), .int(s.line),
+                .int(s.samples), .int(s.victims), .duration(s.victimWaitNs),
+                Cell(json: s.complete ? "true" : "false", text: s.complete ? "" : "ended in stall", csv: s.complete ? "1" : "0"),
+                .raw(json: stackJSON, text: stackText),
+            ])
+        }
+        return t
+    }
+
+    /// Call sites ranked by total stall time (self or inclusive), as a table.
+    public func top(by grouping: SiteGrouping, inclusive: Bool, limit: Int? = nil, traceID: Int64? = nil) throws(StoreError) -> ResultTable {
+        let site: String
+        let siteColumns: [String]
+        switch grouping {
+        case .function:
+            site = "function, file"
+            siteColumns = ["function", "file"]
+        case .line:
+            site = "function, file, line"
+            siteColumns = ["function", "file", "line"]
+        case .file:
+            site = "file"
+            siteColumns = ["file"]
+        }
+        let traceFilter = traceID.map { " AND trace_id = \($0)" } ?? ""
+        let sql = """
+            WITH a AS (SELECT \(site), duration_ns, victim_wait_ns FROM stall_attribution
+                       WHERE scope = '\(inclusive ? "inclusive" : "self")'\(traceFilter)),
+            r AS (SELECT a.*, ROW_NUMBER() OVER (PARTITION BY \(site) ORDER BY duration_ns) AS rn,
+                         COUNT(*) OVER (PARTITION BY \(site)) AS n FROM a)
+            SELECT \(site), COUNT(*), SUM(duration_ns), MAX(duration_ns),
+                   MIN(CASE WHEN rn >= 0.50 * n THEN duration_ns END),
+                   MIN(CASE WHEN rn >= 0.99 * n THEN duration_ns END),
+                   1.0 * SUM(duration_ns) / (SELECT SUM(duration_ns) FROM stalls WHERE 1=1\(traceFilter)),
+                   SUM(victim_wait_ns)
+            FROM r GROUP BY \(site) ORDER BY SUM(duration_ns) DESC, \(site)
+            \(limit.map { "LIMIT \($0)" } ?? "")
+            """
+        let s = try db.prepare(sql)
+        var t = ResultTable(columns: siteColumns + ["stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns"],
+                            rightAligned: ["line", "stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns"])
+        let n = Int32(siteColumns.count)
+        while try s.step() {
+            var row: [Cell] = []
+            for i in 0..<n {
+                row.append(siteColumns[Int(i)] == "line" ? .int(s.optInt(i)) : .text(s.text(i) ?? (i == 0 ? "<unknown>" : nil)))
+            }
+            row += [.int(s.int(n)), .duration(s.int(n + 1)), .duration(s.int(n + 2)), .duration(s.optInt(n + 3)),
+                    .duration(s.optInt(n + 4)), .percent(s.isNull(n + 5) ? nil : s.double(n + 5)), .duration(s.int(n + 6))]
+            t.rows.append(row)
+        }
+        return t
+    }
+
+    /// Runs one read-only SQL statement and returns its rows.
+    public func query(_ sql: String, maxRows: Int? = nil) throws(StoreError) -> ResultTable {
+        var stmt: OpaquePointer?
+        var tail: UnsafePointer<CChar>?
+        let rc = sql.withCString { sqlite3_prepare_v2(db.handle, $0, -1, &stmt, &tail) == SQLITE_OK
+            ? (tail.map { String(cString: $0) } ?? "") : nil }
+        guard let rest = rc, let stmt else {
+            if stmt == nil && rc != nil { throw StoreError("empty SQL statement") }
+            throw StoreError("SQL error: \(db.lastError)")
+        }
+        let s = Statement(stmt, db: db)
+        if !rest.trimmingCharacters(in: .whitespacesAndNewlines).filter({ $0 != ";" }).isEmpty {
+            throw StoreError("SQL error: one statement at a time, please (found more after the first)")
+        }
+        guard s.isReadOnly else {
+            throw StoreError("SQL error: `unclog sql` is read-only; that statement would change the database")
+        }
+        let n = s.columnCount
+        var t = ResultTable(columns: (0..<n).map { s.columnName($0) })
+        var numeric = Set(t.columns)
+        do throws(StoreError) {
+            while try s.step() {
+                var row: [Cell] = []
+                for i in 0..<n {
+                    let v = s.value(i)
+                    switch v {
+                    case .int, .double, .null: break
+                    default: numeric.remove(t.columns[Int(i)])
+                    }
+                    row.append(.sql(v))
+                }
+                t.rows.append(row)
+                if let maxRows, t.rows.count >= maxRows { break }
+            }
+        } catch {
+            throw StoreError("SQL error: \(db.lastError)")
+        }
+        t.rightAligned = numeric
+        return t
+    }
+}
+
+func fileExists(_ path: String, isDirectory: inout Bool) -> Bool {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return false }
+    isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+    return true
+}

@@ -1,0 +1,1 @@
+../Sources/UnclogStore/Resources/schema.sql
