@@ -503,6 +503,37 @@ def _make_tracer(ts, prev):
     return unclog_greenlet_tracer
 
 
+_native_mod = [None]
+
+
+def _is_ours(tracer):
+    if tracer is None:
+        return False
+    fast = _native_mod[0]
+    if fast is not None and type(tracer) is fast.TS:
+        return True
+    return getattr(tracer, "__name__", "") == "unclog_greenlet_tracer"
+
+
+def use_native(enable=True):
+    """Load the native tracer (compiling it on first use). Returns True if in use."""
+    global _TS
+    if not enable:
+        return False
+    from . import _native
+    mod = _native.load()
+    if mod is None:
+        return False
+    try:
+        mod.configure(_new_gt, _stall_end, _define_pending, _flush, _count_error,
+                      _active, CHUNK_TARGET)
+    except Exception:
+        return False
+    _native_mod[0] = mod
+    _TS = mod.TS
+    return True
+
+
 def install_tracer():
     """Install the greenlet tracer in the current OS thread (chaining any existing)."""
     if not _active[0]:
@@ -513,11 +544,17 @@ def install_tracer():
     try:
         ident = _get_ident()
         cur = gl.gettrace()
-        if getattr(cur, "__name__", "") == "unclog_greenlet_tracer":
+        if _is_ours(cur):
             return
         ts = _ts_here()
         _prev_tracers[ident] = cur
-        gl.settrace(_make_tracer(ts, cur))
+        if _native_mod[0] is not None and type(ts) is _native_mod[0].TS:
+            ts.prev = cur
+            ts.thr = _threshold[0]
+            _native_mod[0].register_ts(ts)
+            gl.settrace(ts)
+        else:
+            gl.settrace(_make_tracer(ts, cur))
     except Exception:
         _count_error()
 
@@ -528,7 +565,7 @@ def uninstall_tracer():
         return
     try:
         cur = gl.gettrace()
-        if getattr(cur, "__name__", "") == "unclog_greenlet_tracer":
+        if _is_ours(cur):
             gl.settrace(_prev_tracers.pop(_get_ident(), None))
     except Exception:
         _count_error()
@@ -667,6 +704,7 @@ def write_metadata(extra=None):
             ("language_version", "%s %d.%d.%d" % (((sys.implementation.name == "cpython" and "CPython")
                                                     or sys.implementation.name,) + tuple(sys.version_info[:3]))),
             ("recorder", "unclog-python " + VERSION),
+            ("recorder_tracer", "native" if _native_mod[0] is not None else "python"),
             ("threshold_ns", _threshold[0]),
             ("sample_interval_ns", _interval[0]),
         ]
@@ -822,7 +860,7 @@ def stop_watchdog():
 
 # --- start / stop ------------------------------------------------------------------------
 
-def open_trace(path, threshold_ns, interval_ns):
+def open_trace(path, threshold_ns, interval_ns, native=True):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
                  | getattr(os, "O_CLOEXEC", 0), 0o644)
     _fd[0] = fd
@@ -830,6 +868,8 @@ def open_trace(path, threshold_ns, interval_ns):
     _interval[0] = int(interval_ns)
     _started_pid[0] = os.getpid()
     os.write(fd, _wire.HEADER)
+    if native:
+        use_native()
     _active[0] = True
     write_metadata()
 

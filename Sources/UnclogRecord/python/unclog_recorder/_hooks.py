@@ -349,14 +349,18 @@ def _on_gevent_hub(mod):
     functools.update_wrapper(run, orig_run)
     Hub.run = run
 
-    note_deadline = _core.note_deadline
+    fast = _core._native_mod[0]
+    if fast is not None:
+        sleep = fast.Sleep(orig_sleep)      # the same in C: gevent.sleep(0) is hot
+    else:
+        note_deadline = _core.note_deadline
 
-    def sleep(seconds=0, ref=True):
-        note_deadline(seconds)
-        return orig_sleep(seconds, ref)
+        def sleep(seconds=0, ref=True):
+            note_deadline(seconds)
+            return orig_sleep(seconds, ref)
 
-    functools.update_wrapper(sleep, orig_sleep)
-    sleep._unclog_orig = orig_sleep
+        functools.update_wrapper(sleep, orig_sleep)
+        sleep._unclog_orig = orig_sleep
     mod.sleep = sleep
     pkg = sys.modules.get("gevent")
     if pkg is not None and getattr(pkg, "sleep", None) is orig_sleep:

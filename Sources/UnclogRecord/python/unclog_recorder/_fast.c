@@ -1,0 +1,417 @@
+/*
+ * unclog's native fast path for the greenlet switch callback.
+ *
+ * Python stable ABI only (Py_LIMITED_API 3.9). Compiled on first use by
+ * unclog_recorder/_native.py with the system `cc` into a cache directory; when that
+ * is impossible the pure-Python tracer in _core.py is used instead.
+ *
+ * It defines `TS`, the per-OS-thread recording state (the same attributes as
+ * _core._TS, so the Python code uses either), whose instances are callable: a TS is
+ * the greenlet tracer of its thread. The common cases (a switch to the hub, a switch
+ * to a known greenthread) are encoded here; everything else (a new greenthread, a
+ * stall, a pending name, a full buffer) calls back into _core.
+ *
+ * Never raises into greenlet: an exception in a slow path is cleared and counted.
+ */
+#define Py_LIMITED_API 0x03090000
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <string.h>
+#include <time.h>
+
+/* not part of the limited API before 3.12 */
+#define SETREF(dst, src) do { PyObject *_old = (PyObject *)(dst); (dst) = (src); Py_XDECREF(_old); } while (0)
+
+typedef struct {
+    PyObject_HEAD
+    long long ident, tid, base, last, seq, n, cur, hub_gid, slice_start, ready;
+    long long flushed_at, head, stall_seen, phase_start, thr;
+    int reason;
+    char waiting;
+    PyObject *buf, *hub, *deadlines, *pending_names, *prev;
+} TS;
+
+/* slow paths and shared state, set by configure() */
+static PyObject *g_new_gt, *g_stall_end, *g_define_pending, *g_flush, *g_count_error;
+static PyObject *g_active;          /* the list _core._active */
+static PyObject *s_ucg, *s_dead, *s_gr_frame;
+static long long g_limit = 32 * 1024;
+
+static inline long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline int put_uv(unsigned char *p, unsigned long long v) {
+    int n = 0;
+    while (v >= 0x80) {
+        p[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (unsigned char)v;
+    return n;
+}
+
+/* append len bytes to the bytearray buf; -1 on error */
+static inline int append(PyObject *buf, const unsigned char *data, Py_ssize_t len) {
+    Py_ssize_t old = PyByteArray_Size(buf);
+    if (old < 0)
+        return -1;
+    if (PyByteArray_Resize(buf, old + len) < 0)
+        return -1;
+    memcpy(PyByteArray_AsString(buf) + old, data, (size_t)len);
+    return 0;
+}
+
+static void count_error(void) {
+    PyErr_Clear();
+    if (g_count_error) {
+        PyObject *r = PyObject_CallObject(g_count_error, NULL);
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+}
+
+static int TS_init(TS *self, PyObject *args, PyObject *kw) {
+    long long ident = 0, tid = 0;
+    if (!PyArg_ParseTuple(args, "LL", &ident, &tid))
+        return -1;
+    long long t = now_ns();
+    self->ident = ident;
+    self->tid = tid;
+    self->base = self->last = self->slice_start = self->ready = t;
+    self->flushed_at = self->phase_start = t;
+    self->seq = self->n = self->cur = self->hub_gid = self->head = self->stall_seen = 0;
+    self->thr = 50000000LL;
+    self->reason = 0x15;
+    self->waiting = 0;
+    SETREF(self->buf, PyByteArray_FromStringAndSize(NULL, 0));
+    Py_INCREF(Py_None);
+    SETREF(self->hub, Py_None);
+    SETREF(self->deadlines, PyDict_New());
+    SETREF(self->pending_names, PySet_New(NULL));
+    Py_INCREF(Py_None);
+    SETREF(self->prev, Py_None);
+    if (!self->buf || !self->deadlines || !self->pending_names)
+        return -1;
+    return 0;
+}
+
+static void TS_dealloc(TS *self) {
+    Py_XDECREF(self->buf);
+    Py_XDECREF(self->hub);
+    Py_XDECREF(self->deadlines);
+    Py_XDECREF(self->pending_names);
+    Py_XDECREF(self->prev);
+    PyTypeObject *tp = Py_TYPE(self);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *chain(TS *self, PyObject *args, PyObject *kw) {
+    if (self->prev && self->prev != Py_None)
+        return PyObject_Call(self->prev, args, kw);
+    Py_RETURN_NONE;
+}
+
+/* the greenlet tracer: tracer(event, (origin, target)) */
+static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
+    if (!g_active || PyList_GetItem(g_active, 0) != Py_True) {
+        PyErr_Clear();
+        return chain(self, args, kw);
+    }
+    PyObject *pair = PyTuple_GetItem(args, 1);
+    if (!pair) { count_error(); return chain(self, args, kw); }
+    PyObject *origin = PyTuple_GetItem(pair, 0);
+    PyObject *target = PyTuple_GetItem(pair, 1);
+    if (!origin || !target) { count_error(); return chain(self, args, kw); }
+    Py_INCREF(origin);
+    Py_INCREF(target);
+
+    long long t = now_ns();
+    long long d = t - self->last;
+    self->last = t;
+    unsigned char ev[48];
+    int k;
+
+    if (self->cur && t - self->slice_start > self->thr) {
+        PyObject *frame = PyObject_GetAttr(origin, s_gr_frame);
+        if (!frame) { PyErr_Clear(); frame = Py_None; Py_INCREF(frame); }
+        PyObject *r = PyObject_CallFunction(g_stall_end, "OOLLO", (PyObject *)self, origin, t, d, frame);
+        Py_DECREF(frame);
+        if (!r) count_error(); else Py_DECREF(r);
+        d = 0;
+    }
+
+    if (target == self->hub) {
+        ev[0] = 0x10;
+        k = 1 + put_uv(ev + 1, (unsigned long long)d);
+        if (append(self->buf, ev, k) < 0) { count_error(); goto out; }
+        self->cur = self->hub_gid;
+    } else {
+        long long gid, ready;
+        int code;
+        PyObject *g = PyObject_GetAttr(target, s_ucg);
+        if (g) {
+            gid = PyLong_AsLongLong(g);
+            Py_DECREF(g);
+            if (origin == self->hub) {
+                code = self->reason;
+                ready = self->ready;
+                if (PyDict_Size(self->deadlines) > 0) {
+                    PyObject *key = PyLong_FromLongLong(gid);
+                    PyObject *dl = key ? PyDict_GetItem(self->deadlines, key) : NULL;
+                    if (dl) {
+                        long long dv = PyLong_AsLongLong(dl);
+                        if (dv <= t) { code = 0x11; ready = dv; }
+                        PyDict_DelItem(self->deadlines, key);
+                    }
+                    Py_XDECREF(key);
+                    PyErr_Clear();
+                }
+            } else {
+                code = 0x14;
+                ready = t;
+            }
+        } else {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) { count_error(); goto out; }
+            PyErr_Clear();
+            PyObject *r = PyObject_CallFunction(g_new_gt, "OOL", (PyObject *)self, target, t);
+            if (!r) { count_error(); goto out; }
+            long long spawned = -1;
+            PyObject *o0 = PyTuple_GetItem(r, 0), *o1 = PyTuple_GetItem(r, 1);
+            gid = o0 ? PyLong_AsLongLong(o0) : 0;
+            if (o1 && o1 != Py_None) spawned = PyLong_AsLongLong(o1);
+            Py_DECREF(r);
+            if (PyErr_Occurred()) { count_error(); goto out; }
+            if (target == self->hub) {
+                ev[0] = 0x10;
+                k = 1 + put_uv(ev + 1, (unsigned long long)d);
+                if (append(self->buf, ev, k) < 0) { count_error(); goto out; }
+                self->cur = gid;
+                self->slice_start = t;
+                self->n += 1;
+                goto out;
+            }
+            code = 0x13;
+            ready = spawned >= 0 ? spawned : (origin == self->hub ? self->ready : t);
+        }
+        long long rdt = t - ready;
+        if (rdt < 0) rdt = 0;
+        ev[0] = (unsigned char)code;
+        k = 1;
+        k += put_uv(ev + k, (unsigned long long)d);
+        k += put_uv(ev + k, (unsigned long long)gid);
+        k += put_uv(ev + k, (unsigned long long)rdt);
+        if (append(self->buf, ev, k) < 0) { count_error(); goto out; }
+        self->cur = gid;
+    }
+    self->slice_start = t;
+    self->n += 1;
+
+    {
+        PyObject *dead = PyObject_GetAttr(origin, s_dead);
+        if (!dead) {
+            PyErr_Clear();
+        } else {
+            int isdead = dead == Py_True;
+            Py_DECREF(dead);
+            if (isdead || PySet_Size(self->pending_names) > 0) {
+                PyObject *og = PyObject_GetAttr(origin, s_ucg);
+                if (!og) {
+                    PyErr_Clear();
+                } else {
+                    if (isdead) {
+                        long long ogv = PyLong_AsLongLong(og);
+                        ev[0] = 0x08;
+                        ev[1] = 0;
+                        k = 2 + put_uv(ev + 2, (unsigned long long)ogv);
+                        if (append(self->buf, ev, k) < 0) count_error();
+                        self->n += 1;
+                        PySet_Discard(self->pending_names, og);
+                    } else if (PySet_Contains(self->pending_names, og) == 1) {
+                        PyObject *r = PyObject_CallFunction(g_define_pending, "OOO",
+                                                            (PyObject *)self, origin, og);
+                        if (!r) count_error(); else Py_DECREF(r);
+                    }
+                    Py_DECREF(og);
+                    PyErr_Clear();
+                }
+            }
+        }
+    }
+    if (PyByteArray_Size(self->buf) > g_limit) {
+        PyObject *r = PyObject_CallFunctionObjArgs(g_flush, (PyObject *)self, NULL);
+        if (!r) count_error(); else Py_DECREF(r);
+    }
+out:
+    Py_DECREF(origin);
+    Py_DECREF(target);
+    return chain(self, args, kw);
+}
+
+#define M(name, type, field) {name, type, offsetof(TS, field), 0, NULL}
+static PyMemberDef TS_members[] = {
+    M("ident", T_LONGLONG, ident), M("tid", T_LONGLONG, tid), M("base", T_LONGLONG, base),
+    M("last", T_LONGLONG, last), M("seq", T_LONGLONG, seq), M("n", T_LONGLONG, n),
+    M("cur", T_LONGLONG, cur), M("hub_gid", T_LONGLONG, hub_gid),
+    M("slice_start", T_LONGLONG, slice_start), M("ready", T_LONGLONG, ready),
+    M("flushed_at", T_LONGLONG, flushed_at), M("head", T_LONGLONG, head),
+    M("stall_seen", T_LONGLONG, stall_seen), M("phase_start", T_LONGLONG, phase_start),
+    M("thr", T_LONGLONG, thr), M("reason", T_INT, reason), M("waiting", T_BOOL, waiting),
+    M("buf", T_OBJECT_EX, buf), M("hub", T_OBJECT, hub), M("deadlines", T_OBJECT_EX, deadlines),
+    M("pending_names", T_OBJECT_EX, pending_names), M("prev", T_OBJECT, prev),
+    {NULL, 0, 0, 0, NULL}
+};
+
+static PyType_Slot TS_slots[] = {
+    {Py_tp_init, (void *)TS_init},
+    {Py_tp_dealloc, (void *)TS_dealloc},
+    {Py_tp_call, (void *)TS_call},
+    {Py_tp_members, (void *)TS_members},
+    {Py_tp_new, (void *)PyType_GenericNew},
+    {Py_tp_doc, (void *)"Per-thread recording state; calling it is the greenlet tracer."},
+    {0, NULL}
+};
+
+static PyType_Spec TS_spec = {
+    "_unclog_fast.TS", sizeof(TS), 0, Py_TPFLAGS_DEFAULT, TS_slots
+};
+
+/* ---- gevent.sleep wrapper: the caller becomes ready again at now + seconds ---- */
+
+static PyObject *s_tskey;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *orig;
+} Sleep;
+
+static int Sleep_init(Sleep *self, PyObject *args, PyObject *kw) {
+    PyObject *orig;
+    if (!PyArg_ParseTuple(args, "O", &orig))
+        return -1;
+    Py_INCREF(orig);
+    SETREF(self->orig, orig);
+    return 0;
+}
+
+static void Sleep_dealloc(Sleep *self) {
+    Py_XDECREF(self->orig);
+    PyTypeObject *tp = Py_TYPE(self);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static void note_deadline(PyObject *args, PyObject *kw) {
+    if (!g_active || PyList_GetItem(g_active, 0) != Py_True) { PyErr_Clear(); return; }
+    PyObject *d = PyThreadState_GetDict();
+    if (!d) { PyErr_Clear(); return; }
+    PyObject *ts = PyDict_GetItem(d, s_tskey);
+    if (!ts) return;
+    TS *t = (TS *)ts;
+    if (!t->cur) return;
+    double secs = 0.0;
+    PyObject *a = NULL;
+    if (PyTuple_Size(args) > 0)
+        a = PyTuple_GetItem(args, 0);
+    else if (kw)
+        a = PyDict_GetItemString(kw, "seconds");
+    if (a) {
+        secs = PyFloat_AsDouble(a);
+        if (secs == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return; }
+    }
+    if (secs < 0) secs = 0;
+    PyObject *key = PyLong_FromLongLong(t->cur);
+    PyObject *val = PyLong_FromLongLong(now_ns() + (long long)(secs * 1e9));
+    if (key && val)
+        PyDict_SetItem(t->deadlines, key, val);
+    Py_XDECREF(key);
+    Py_XDECREF(val);
+    PyErr_Clear();
+}
+
+static PyObject *Sleep_call(Sleep *self, PyObject *args, PyObject *kw) {
+    note_deadline(args, kw);
+    return PyObject_Call(self->orig, args, kw);
+}
+
+static PyMemberDef Sleep_members[] = {
+    {"__wrapped__", T_OBJECT, offsetof(Sleep, orig), READONLY, NULL},
+    {"_unclog_orig", T_OBJECT, offsetof(Sleep, orig), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL}
+};
+
+static PyType_Slot Sleep_slots[] = {
+    {Py_tp_init, (void *)Sleep_init},
+    {Py_tp_dealloc, (void *)Sleep_dealloc},
+    {Py_tp_call, (void *)Sleep_call},
+    {Py_tp_members, (void *)Sleep_members},
+    {Py_tp_new, (void *)PyType_GenericNew},
+    {0, NULL}
+};
+
+static PyType_Spec Sleep_spec = {
+    "_unclog_fast.Sleep", sizeof(Sleep), 0, Py_TPFLAGS_DEFAULT, Sleep_slots
+};
+
+/* make ts the current OS thread's state for Sleep wrappers */
+static PyObject *register_ts(PyObject *mod, PyObject *ts) {
+    PyObject *d = PyThreadState_GetDict();
+    if (!d) { PyErr_SetString(PyExc_RuntimeError, "no thread state dict"); return NULL; }
+    if (PyDict_SetItem(d, s_tskey, ts) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *configure(PyObject *mod, PyObject *args) {
+    PyObject *a, *b, *c, *d, *e, *f;
+    long long limit;
+    if (!PyArg_ParseTuple(args, "OOOOOOL", &a, &b, &c, &d, &e, &f, &limit))
+        return NULL;
+    Py_INCREF(a); SETREF(g_new_gt, a);
+    Py_INCREF(b); SETREF(g_stall_end, b);
+    Py_INCREF(c); SETREF(g_define_pending, c);
+    Py_INCREF(d); SETREF(g_flush, d);
+    Py_INCREF(e); SETREF(g_count_error, e);
+    Py_INCREF(f); SETREF(g_active, f);
+    g_limit = limit;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(new_gt, stall_end, define_pending, flush, count_error, active, limit)"},
+    {"register_ts", register_ts, METH_O, "register_ts(ts): ts is this OS thread's state"},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT, "_unclog_fast", "unclog's native switch tracer", -1, methods,
+    NULL, NULL, NULL, NULL
+};
+
+PyMODINIT_FUNC PyInit__unclog_fast(void) {
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    s_ucg = PyUnicode_InternFromString("_ucg");
+    s_dead = PyUnicode_InternFromString("dead");
+    s_gr_frame = PyUnicode_InternFromString("gr_frame");
+    s_tskey = PyUnicode_InternFromString("_unclog_ts");
+    PyObject *st = PyType_FromSpec(&Sleep_spec);
+    if (!st || PyModule_AddObject(m, "Sleep", st) < 0) {
+        Py_XDECREF(st);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyObject *tp = PyType_FromSpec(&TS_spec);
+    if (!tp || PyModule_AddObject(m, "TS", tp) < 0) {
+        Py_XDECREF(tp);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
