@@ -1,0 +1,90 @@
+# unclog: two commands for a new user on a fresh Debian machine with the Swift toolchain:
+#   make demo   installs what is missing, builds, records the bundled example, prints the stalls
+#   make test   the whole test suite (what CI runs)
+# Everything this Makefile uses is installed by it (Debian packages, the Python virtualenv).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+SWIFT_BUILD_FLAGS ?=
+UNCLOG := .build/release/unclog
+FUZZ_SECONDS ?= 20
+DEMO_DIR := .demo
+
+# Debian packages: a C compiler (the Python recorder's native fast path, the SQLite ceiling
+# benchmark), SQLite's headers and shell, Python's venv support.
+DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 python3-venv
+
+.PHONY: all deps venv build build-debug demo test test-swift test-python fuzz fuzz-short bench clean help
+
+all: build
+
+help:
+	@echo "make demo    build, record the bundled crawler example, print its stalls"
+	@echo "make test    the whole test suite (Swift, Python recorder, a short fuzz run)"
+	@echo "make bench   benchmarks (.bench/core.json, .bench/python.json)"
+	@echo "make fuzz    fuzz the trace reader for longer (FUZZ_SECONDS=600)"
+
+# Installs the Debian packages that are missing (apt-get update only when something is).
+deps: .deps-stamp
+.deps-stamp: Makefile
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if ! $(PYTHON) -c 'import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' 2>/dev/null; then \
+	  missing="$$missing python3-dev"; fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+# The project's virtualenv with the pinned runtimes; rebuilt when requirements-dev.txt changes.
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements-dev.txt .deps-stamp
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+build: deps
+	swift build -c release $(SWIFT_BUILD_FLAGS)
+
+build-debug: deps
+	swift build $(SWIFT_BUILD_FLAGS)
+
+# Records the bundled crawler (1000 greenthreads, a few of which block), imports it, and
+# prints the stalls and the call sites that caused them.
+demo: build venv
+	@mkdir -p $(DEMO_DIR)
+	$(UNCLOG) record --threshold 50ms -o $(DEMO_DIR)/crawler.trace -- $(VPY) examples/eventlet_crawler.py
+	$(UNCLOG) import $(DEMO_DIR)/crawler.trace -o $(DEMO_DIR)/crawler.db --replace
+	@echo; echo "== stalls (longest first) =="
+	$(UNCLOG) stalls $(DEMO_DIR)/crawler.db
+	@echo; echo "== call sites by stall time =="
+	$(UNCLOG) top $(DEMO_DIR)/crawler.db
+	@echo; echo "Explore further: $(UNCLOG) timeline $(DEMO_DIR)/crawler.db, $(UNCLOG) sql $(DEMO_DIR)/crawler.db \"SELECT * FROM top_sites\""
+
+test: test-swift test-python fuzz-short
+
+test-swift: deps venv
+	swift build --build-tests $(SWIFT_BUILD_FLAGS)
+	UNCLOG_VENV_PYTHON=$(CURDIR)/$(VPY) swift test --skip-build $(SWIFT_BUILD_FLAGS)
+
+test-python: build venv
+	UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) -m pytest -q Tests/python
+
+fuzz-short: deps
+	bash Fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz: deps
+	bash Fuzz/run.sh $${FUZZ_SECONDS:-600}
+
+bench: build venv
+	@mkdir -p .bench
+	cc -O2 Benchmarks/sqlite-ceiling.c -lsqlite3 -o .bench/sqlite-ceiling
+	swift build -c release --product unclog-bench $(SWIFT_BUILD_FLAGS)
+	.build/release/unclog-bench --unclog $(UNCLOG) --ceiling .bench/sqlite-ceiling --out .bench
+	@if [ -f Benchmarks/python/switch_bench.py ]; then UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) Benchmarks/python/switch_bench.py; fi
+
+clean:
+	rm -rf .build .bench $(DEMO_DIR) .deps-stamp
