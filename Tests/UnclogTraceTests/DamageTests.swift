@@ -184,7 +184,7 @@ struct DamageTests {
         var after = ChunkEncoder(baseTime: 0)
         after.append(TraceEvent(time: 5, .greenthreadExit(gt: 3)))
         let payload = enc.bytes + bad + after.bytes
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         let chunk = b.append(kind: ChunkKind.events.rawValue, thread: 7, baseTime: 90, payload: payload)
         b.events(thread: 7, baseTime: 1000, [TraceEvent(time: 1000, .greenthreadExit(gt: 9))])
 
@@ -223,7 +223,7 @@ struct DamageTests {
     func varintAtPayloadEnd() throws {
         var enc = ChunkEncoder(baseTime: 0)
         enc.append(TraceEvent(time: 1, .switchToHub))
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         let chunk = b.append(kind: 2, thread: 1, baseTime: 0, payload: enc.bytes + [0x12, 0x05, 0x83])
         let got = try readAll(b.bytes)
         #expect(got.events[0] == [TraceEvent(time: 1, .switchToHub)])
@@ -265,7 +265,7 @@ struct DamageTests {
         payload += [0xFF, 0x00, 0x00]                     // empty body
         payload += [0xC3, 0x00, 0x81, 0x01] + Array(repeating: 0xFF, count: 129)  // 2-byte length
         payload += [0x08, 0x04, 0x09]                     // GreenthreadExit(9) after them, dt 4
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         b.append(kind: 2, thread: 1, baseTime: 1000, payload: payload)
         let got = try readAll(b.bytes)
         #expect(got.damage.isEmpty)
@@ -278,7 +278,7 @@ struct DamageTests {
 
     @Test("an unknown chunk kind is returned intact for the caller to skip")
     func unknownChunkKind() throws {
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         b.metadata([MetadataEntry("pid", .uint(1))], anchor: 5)
         b.append(kind: 9, thread: 3, baseTime: 77, payload: [0xDE, 0xAD, 0xBE, 0xEF])
         b.append(kind: 0, thread: 3, baseTime: 77, payload: [])
@@ -292,7 +292,7 @@ struct DamageTests {
 
     @Test("chunk flags and reserved bytes are ignored, in place and when resynchronising")
     func reservedBytesIgnored() throws {
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         b.metadata([], anchor: 0)
         var odd = TraceEncoding.chunk(kind: 2, baseTime: 0, thread: 1, seq: 0, payload: [0x10, 0x01], flags: 0xFF)
         odd[14] = 0xAB; odd[15] = 0xCD  // reserved, non-zero: recompute the CRC that covers them
@@ -310,7 +310,7 @@ struct DamageTests {
         var good = TraceEncoding.metadataPayload([MetadataEntry("pid", .uint(12)), MetadataEntry("host", .string("h"))])
         good[0] = 3  // claims a third entry…
         let third: [UInt8] = [0x01, 0x6B, 0x07, 0x00]  // key "k", value type 7: unknown
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         let c = b.append(kind: 1, thread: 0, baseTime: 0, payload: good + third)
         b.events(thread: 1, baseTime: 0, [TraceEvent(time: 0, .switchToHub)])
         var got = try readAll(b.bytes)
@@ -323,7 +323,7 @@ struct DamageTests {
         let cases: [([UInt8], String)] = [(Self.varint(4097), "over the limit of 4096"), ([0x02, 0x01, 0x61, 0x00], "runs past the end"),
                                 ([0x01, 0x01, 0x61, 0x02] + Self.varint(1000) + [0x00], "runs past the end")]
         for (payload, part) in cases {
-            var b2 = TraceBuilder()
+            var b2 = TraceAssembler()
             b2.append(kind: 1, thread: 0, baseTime: 0, payload: payload)
             got = try readAll(b2.bytes)
             #expect(got.chunks.count == 1)

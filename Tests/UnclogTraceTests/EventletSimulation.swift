@@ -70,7 +70,7 @@ struct EventletSimulation {
     ]
 
     let config: Config
-    private(set) var builder = TraceBuilder()
+    private(set) var builder = TraceAssembler()
     /// Bytes taken by switch events (all five switch codes and `SwitchToHub`) and their count.
     private(set) var switchBytes = 0
     private(set) var switchCount = 0
@@ -177,10 +177,19 @@ struct EventletSimulation {
 
     // MARK: The simulated program
 
-    private enum Wake { case io, timer }
+    /// Why a waiting greenthread will become runnable.
+    private enum Wake { case io, timer, spawn }
+
+    private var t: UInt64 = 0
+    private var pending: [(gt: UInt32, at: UInt64, wake: Wake)] = []
+    private var nextGt: UInt32 = 3
+    private var live = 0
+    private var runIndex = 0
+    private var spawnStack: UInt32 = 0
+    private var watchdogNamed = false
 
     private mutating func run() {
-        var t = Self.anchorMonoNs + 1_000
+        t = Self.anchorMonoNs + 1_000
         // Start-up on the hub thread: names, images, the hub and main greenthreads.
         emit(.hub, TraceEvent(time: t, .running(gt: Self.mainGt, hub: Self.hubGt)))
         let mainName = string("MainThread", on: .hub, t)
@@ -199,94 +208,38 @@ struct EventletSimulation {
         emit(.hub, TraceEvent(time: t, .greenthreadCreate(gt: Self.mainGt, name: mainName, spawnStack: 0, parent: 0)))
         t += 20_000
 
-        // Main spawns the pool, then waits in the hub forever.
-        let spawnStack = stack([frame(Self.spawnN, on: .hub, t), frame(Self.serve, on: .hub, t)], on: .hub, t)
-        var nextGt: UInt32 = 3
-        var ready: [(gt: UInt32, since: UInt64, reason: SwitchReason)] = []
-        var pending: [(gt: UInt32, at: UInt64, wake: Wake)] = []
-        var live = 0
-        func spawn(_ sim: inout EventletSimulation, at time: UInt64) {
-            let gt = nextGt
-            nextGt += 1
-            let name = sim.string("GreenThread-\(gt - 2)", on: .hub, time)
-            sim.onHub(TraceEvent(time: time, .greenthreadCreate(gt: gt, name: name, spawnStack: spawnStack, parent: sim.running)))
-            ready.append((gt, time, .spawn))
-            live += 1
-        }
+        // Main spawns the pool, then blocks (accept loop) in the hub for the rest of the run.
+        spawnStack = stack([frame(Self.spawnN, on: .hub, t), frame(Self.serve, on: .hub, t)], on: .hub, t)
         for _ in 0..<config.greenthreads {
             t += 2_000 + r.below(3_000)
-            spawn(&self, at: t)
+            spawn()
         }
         t += 5_000
         onHub(TraceEvent(time: t, .switchToHub))
 
-        var watchdogNamed = false
-        for runIndex in 0..<config.runs {
-            if ready.isEmpty {
-                // Nothing runnable: the hub waits for the earliest timer or I/O.
-                pending.sort { $0.at < $1.at }
-                guard let first = pending.first else { break }
-                let timeout: UInt64? = first.wake == .timer ? first.at - min(first.at, t) : (r.chance(50) ? nil : 60_000_000_000)
-                t += 1_000 + r.below(2_000)
-                onHub(TraceEvent(time: t, .ioWaitBegin(timeout: timeout)))
-                t = max(t, first.at) + 3_000 + r.below(20_000)
-                let due = pending.filter { $0.at <= t }
-                pending.removeAll { $0.at <= t }
-                onHub(TraceEvent(time: t, .ioWaitEnd(ready: UInt64(due.filter { $0.wake == .io }.count))))
-                for d in due {
-                    // I/O readiness is seen when the wait returns; a timer fires at its deadline.
-                    ready.append((d.gt, d.wake == .io ? t : d.at, d.wake == .io ? .io : .timer))
-                }
+        // Eventlet's hub loop: fire due timers (spawns are 0-delay timers), then one poll that
+        // blocks until the next timer at most; each ready fd's greenthread runs in turn.
+        while runIndex < config.runs {
+            pending.sort { $0.at < $1.at }
+            let timers = pending.filter { $0.wake != .io && $0.at <= t }
+            pending.removeAll { $0.wake != .io && $0.at <= t }
+            for d in timers where runIndex < config.runs {
+                runGreenthread(d.gt, d.wake == .spawn ? .spawn : .timer, readySince: d.at)
             }
-            let next = ready.removeFirst()
-            t += 1_000 + r.below(4_000)  // hub bookkeeping before the switch
-            onHub(TraceEvent(time: t, .switchTo(to: next.gt, reason: next.reason, readyDelta: t - next.since)))
-            let sliceStart = t
-
-            if let stallIndex = config.stallsAt.firstIndex(of: runIndex) {
-                // The greenthread blocks the hub: the watchdog notices after the threshold and
-                // samples its stack until the slice ends.
-                let duration: UInt64 = stallIndex == 0 ? 183_400_000 : 72_250_000
-                let spec = Self.stallStacks[stallIndex % Self.stallStacks.count]
-                var st = sliceStart + Self.thresholdNs + r.below(Self.sampleIntervalNs)
-                if !watchdogNamed {
-                    watchdogNamed = true
-                    emit(.watchdog, TraceEvent(time: st, .thread(tid: Self.watchdogTid, name: string("unclog-watchdog", on: .watchdog, st))))
-                }
-                emit(.watchdog, TraceEvent(time: st, .stallBegin(tid: Self.hubTid, gt: next.gt, sinceDelta: st - sliceStart)))
-                var ids = spec.frames.map { frame($0, on: .watchdog, st) }
-                if spec.native { ids.insert(connectFrame, at: 0) }
-                let sampled = stack(ids, on: .watchdog, st)
-                while st < sliceStart + duration {
-                    emit(.watchdog, TraceEvent(time: st, .stallSample(tid: Self.hubTid, stack: sampled, state: spec.state)))
-                    st += Self.sampleIntervalNs
-                }
-                t = sliceStart + duration
-                // The stalled thread records where the slice ended: the sampled stack minus the
-                // syscall frame (it returned), interned by the hub thread.
-                let endStack = stack(spec.native ? Array(ids.dropFirst()) : ids, on: .hub, t)
-                onHub(TraceEvent(time: t, .stallEnd(gt: next.gt, duration: duration, stack: endStack)))
-                // The watchdog flushes on its timer, shortly after the stall: its chunk lands
-                // before the hub chunk holding the StallEnd.
-                flushWatchdog(at: t)
-            } else {
-                t += 5_000 + r.below(r.chance(90) ? 60_000 : 1_500_000)
+            let nextTimer = pending.filter { $0.wake != .io }.map(\.at).min()
+            let nextIO = pending.filter { $0.wake == .io }.map(\.at).min()
+            guard nextTimer != nil || nextIO != nil else { break }
+            t += 1_000 + r.below(2_000)
+            // No timers: an unbounded wait (null in JSON); otherwise until the next one.
+            onHub(TraceEvent(time: t, .ioWaitBegin(timeout: nextTimer.map { $0 > t ? $0 - t : 0 })))
+            t = max(t, min(nextTimer ?? .max, nextIO ?? .max)) + 2_000 + r.below(10_000)
+            let ready = pending.filter { $0.wake == .io && $0.at <= t }
+            pending.removeAll { $0.wake == .io && $0.at <= t }
+            onHub(TraceEvent(time: t, .ioWaitEnd(ready: UInt64(ready.count))))
+            let seen = t  // readiness is known when the wait returns
+            for d in ready where runIndex < config.runs {
+                runGreenthread(d.gt, .io, readySince: seen)
             }
-
-            // What the greenthread does next: wait for I/O, sleep, spawn, or finish.
-            let roll = r.below(100)
-            if roll < 4 && live > 1 {
-                onHub(TraceEvent(time: t, .greenthreadExit(gt: next.gt)))
-                live -= 1
-                t += 500
-                if live < config.greenthreads { spawn(&self, at: t) }
-            } else if roll < 70 {
-                pending.append((next.gt, t + 20_000 + r.below(r.chance(80) ? 400_000 : 8_000_000), .io))
-            } else {
-                pending.append((next.gt, t + 100_000 + r.below(5_000_000), .timer))
-            }
-            t += 200 + r.below(800)
-            onHub(TraceEvent(time: t, .switchToHub))
         }
 
         // Shut down: a dropped-events counter, the last chunks, then the End marker alone.
@@ -299,5 +252,72 @@ struct EventletSimulation {
         end.append(TraceEvent(time: t, .end(chunks: UInt64(builder.chunks.count), events: UInt64(eventCount))))
         eventCount += 1
         builder.append(kind: ChunkKind.events.rawValue, thread: Self.hubTid, baseTime: t, payload: end.bytes)
+    }
+
+    /// The running greenthread spawns another: created now, first run from a 0-delay timer.
+    private mutating func spawn() {
+        let gt = nextGt
+        nextGt += 1
+        let name = string("GreenThread-\(gt - 2)", on: .hub, t)
+        onHub(TraceEvent(time: t, .greenthreadCreate(gt: gt, name: name, spawnStack: spawnStack, parent: running)))
+        pending.append((gt, t, .spawn))
+        live += 1
+    }
+
+    /// The hub switches to `gt`, which runs one slice (a stall at the configured indices) and
+    /// then waits for I/O, sleeps, or exits, switching back to the hub.
+    private mutating func runGreenthread(_ gt: UInt32, _ reason: SwitchReason, readySince: UInt64) {
+        t += 500 + r.below(2_500)
+        onHub(TraceEvent(time: t, .switchTo(to: gt, reason: reason, readyDelta: t - readySince)))
+        let sliceStart = t
+
+        if let stallIndex = config.stallsAt.firstIndex(of: runIndex) {
+            // The greenthread blocks the hub: the watchdog notices after the threshold and
+            // samples its stack until the slice ends.
+            let duration: UInt64 = stallIndex == 0 ? 183_400_000 : 72_250_000
+            let spec = Self.stallStacks[stallIndex % Self.stallStacks.count]
+            var st = sliceStart + Self.thresholdNs + r.below(Self.sampleIntervalNs)
+            if !watchdogNamed {
+                watchdogNamed = true
+                let name = string("unclog-watchdog", on: .watchdog, st)
+                emit(.watchdog, TraceEvent(time: st, .thread(tid: Self.watchdogTid, name: name)))
+            }
+            emit(.watchdog, TraceEvent(time: st, .stallBegin(tid: Self.hubTid, gt: gt, sinceDelta: st - sliceStart)))
+            var ids: [UInt32] = []
+            for f in spec.frames { ids.append(frame(f, on: .watchdog, st)) }
+            if spec.native { ids.insert(connectFrame, at: 0) }
+            let sampled = stack(ids, on: .watchdog, st)
+            while st < sliceStart + duration {
+                emit(.watchdog, TraceEvent(time: st, .stallSample(tid: Self.hubTid, stack: sampled, state: spec.state)))
+                st += Self.sampleIntervalNs
+            }
+            t = sliceStart + duration
+            // The stalled thread records where its slice ended: the sampled stack without the
+            // syscall frame (it has returned), interned by the hub thread.
+            let endStack = stack(spec.native ? Array(ids.dropFirst()) : ids, on: .hub, t)
+            onHub(TraceEvent(time: t, .stallEnd(gt: gt, duration: duration, stack: endStack)))
+            // The watchdog flushes on its timer shortly after: its chunk lands before the hub
+            // chunk holding the StallEnd.
+            flushWatchdog(at: t)
+        } else {
+            t += 5_000 + r.below(r.chance(90) ? 60_000 : 1_500_000)
+        }
+
+        let roll = r.below(100)
+        if roll < 4 && live > 1 {
+            onHub(TraceEvent(time: t, .greenthreadExit(gt: gt)))
+            live -= 1
+            t += 500
+            running = gt  // the replacement is spawned by the exiting request's handler
+            if live < config.greenthreads { spawn() }
+        } else if roll < 70 {
+            // Network and database round trips: mostly a few ms, sometimes far longer.
+            pending.append((gt, t + 200_000 + r.below(r.chance(80) ? 8_000_000 : 150_000_000), .io))
+        } else {
+            pending.append((gt, t + 1_000_000 + r.below(100_000_000), .timer))
+        }
+        t += 200 + r.below(800)
+        onHub(TraceEvent(time: t, .switchToHub))
+        runIndex += 1
     }
 }

@@ -65,7 +65,7 @@ struct RoundTripTests {
     @Test("random events of every kind survive ChunkEncoder → TraceReader → EventDecoder", arguments: 0..<40)
     func events(seed: Int) throws {
         var r = SeededRandom(seed: 0x5EED_0000 + UInt64(seed))
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         var expected: [[TraceEvent]] = []
         let threads: [UInt32] = [1, UInt32.max, r.id() | 1]
         for _ in 0..<r.int(1...8) {
@@ -104,7 +104,7 @@ struct RoundTripTests {
             default: entries.append(MetadataEntry(key, .list((0..<r.int(0...5)).map { _ in r.string() })))
             }
         }
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         b.metadata(entries, anchor: r.next())
         b.metadata([], anchor: 0)
         let got = try readAll(b.bytes)
@@ -120,7 +120,7 @@ struct RoundTripTests {
         let exact = String(repeating: "x", count: TraceFormat.maxStringBytes)
         // 21 845 three-byte scalars = 65 535 bytes, then a 4-byte scalar that does not fit.
         let over = String(repeating: "日", count: 21_845) + "🚀"
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         b.events(thread: 1, baseTime: 0, [TraceEvent(time: 0, .string(id: 1, value: exact)),
                                           TraceEvent(time: 0, .string(id: 2, value: over))])
         let got = try readAll(b.bytes)
@@ -133,7 +133,7 @@ struct RoundTripTests {
     @Test("a stack deeper than 1024 frames keeps the innermost 1024")
     func stackLimit() throws {
         let frames = (1...1500).map { UInt32($0) }
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         b.events(thread: 1, baseTime: 0, [TraceEvent(time: 5, .stack(id: 9, frames: frames))])
         let got = try readAll(b.bytes)
         #expect(got.damage.isEmpty)
@@ -144,7 +144,7 @@ struct RoundTripTests {
     func ioWaitBeginMaxTimeout() throws {
         // The field is timeout + 1, so the one value it cannot carry becomes "no timeout":
         // the nearest meaning, documented here so a change is deliberate.
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         b.events(thread: 1, baseTime: 0, [TraceEvent(time: 0, .ioWaitBegin(timeout: .max)),
                                           TraceEvent(time: 0, .ioWaitBegin(timeout: 0)),
                                           TraceEvent(time: 0, .ioWaitBegin(timeout: nil))])
@@ -158,7 +158,7 @@ struct RoundTripTests {
         enc.append(TraceEvent(time: 50, .switchToHub))   // before base: dt 0
         enc.append(TraceEvent(time: 200, .switchToHub))
         enc.append(TraceEvent(time: 150, .switchToHub))  // before previous: dt 0
-        var b = TraceBuilder()
+        var b = TraceAssembler()
         b.append(kind: 2, thread: 1, baseTime: 100, payload: enc.bytes)
         let got = try readAll(b.bytes)
         #expect(got.events[0].map(\.time) == [100, 200, 200])

@@ -75,7 +75,7 @@ struct BuiltChunk {
 }
 
 /// Assembles a trace in memory with the reference encoder, one chunk at a time.
-struct TraceBuilder {
+struct TraceAssembler {
     private(set) var bytes: [UInt8]
     private(set) var chunks: [BuiltChunk] = []
     private var seqs: [UInt32: UInt32] = [:]
@@ -84,7 +84,7 @@ struct TraceBuilder {
 
     mutating func metadata(_ entries: [MetadataEntry], anchor: UInt64) {
         var c = append(kind: ChunkKind.metadata.rawValue, thread: 0, baseTime: anchor,
-                       payload: TraceEncoding.metadataPayload(entries), seq: 0)
+                       payload: TraceEncoding.metadataPayload(entries))
         c.metadata = entries
         chunks[chunks.count - 1] = c
     }
