@@ -57,21 +57,23 @@ func generateEventletLikeTrace(events target: UInt64, builder: TraceBuilder, sta
                        thread: hubThread)
     }
 
-    var written: UInt64 = 0
     var slicesUntilStall = 20_000 + rng.below(5_000)
+    var lastStall: (UInt64, UInt64)?, nextStall: (UInt64, UInt64)?
     while builder.events < target {
         // The hub polls: most polls return quickly with a few ready sockets.
         let timeout: UInt64? = rng.below(10) == 0 ? nil : 1_000_000 + rng.below(9_000_000)
         builder.append(TraceEvent(time: t, .ioWaitBegin(timeout: timeout)), thread: hubThread)
         t += 5_000 + rng.below(60_000)
-        let ready = 1 + rng.below(8)
+        // After a stall, the timers that expired during it all fire: a larger batch, ready inside the stall.
+        let ready = lastStall == nil ? 1 + rng.below(8) : 10 + rng.below(30)
         builder.append(TraceEvent(time: t, .ioWaitEnd(ready: ready)), thread: hubThread)
         let pollEnd = t
         for _ in 0..<ready {
             t += 2_000 + rng.below(6_000)
             let gt = 2 + UInt32(rng.below(UInt64(greenthreads)))
-            let byTimer = rng.below(4) == 0
-            let readyAt = byTimer ? t - 1_000 - rng.below(20_000) : pollEnd
+            let byTimer = lastStall != nil || rng.below(4) == 0
+            var readyAt = byTimer ? t - 1_000 - rng.below(20_000) : pollEnd
+            if let (s0, s1) = lastStall { readyAt = s0 + rng.below(s1 - s0) }
             builder.append(TraceEvent(time: t, .switchTo(to: gt, reason: byTimer ? .timer : .io, readyDelta: t - readyAt)),
                            thread: hubThread)
             slicesUntilStall -= 1
@@ -90,13 +92,15 @@ func generateEventletLikeTrace(events target: UInt64, builder: TraceBuilder, sta
                 }
                 t = sliceStart + duration
                 builder.append(TraceEvent(time: t, .stallEnd(gt: gt, duration: duration, stack: stack)), thread: hubThread)
+                nextStall = (sliceStart, t)
                 stalls += 1
             } else {
                 t += 10_000 + rng.below(80_000)
             }
             builder.append(TraceEvent(time: t, .switchToHub), thread: hubThread)
         }
-        written += 1
+        lastStall = nextStall
+        nextStall = nil
     }
     builder.finish(at: t)
     return stalls

@@ -145,6 +145,8 @@ private final class ThreadState {
     var ioWaitNs: Int64 = 0
     /// Stalls whose victims may still start running: (id, start, end, greenthread).
     var recentStalls: [(id: Int64, start: Int64, end: Int64, gt: UInt32)] = []
+    /// The latest end among `recentStalls`: a greenthread ready after it is nobody's victim.
+    var recentStallsEnd = Int64.min
 
     init(key: Int64, tid: UInt32) {
         self.key = key
@@ -200,6 +202,8 @@ private final class StreamingImport {
     let stallsOut: Statement
 
     static let checkpointEvery = 256
+    /// A greenthread resumed more than this after a stall ended is not counted as its victim.
+    static let victimHorizon: Int64 = 10_000_000_000
 
     init(db: Database, reader: TraceReader, options: ImportOptions) throws(StoreError) {
         self.db = db
@@ -488,7 +492,8 @@ private final class StreamingImport {
         th.sliceReason = reason
         guard ready != BatchInserter.null else { return }
         greenthread(gt).readyWaitNs += t - ready
-        if !th.recentStalls.isEmpty { try chargeVictim(th, gt: gt, ready: ready, resumed: t) }
+        // Most greenthreads became ready after the last stall ended: one comparison skips the loop.
+        if ready < th.recentStallsEnd { try chargeVictim(th, gt: gt, ready: ready, resumed: t) }
     }
 
     func chargeVictim(_ th: ThreadState, gt: UInt32, ready: Int64, resumed: Int64) throws(StoreError) {
@@ -499,10 +504,11 @@ private final class StreamingImport {
             let old = victimTotals[s.id] ?? (0, 0)
             victimTotals[s.id] = (old.count + 1, old.wait + wait)
         }
-        // Forget stalls no ready greenthread can still be waiting on (beyond a minute), or too many.
-        if th.recentStalls.count > 64 || (th.recentStalls.first.map { resumed - $0.end > 60_000_000_000 } ?? false) {
-            th.recentStalls.removeFirst(max(1, th.recentStalls.count - 64))
-        }
+        // Forget stalls whose victims would have waited more than `victimHorizon` after them
+        // (their wait is no longer this stall's doing alone), and keep at most 64.
+        th.recentStalls.removeAll { resumed - $0.end > StreamingImport.victimHorizon }
+        if th.recentStalls.count > 64 { th.recentStalls.removeFirst(th.recentStalls.count - 64) }
+        th.recentStallsEnd = th.recentStalls.map(\.end).max() ?? Int64.min
     }
 
     func closeIO(_ th: ThreadState, start s: Int64, end t: Int64, nready: Int64) throws(StoreError) {
@@ -525,6 +531,7 @@ private final class StreamingImport {
         stallsOut.bind(9, complete ? 1 : 0)
         try stallsOut.run()
         th.recentStalls.append((id, s, t, gt))
+        th.recentStallsEnd = max(th.recentStallsEnd, t)
         summary.stalls += 1
     }
 

@@ -198,7 +198,11 @@ CREATE TABLE stall_samples (
 CREATE INDEX stall_samples_by_stall ON stall_samples (stall_id);
 
 -- Who each stall kept waiting: greenthreads that were ready on the same thread while it
--- held the thread, with the part of their wait that the stall caused.
+-- held the thread, with the part of their wait that the stall caused. A greenthread that
+-- resumed more than 10 s after the stall ended is not counted (its wait is not this
+-- stall's doing alone). For I/O wake-ups the ready time is when the hub saw the readiness
+-- (the kernel does not say when data arrived), so I/O victims of a stall are counted only
+-- when the recorder saw them ready during it; timer and spawn wake-ups are exact.
 CREATE TABLE stall_victims (
     stall_id   INTEGER NOT NULL,
     gt_key     INTEGER NOT NULL,
