@@ -367,6 +367,8 @@ def _new_gt(ts, g, t):
                     parent = getattr(pg, "_ucg", 0)
                 except Exception:
                     pass
+    if name is None and g.gr_frame is not None:
+        name = _name_from_frames(g.gr_frame)     # started before recording began
     if name is None and g.gr_frame is None and not g.dead:
         # a raw greenlet that has not started: its function is no longer visible;
         # define it when it first switches out (its bottom frame names it).
@@ -378,18 +380,30 @@ def _new_gt(ts, g, t):
     return gid, spawned_at, False
 
 
-def _define_pending(ts, g, gid):
-    ts.pending_names.discard(gid)
-    name = None
-    f = g.gr_frame
+def _name_from_frames(f):
+    """The function a greenlet runs: its bottom frame, or the first application frame
+    above runtime frames like eventlet's GreenThread.main."""
     try:
-        while f is not None and f.f_back is not None:
+        chain = []
+        while f is not None and len(chain) < 4096:
+            chain.append(f)
             f = f.f_back
-        if f is not None:
-            code = f.f_code
-            name = getattr(code, "co_qualname", None) or code.co_name
+        chain.reverse()
+        for fr in chain:
+            if not _is_internal_file(fr.f_code.co_filename):
+                code = fr.f_code
+                return getattr(code, "co_qualname", None) or code.co_name
+        if chain:
+            code = chain[0].f_code
+            return getattr(code, "co_qualname", None) or code.co_name
     except Exception:
         pass
+    return None
+
+
+def _define_pending(ts, g, gid):
+    ts.pending_names.discard(gid)
+    name = _name_from_frames(g.gr_frame)
     nid = _intern_string(ts, name or "<greenlet>")
     ts.buf += b"\x07\x00" + uv(gid) + uv(nid) + b"\x00\x00"
     ts.n += 1
