@@ -33,11 +33,14 @@ let package = Package(
             resources: [.copy("python")]
         ),
 
+        // Seeing the stalls: Chrome/Perfetto trace export, the HTML report, trace diff (issue 5).
+        .target(name: "UnclogReport", dependencies: ["UnclogStore"]),
+
         // The command-line tool: thin commands over the libraries.
         .executableTarget(
             name: "unclog",
             dependencies: [
-                "UnclogTrace", "UnclogStore", "UnclogRecord",
+                "UnclogTrace", "UnclogStore", "UnclogRecord", "UnclogReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,5 +55,6 @@ let package = Package(
         .testTarget(name: "UnclogTraceTests", dependencies: ["UnclogTrace"]),
         .testTarget(name: "UnclogStoreTests", dependencies: ["UnclogTrace", "UnclogStore", "CSQLite"]),
         .testTarget(name: "UnclogCLITests", dependencies: ["UnclogTrace", "UnclogStore"]),
+        .testTarget(name: "UnclogReportTests", dependencies: ["UnclogTrace", "UnclogStore", "UnclogReport"]),
     ]
 )

@@ -1,0 +1,52 @@
+// `unclog export`: a trace as Chrome Trace Event JSON, for ui.perfetto.dev and chrome://tracing.
+
+import ArgumentParser
+import UnclogReport
+import UnclogStore
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a trace as Chrome Trace Event JSON (open it in ui.perfetto.dev or chrome://tracing).",
+        discussion: """
+            One track per OS thread with a slice for every greenthread run (named by greenthread,
+            coloured by it) and every hub I/O wait; beside it a "stalls on …" track with each stall,
+            whose details carry the call site, the whole stack and the greenthreads it kept waiting.
+            Selecting a run shows flow arrows to the same greenthread's previous and next runs
+            (--no-flows leaves them out, for a smaller file). The file is written as it is read
+            (memory stays flat) and appears only when complete.
+
+              unclog export app.db -o app.json      # then open app.json in ui.perfetto.dev
+            """
+    )
+
+    @Argument(help: "The database written by `unclog import`.")
+    var database: String
+
+    @Option(help: "The trace of the database to export (see the traces table); default: the most recent.")
+    var trace: Int64?
+
+    @Option(name: [.short, .customLong("output")], help: "The JSON file to write (- for standard output).")
+    var output: String
+
+    @Flag(name: .customLong("no-flows"), help: "Leave out the flow arrows between a greenthread's runs.")
+    var noFlows = false
+
+    @Flag(help: "No summary line.")
+    var quiet = false
+
+    func run() throws {
+        let store = try openStore(database)
+        let summary = try storeCall { () throws(StoreError) in
+            let out = try ByteWriter(path: output)
+            return try ChromeTraceExport.export(store, to: out, options: ChromeExportOptions(traceID: trace, flows: !noFlows))
+        }
+        if !quiet {
+            let note = summary.traceCount > 1 && trace == nil ? " (the most recent of \(summary.traceCount); --trace to choose)" : ""
+            printError("""
+                exported trace \(summary.traceID)\(note) → \(output): \(summary.runs) runs, \(summary.ioWaits) I/O waits, \
+                \(summary.stalls) stalls on \(summary.threads) threads, \(summary.bytes >> 20) MiB
+                """)
+        }
+    }
+}

@@ -1,0 +1,2 @@
+// Temporary: replaced by the export, report and diff tests.
+import Testing
