@@ -93,6 +93,8 @@ public enum TraceImporter {
             do throws(StoreError) {
                 if exists {
                     try Schema.check(db)
+                    // A 64 MiB page cache: smaller ones made the 10M-event import ~1.4x slower;
+                    // the import's peak memory plateaus at about this much above its base.
                     try db.exec("PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE;")
                 } else {
                     // A new file: no journal needed, since a failure just deletes it.

@@ -113,10 +113,12 @@ extension TraceStore {
             SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns < ?3 ORDER BY row_id DESC LIMIT 1
             """, [.int(kind), .int(key), .int(from)])
         if lo == nil { lo = try db.scalar("SELECT MIN(row_id) FROM slice_checkpoints WHERE kind = ?1 AND key = ?2", [.int(kind), .int(key)]) }
+        // A thread's first row is always a checkpoint: none means it has no rows at all.
+        guard let lo else { return (0, 0) }
         let hi = try db.scalar("""
             SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns > ?3 ORDER BY row_id LIMIT 1
             """, [.int(kind), .int(key), .int(to)]) ?? Int64.max
-        return (lo ?? 0, hi)
+        return (lo, hi)
     }
 
     /// Draws the timeline.
