@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "unclog", targets: ["unclog"]),
         .library(name: "UnclogTrace", targets: ["UnclogTrace"]),
         .library(name: "UnclogStore", targets: ["UnclogStore"]),
+        // The Swift recorder injected with LD_PRELOAD by `unclog record` (libUnclogPreload.so).
+        .library(name: "UnclogPreload", type: .dynamic, targets: ["CUnclogPreload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,6 +37,11 @@ let package = Package(
 
         // Seeing the stalls: Chrome/Perfetto trace export, the HTML report, trace diff (issue 5).
         .target(name: "UnclogReport", dependencies: ["UnclogStore"]),
+
+        // The Swift Concurrency recorder's C core (hook, trampoline, watchdog, trace writer) and
+        // its LD_PRELOAD entry point.
+        .target(name: "CUnclogRecorder", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
+        .target(name: "CUnclogPreload", dependencies: ["CUnclogRecorder"]),
 
         // The command-line tool: thin commands over the libraries.
         .executableTarget(

@@ -1,0 +1,77 @@
+// LD_PRELOAD entry point: `unclog record -- ./SwiftProgram` sets LD_PRELOAD to this library and
+// UNCLOG_OUTPUT / UNCLOG_THRESHOLD_NS / UNCLOG_SAMPLE_INTERVAL_NS. The constructor reads them,
+// removes them (and itself from LD_PRELOAD, restoring UNCLOG_ORIG_LD_PRELOAD) so the program's
+// children are not recorded, finds the Swift runtime with dlsym and starts the recorder.
+// Nothing here may change the program: any failure is one line on stderr, then the program
+// runs unrecorded.
+#define _GNU_SOURCE
+#include "unclog_preload.h"
+#include "unclog_recorder.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int started;
+int unclog_preload_started(void) { return started; }
+
+static void say(const char *msg) {
+    ssize_t w = write(2, msg, strlen(msg));
+    (void)w;
+}
+
+static uint64_t env_u64(const char *name, uint64_t fallback) {
+    const char *v = getenv(name);
+    if (!v || !*v) return fallback;
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    return (*end || x == 0) ? fallback : (uint64_t)x;
+}
+
+__attribute__((constructor)) static void unclog_preload_init(void) {
+    const char *out = getenv("UNCLOG_OUTPUT");
+    if (!out || !*out) return;
+    char output[4096];
+    snprintf(output, sizeof output, "%s", out);
+    unclog_config cfg = {
+        .output = output,
+        .threshold_ns = env_u64("UNCLOG_THRESHOLD_NS", 50000000ull),
+        .sample_interval_ns = env_u64("UNCLOG_SAMPLE_INTERVAL_NS", 10000000ull),
+        .recorder_name = "unclog-swift 0.1.0 (LD_PRELOAD)",
+        .quiet = 0,
+    };
+    // Children are not recorded: forget the contract and restore the program's LD_PRELOAD.
+    unsetenv("UNCLOG_OUTPUT");
+    unsetenv("UNCLOG_THRESHOLD_NS");
+    unsetenv("UNCLOG_SAMPLE_INTERVAL_NS");
+    const char *orig = getenv("UNCLOG_ORIG_LD_PRELOAD");
+    if (orig) setenv("LD_PRELOAD", orig, 1); else unsetenv("LD_PRELOAD");
+    unsetenv("UNCLOG_ORIG_LD_PRELOAD");
+
+    unclog_runtime rt = {
+        .enqueue_global_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueGlobal_hook"),
+        .job_run = dlsym(RTLD_DEFAULT, "swift_job_run"),
+        .dispatch_async_f = dlsym(RTLD_DEFAULT, "dispatch_async_f"),
+        .dispatch_queue_create = dlsym(RTLD_DEFAULT, "dispatch_queue_create"),
+        .dispatch_queue_attr_make_with_qos_class = dlsym(RTLD_DEFAULT, "dispatch_queue_attr_make_with_qos_class"),
+        .dispatch_queue_set_width = dlsym(RTLD_DEFAULT, "dispatch_queue_set_width"),
+        .dispatch_queue_attr_concurrent = dlsym(RTLD_DEFAULT, "_dispatch_queue_attr_concurrent"),
+        .swift_task_getCurrent = dlsym(RTLD_DEFAULT, "swift_task_getCurrent"),
+    };
+    if (!rt.enqueue_global_hook) {
+        say("unclog: this program does not load the Swift Concurrency runtime dynamically "
+            "(libswift_Concurrency.so); nothing recorded. Statically linked programs can link the "
+            "UnclogRecorder library instead.\n");
+        return;
+    }
+    char error[512];
+    if (unclog_recorder_start(&cfg, &rt, error, sizeof error) != 0) {
+        char line[640];
+        snprintf(line, sizeof line, "unclog: cannot record: %s\n", error);
+        say(line);
+        return;
+    }
+    started = 1;
+}

@@ -1,0 +1,51 @@
+// unclog's Swift Concurrency recorder (C core): hooks the global executor, timestamps every
+// job, detects and samples stalls, and writes the unclog trace format (schema/trace-format.md).
+// Used by the LD_PRELOAD library (CUnclogPreload) and the UnclogRecorder Swift library.
+#ifndef UNCLOG_RECORDER_H
+#define UNCLOG_RECORDER_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Where the recorder finds the Swift runtime and Dispatch: filled with dlsym (LD_PRELOAD into a
+/// dynamically linked program) or with direct references (a program that links the library).
+typedef struct unclog_runtime {
+    void **enqueue_global_hook;              // &swift_task_enqueueGlobal_hook (required)
+    void *job_run;                           // swift_job_run (swiftcall: job, executor identity, implementation)
+    void *dispatch_async_f;                  // void (queue, ctx, fn)
+    void *dispatch_queue_create;             // queue (label, attr)
+    void *dispatch_queue_attr_make_with_qos_class;  // attr (attr, qos, relpri)
+    void *dispatch_queue_set_width;          // void (queue, long)
+    void *dispatch_queue_attr_concurrent;    // &_dispatch_queue_attr_concurrent (DISPATCH_QUEUE_CONCURRENT)
+    void *swift_task_getCurrent;             // optional: AsyncTask *(void), swiftcall
+} unclog_runtime;
+
+typedef struct unclog_config {
+    const char *output;           // trace file path
+    uint64_t threshold_ns;        // a job running longer is a stall (default 50 ms)
+    uint64_t sample_interval_ns;  // stack sampling period during a stall (default 10 ms)
+    const char *recorder_name;    // metadata `recorder`
+    int quiet;                    // no diagnostics on stderr
+} unclog_config;
+
+/// Starts recording. Returns 0, or -1 with a message in `error` (never aborts the program).
+int unclog_recorder_start(const unclog_config *config, const unclog_runtime *runtime, char *error, size_t error_size);
+
+/// Stops recording: uninstalls the hook (when still ours), flushes everything, writes `End`,
+/// closes the file. Safe to call twice; also run at exit.
+void unclog_recorder_stop(void);
+
+/// 1 while recording.
+int unclog_recorder_active(void);
+
+/// Jobs recorded so far (for tests and benchmarks).
+uint64_t unclog_recorder_jobs(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1042 @@
+// unclog's Swift Concurrency recorder, C core. See include/unclog_recorder.h and
+// schema/trace-format.md. Design:
+//
+// * Hot path. `swift_task_enqueueGlobal_hook` receives every job the global executor is
+//   asked to run. The hook stamps the enqueue time into the job's scheduler-private word (the
+//   runtime's own Dispatch path uses the same word as scratch between enqueue and run), and
+//   hands the job to a Dispatch queue made exactly like the runtime's own (one concurrent
+//   queue per priority, width = logical CPUs) with a trampoline that reads the clock, runs the
+//   job with `swift_job_run` on the generic executor, reads the clock again and appends
+//   `Switch…`/`SwitchToHub` (plus `StallEnd` when the job ran past the threshold) to the
+//   thread's chunk buffer. No allocation, no system call, one uncontended spin lock per job.
+// * Watchdog thread. Every few ms: jobs running past the threshold get a `StallBegin` and, every
+//   sample interval, a `StallSample`. A thread asleep in a system call (read from
+//   /proc/self/task/TID/syscall: syscall number, stack pointer, pc) is never signalled (a
+//   signal would end its sleep with EINTR): its stack is copied with process_vm_readv and
+//   walked by frame-pointer scanning. A running thread gets a real-time signal whose handler
+//   copies its registers and the top of its stack; the watchdog walks the copy.
+// * Writer. Full chunk buffers are queued to the watchdog, which CRCs and writes them; every
+//   0.5 s it also takes partially filled buffers, so a killed program loses at most ~0.5 s.
+
+#define _GNU_SOURCE
+#include "unclog_recorder.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#define SWIFTCALL __attribute__((swiftcall))
+
+// ---------------------------------------------------------------------------------------------
+// Swift runtime ABI (ExecutorImpl.h of the toolchain, 64-bit layout)
+
+typedef struct {
+    const void *metadata;
+    uintptr_t refCounts;
+    void *schedulerPrivate[2];
+    uint32_t flags;  // kind: bits 0-7 (0 = task), priority: bits 8-15
+    uint32_t id;     // tasks: low 32 bits of the task id
+} swift_job;
+
+typedef struct { void *identity; uintptr_t implementation; } swift_executor_ref;
+typedef SWIFTCALL void (*enqueue_original_fn)(swift_job *job);
+typedef SWIFTCALL void (*enqueue_hook_fn)(swift_job *job, enqueue_original_fn original);
+typedef SWIFTCALL void (*job_run_fn)(swift_job *job, swift_executor_ref executor);
+
+typedef void (*dispatch_function_t)(void *);
+typedef void (*dispatch_async_f_fn)(void *queue, void *ctx, dispatch_function_t fn);
+typedef void *(*dispatch_queue_create_fn)(const char *label, void *attr);
+typedef void *(*dispatch_attr_qos_fn)(void *attr, int qos, int relpri);
+typedef void (*dispatch_set_width_fn)(void *queue, long width);
+
+// ---------------------------------------------------------------------------------------------
+// Trace format constants
+
+enum {
+    EV_STRING = 0x01, EV_NATIVE_FRAME = 0x03, EV_STACK = 0x04, EV_IMAGE = 0x05, EV_THREAD = 0x06,
+    EV_RUNNING = 0x09, EV_SWITCH_HUB = 0x10, EV_SWITCH_SPAWN = 0x13, EV_SWITCH_OTHER = 0x15,
+    EV_STALL_BEGIN = 0x30, EV_STALL_SAMPLE = 0x31, EV_STALL_END = 0x32, EV_DROPPED = 0x40, EV_END = 0x7F,
+};
+#define CHUNK_HEADER 32
+#define CHUNK_CAP (64 * 1024)
+#define CHUNK_SLACK 256  // room for the largest event one append writes
+#define MAX_PENDING 512  // queued full chunks (32 MiB) before events are dropped
+
+static inline uint8_t *put_uvarint(uint8_t *p, uint64_t v) {
+    while (v >= 0x80) { *p++ = (uint8_t)(v | 0x80); v >>= 7; }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint32_t crc_table[256];
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+static uint32_t crc32_buf(const uint8_t *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+static inline uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread chunk buffers
+
+typedef struct tbuf {
+    struct tbuf *next;            // registry (append-only under reg_lock; removed by the watchdog)
+    atomic_int lock;
+    uint32_t tid;
+    uint32_t seq;
+    uint8_t *data;                // CHUNK_CAP bytes; the first 32 hold the chunk header
+    uint32_t used;
+    uint64_t base_ns, last_ns;
+    uint64_t opened_ns;
+    uint64_t events;              // events written by this buffer (all chunks)
+    uint64_t dropped;             // events lost (no memory, queue full)
+    _Atomic uint64_t job_start;   // start of the running job, 0 when idle
+    _Atomic uint32_t job_gt;
+    int in_job;
+    // watchdog-only state
+    uint64_t stall_start_seen;
+    uint64_t last_sample_ns;
+    int announced;
+    atomic_int dead;
+    pthread_t thread;
+    uintptr_t stack_lo, stack_hi;
+} tbuf;
+
+typedef struct pending {
+    struct pending *next;
+    uint8_t *data;
+    uint32_t size;  // header + payload
+} pending;
+
+static struct {
+    unclog_config cfg;
+    char output[PATH_MAX];
+    enqueue_hook_fn previous_hook;
+    void **hook_slot;
+    job_run_fn job_run;
+    dispatch_async_f_fn async_f;
+    dispatch_queue_create_fn queue_create;
+    dispatch_attr_qos_fn attr_qos;
+    dispatch_set_width_fn set_width;
+    void *attr_concurrent;
+    _Atomic(void *) queues[256];
+    int fd;
+    pid_t pid;
+    atomic_int active;
+    atomic_int stopping;
+    pthread_t watchdog;
+    pthread_mutex_t reg_lock;
+    tbuf *_Atomic threads;
+    pthread_mutex_t pend_lock;
+    pending *pend_head, *pend_tail;
+    int pend_count;
+    uint64_t pend_dropped;
+    uint64_t chunks_written;
+    _Atomic uint64_t jobs;
+    int sample_signal;
+    uint64_t tick_ns;
+} R = { .fd = -1, .reg_lock = PTHREAD_MUTEX_INITIALIZER, .pend_lock = PTHREAD_MUTEX_INITIALIZER };
+
+static __thread tbuf *tls_buf __attribute__((tls_model("initial-exec")));
+static pthread_key_t tls_key;
+
+static void lock_buf(tbuf *b) {
+    while (atomic_exchange_explicit(&b->lock, 1, memory_order_acquire)) {
+        while (atomic_load_explicit(&b->lock, memory_order_relaxed)) __builtin_ia32_pause();
+    }
+}
+static void unlock_buf(tbuf *b) { atomic_store_explicit(&b->lock, 0, memory_order_release); }
+
+// Finishes the buffer's chunk and queues it for writing; the buffer gets fresh memory.
+// Called with the buffer locked.
+static void seal_chunk(tbuf *b) {
+    if (b->used <= CHUNK_HEADER) return;
+    uint8_t *h = b->data;
+    uint32_t len = b->used - CHUNK_HEADER;
+    memcpy(h, "\xFF\x55\x43\x4B", 4);
+    memcpy(h + 4, &len, 4);
+    h[12] = 2; h[13] = 0; h[14] = 0; h[15] = 0;
+    memcpy(h + 16, &b->base_ns, 8);
+    memcpy(h + 24, &b->tid, 4);
+    memcpy(h + 28, &b->seq, 4);
+    uint8_t *fresh = malloc(CHUNK_CAP);
+    pending *p = malloc(sizeof *p);
+    if (!fresh || !p) {  // keep the buffer, lose its events
+        free(fresh); free(p);
+        b->dropped += 1;
+        b->used = CHUNK_HEADER;
+        return;
+    }
+    p->next = NULL; p->data = b->data; p->size = b->used;
+    pthread_mutex_lock(&R.pend_lock);
+    if (R.pend_count >= MAX_PENDING) {
+        R.pend_dropped += 1;
+        pthread_mutex_unlock(&R.pend_lock);
+        free(p); free(fresh);
+        b->dropped += 1;
+        b->used = CHUNK_HEADER;
+        return;
+    }
+    if (R.pend_tail) R.pend_tail->next = p; else R.pend_head = p;
+    R.pend_tail = p;
+    R.pend_count++;
+    pthread_mutex_unlock(&R.pend_lock);
+    b->seq++;
+    b->data = fresh;
+    b->used = CHUNK_HEADER;
+}
+
+// Opens a chunk if needed (first event at time t), making room for one more event.
+static inline uint8_t *begin_event(tbuf *b, uint64_t t) {
+    if (b->used > CHUNK_CAP - CHUNK_SLACK) seal_chunk(b);
+    if (b->used == CHUNK_HEADER) {
+        b->base_ns = t;
+        b->last_ns = t;
+        b->opened_ns = t;
+        if (b->dropped) {  // report losses at the start of the next chunk
+            uint8_t *p = b->data + b->used;
+            *p++ = EV_DROPPED; *p++ = 0; *p++ = 1;
+            p = put_uvarint(p, b->dropped);
+            b->dropped = 0;
+            b->used = (uint32_t)(p - b->data);
+            b->events++;
+        }
+    }
+    return b->data + b->used;
+}
+static inline uint8_t *put_dt(tbuf *b, uint8_t *p, uint64_t t) {
+    uint64_t dt = t > b->last_ns ? t - b->last_ns : 0;
+    if (t > b->last_ns) b->last_ns = t;
+    return put_uvarint(p, dt);
+}
+
+// The hot path: one job's slice on this thread.
+static inline void record_job(tbuf *b, uint32_t gt, uint64_t enq, uint64_t start, uint64_t end) {
+    lock_buf(b);
+    uint8_t *p = begin_event(b, start);
+    if (b->used == CHUNK_HEADER) {  // each chunk starts with Running (no greenthread, no hub)
+        *p++ = EV_RUNNING; *p++ = 0; *p++ = 0; *p++ = 0;
+        b->events++;
+    }
+    *p++ = EV_SWITCH_OTHER;
+    p = put_dt(b, p, start);
+    p = put_uvarint(p, gt);
+    p = put_uvarint(p, enq && enq <= start ? start - enq : 0);
+    uint64_t dur = end - start;
+    if (dur > R.cfg.threshold_ns) {
+        *p++ = EV_STALL_END;
+        p = put_dt(b, p, end);
+        p = put_uvarint(p, gt);
+        p = put_uvarint(p, dur);
+        *p++ = 0;
+        b->events++;
+    }
+    *p++ = EV_SWITCH_HUB;
+    p = put_dt(b, p, end);
+    b->events += 2;
+    b->used = (uint32_t)(p - b->data);
+    unlock_buf(b);
+}
+
+static void thread_gone(void *arg) {
+    tbuf *b = arg;
+    atomic_store(&b->dead, 1);
+    tls_buf = NULL;
+}
+
+static tbuf *register_thread(int worker) {
+    tbuf *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->data = malloc(CHUNK_CAP);
+    if (!b->data) { free(b); return NULL; }
+    b->used = CHUNK_HEADER;
+    b->tid = (uint32_t)syscall(SYS_gettid);
+    b->thread = pthread_self();
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr; size_t size;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            b->stack_lo = (uintptr_t)addr;
+            b->stack_hi = (uintptr_t)addr + size;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (worker && R.sample_signal) {  // Dispatch workers block signals: open ours only
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, R.sample_signal);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    }
+    tls_buf = b;
+    pthread_setspecific(tls_key, b);
+    pthread_mutex_lock(&R.reg_lock);
+    b->next = atomic_load(&R.threads);
+    atomic_store(&R.threads, b);
+    pthread_mutex_unlock(&R.reg_lock);
+    return b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hook and the trampoline
+
+// Actor drain jobs and other non-task jobs: one greenthread id per job object (2^31 and up).
+#define ACTOR_SLOTS 8192
+static _Atomic(uintptr_t) actor_keys[ACTOR_SLOTS];
+static _Atomic uint32_t next_actor_gt = 0x80000000u;
+static uint32_t actor_ids[ACTOR_SLOTS];
+
+static uint32_t actor_gt(swift_job *job) {
+    uintptr_t k = (uintptr_t)job;
+    uint32_t h = (uint32_t)((k >> 4) * 2654435761u) & (ACTOR_SLOTS - 1);
+    for (int i = 0; i < 16; i++, h = (h + 1) & (ACTOR_SLOTS - 1)) {
+        uintptr_t cur = atomic_load_explicit(&actor_keys[h], memory_order_acquire);
+        if (cur == k) {
+            uint32_t id;
+            while ((id = __atomic_load_n(&actor_ids[h], __ATOMIC_ACQUIRE)) == 0) __builtin_ia32_pause();
+            return id;
+        }
+        if (cur == 0) {
+            uintptr_t expected = 0;
+            if (atomic_compare_exchange_strong(&actor_keys[h], &expected, k)) {
+                uint32_t id = atomic_fetch_add(&next_actor_gt, 1);
+                __atomic_store_n(&actor_ids[h], id, __ATOMIC_RELEASE);
+                return id;
+            }
+            if (expected == k) { h = (h - 1) & (ACTOR_SLOTS - 1); continue; }
+        }
+    }
+    return 0xFFFFFFFEu;  // table full: all remaining non-task jobs share one id
+}
+
+static void trampoline(void *ctx) {
+    swift_job *job = ctx;
+    uint32_t flags = job->flags;
+    uint32_t gt = (flags & 0xFF) == 0 ? job->id : actor_gt(job);
+    uint64_t enq = (uint64_t)(uintptr_t)job->schedulerPrivate[1];
+    tbuf *b = tls_buf;
+    if (__builtin_expect(b == NULL, 0)) {
+        if (atomic_load_explicit(&R.active, memory_order_relaxed)) b = register_thread(1);
+    }
+    if (__builtin_expect(!b || b->in_job || atomic_load_explicit(&R.stopping, memory_order_relaxed), 0)) {
+        R.job_run(job, (swift_executor_ref){ NULL, 0 });
+        return;
+    }
+    if (gt == 0) gt = 0xFFFFFFFDu;
+    uint64_t start = now_ns();
+    b->in_job = 1;
+    atomic_store_explicit(&b->job_gt, gt, memory_order_relaxed);
+    atomic_store_explicit(&b->job_start, start, memory_order_release);
+    R.job_run(job, (swift_executor_ref){ NULL, 0 });
+    uint64_t end = now_ns();
+    atomic_store_explicit(&b->job_start, 0, memory_order_relaxed);
+    b->in_job = 0;
+    record_job(b, gt, enq, start, end);
+    atomic_fetch_add_explicit(&R.jobs, 1, memory_order_relaxed);
+}
+
+static void *queue_for(uint32_t priority) {
+    void *q = atomic_load_explicit(&R.queues[priority], memory_order_acquire);
+    if (__builtin_expect(q != NULL, 1)) return q;
+    // As the runtime does (DispatchGlobalExecutor.cpp, non-Apple): a concurrent queue per
+    // priority, width = number of logical CPUs.
+    void *attr = R.attr_qos(R.attr_concurrent, (int)priority, 0);
+    void *nq = R.queue_create("Swift global concurrent queue", attr);
+    R.set_width(nq, -3 /* DISPATCH_QUEUE_WIDTH_MAX_LOGICAL_CPUS */);
+    void *expected = NULL;
+    if (!atomic_compare_exchange_strong(&R.queues[priority], &expected, nq)) return expected;  // leak one queue on a race
+    return nq;
+}
+
+static SWIFTCALL void enqueue_hook(swift_job *job, enqueue_original_fn original) {
+    if (__builtin_expect(atomic_load_explicit(&R.stopping, memory_order_relaxed), 0)) {
+        if (R.previous_hook) R.previous_hook(job, original); else original(job);
+        return;
+    }
+    // Another hook (installed before us) decides where jobs run: we cannot time them.
+    if (R.previous_hook) { R.previous_hook(job, original); return; }
+    job->schedulerPrivate[1] = (void *)(uintptr_t)now_ns();
+    R.async_f(queue_for((job->flags >> 8) & 0xFF), job, trampoline);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images (for offline symbolization)
+
+#define MAX_IMAGES 1024
+typedef struct {
+    uint32_t id;
+    uintptr_t bias, start, end;
+    char path[256];
+    int libc_like;  // frames here are usually frameless (scan for return addresses)
+} image;
+static image images[MAX_IMAGES];
+static int n_images;
+static unsigned long long images_adds = 0;
+static uint32_t next_id = 1;  // string/frame/stack/image ids (one counter)
+
+static const image *find_image(uintptr_t a) {
+    for (int i = 0; i < n_images; i++) if (a >= images[i].start && a < images[i].end) return &images[i];
+    return NULL;
+}
+
+typedef struct { tbuf *out; int changed; } phdr_ctx;
+static void emit_string(tbuf *b, uint32_t id, const char *s, size_t n);
+static void emit_image(tbuf *b, image *im, const uint8_t *build_id, size_t build_id_len);
+
+static int phdr_cb(struct dl_phdr_info *info, size_t size, void *data) {
+    phdr_ctx *ctx = data;
+    (void)size;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    const uint8_t *bid = NULL; size_t bid_len = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+            if (s < lo) lo = s;
+            if (e > hi) hi = e;
+        } else if (ph->p_type == PT_NOTE) {
+            const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+            while (p + sizeof(ElfW(Nhdr)) <= end) {
+                const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+                const uint8_t *name = p + sizeof *nh;
+                const uint8_t *desc = name + ((nh->n_namesz + 3) & ~3u);
+                if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+                    bid = desc; bid_len = nh->n_descsz > 64 ? 64 : nh->n_descsz;
+                    break;
+                }
+                p = desc + ((nh->n_descsz + 3) & ~3u);
+            }
+        }
+    }
+    if (hi == 0) return 0;
+    for (int i = 0; i < n_images; i++) if (images[i].start == lo && images[i].end == hi) return 0;  // known
+    if (n_images >= MAX_IMAGES) return 0;
+    image *im = &images[n_images++];
+    im->id = next_id++;
+    im->bias = info->dlpi_addr; im->start = lo; im->end = hi;
+    const char *name = info->dlpi_name;
+    char exe[256];
+    if (!name || !*name) {
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        name = exe;
+    }
+    snprintf(im->path, sizeof im->path, "%s", name);
+    im->libc_like = strstr(im->path, "/libc.so") || strstr(im->path, "/libm.so") || strstr(im->path, "ld-linux")
+                    || strstr(im->path, "/libpthread") || strstr(im->path, "linux-vdso");
+    emit_image(ctx->out, im, bid, bid_len);
+    ctx->changed = 1;
+    return 0;
+}
+
+static int adds_cb(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    *(unsigned long long *)data = info->dlpi_adds;
+    return 1;
+}
+
+static void refresh_images(tbuf *out, int force) {
+    unsigned long long adds = 0;
+    dl_iterate_phdr(adds_cb, &adds);
+    if (!force && adds == images_adds) return;
+    images_adds = adds;
+    phdr_ctx ctx = { out, 0 };
+    dl_iterate_phdr(phdr_cb, &ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watchdog-side event writers (the watchdog's own buffer)
+
+static void emit_string(tbuf *b, uint32_t id, const char *s, size_t n) {
+    if (n > 4096) n = 4096;
+    uint64_t t = now_ns();
+    lock_buf(b);
+    if (b->used + n + 32 > CHUNK_CAP - CHUNK_SLACK) seal_chunk(b);
+    uint8_t *p = begin_event(b, t);
+    *p++ = EV_STRING;
+    p = put_dt(b, p, t);
+    p = put_uvarint(p, id);
+    p = put_uvarint(p, n);
+    memcpy(p, s, n); p += n;
+    b->used = (uint32_t)(p - b->data);
+    b->events++;
+    unlock_buf(b);
+}
+
+static void emit_image(tbuf *b, image *im, const uint8_t *bid, size_t bid_len) {
+    uint32_t path_id = next_id++;
+    emit_string(b, path_id, im->path, strlen(im->path));
+    uint64_t t = now_ns();
+    lock_buf(b);
+    uint8_t *p = begin_event(b, t);
+    *p++ = EV_IMAGE;
+    p = put_dt(b, p, t);
+    p = put_uvarint(p, im->id);
+    p = put_uvarint(p, path_id);
+    p = put_uvarint(p, im->bias);
+    p = put_uvarint(p, im->start);
+    p = put_uvarint(p, im->end);
+    p = put_uvarint(p, bid_len);
+    if (bid_len) { memcpy(p, bid, bid_len); p += bid_len; }
+    b->used = (uint32_t)(p - b->data);
+    b->events++;
+    unlock_buf(b);
+}
+
+// Small fixed-size event: up to 6 varint fields.
+static void emit_simple(tbuf *b, uint8_t type, uint64_t t, int n, const uint64_t *f) {
+    lock_buf(b);
+    uint8_t *p = begin_event(b, t);
+    *p++ = type;
+    p = put_dt(b, p, t);
+    for (int i = 0; i < n; i++) p = put_uvarint(p, f[i]);
+    b->used = (uint32_t)(p - b->data);
+    b->events++;
+    unlock_buf(b);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames and stacks (watchdog only): addresses and stacks interned to ids.
+
+#define FRAME_SLOTS 65536
+static uintptr_t frame_addr[FRAME_SLOTS];
+static uint32_t frame_id[FRAME_SLOTS];
+#define STACK_SLOTS 16384
+static uint64_t stack_hash[STACK_SLOTS];
+static uint32_t stack_id[STACK_SLOTS];
+
+static uint32_t intern_frame(tbuf *out, uintptr_t addr, uint32_t flags) {
+    uintptr_t key = addr ^ ((uintptr_t)flags << 62);
+    uint32_t h = (uint32_t)((key >> 2) * 2654435761u) & (FRAME_SLOTS - 1);
+    for (int i = 0; i < 64; i++, h = (h + 1) & (FRAME_SLOTS - 1)) {
+        if (frame_id[h] && frame_addr[h] == key) return frame_id[h];
+        if (!frame_id[h]) {
+            const image *im = find_image(addr);
+            uint32_t id = next_id++;
+            frame_addr[h] = key; frame_id[h] = id;
+            uint64_t f[4] = { id, flags, im ? im->id : 0, addr };
+            emit_simple(out, EV_NATIVE_FRAME, now_ns(), 4, f);
+            return id;
+        }
+    }
+    return 0;
+}
+
+#define MAX_FRAMES 256
+static uint32_t intern_stack(tbuf *out, const uint32_t *frames, int n) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < n; i++) { h ^= frames[i]; h *= 1099511628211ull; }
+    h ^= (uint64_t)n;
+    if (h == 0) h = 1;
+    uint32_t s = (uint32_t)h & (STACK_SLOTS - 1);
+    for (int i = 0; i < 64; i++, s = (s + 1) & (STACK_SLOTS - 1)) {
+        if (stack_id[s] && stack_hash[s] == h) return stack_id[s];
+        if (!stack_id[s]) break;
+    }
+    uint32_t id = next_id++;
+    if (!stack_id[s]) { stack_hash[s] = h; stack_id[s] = id; }
+    uint64_t t = now_ns();
+    lock_buf(out);
+    if (out->used + 16 + 6 * (uint32_t)n > CHUNK_CAP - CHUNK_SLACK) seal_chunk(out);
+    uint8_t *p = begin_event(out, t);
+    *p++ = EV_STACK;
+    p = put_dt(out, p, t);
+    p = put_uvarint(p, id);
+    p = put_uvarint(p, (uint64_t)n);
+    for (int i = 0; i < n; i++) p = put_uvarint(p, frames[i]);
+    out->used = (uint32_t)(p - out->data);
+    out->events++;
+    unlock_buf(out);
+    return id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stack capture
+
+#define COPY_BYTES (64 * 1024)
+static struct {
+    _Atomic uint32_t target;  // tid the handler should capture
+    atomic_int done;
+    uintptr_t pc, sp, fp;
+    size_t len;
+    uint8_t stack[COPY_BYTES];
+} sample;
+
+static void sample_handler(int sig, siginfo_t *info, void *ucv) {
+    (void)sig; (void)info;
+    int saved = errno;
+    tbuf *b = tls_buf;
+    ucontext_t *uc = ucv;
+    if (b && atomic_load(&sample.target) == b->tid && !atomic_load(&sample.done)) {
+        uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+        sample.pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+        sample.fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+        sample.sp = sp;
+        size_t len = 0;
+        if (sp >= b->stack_lo && sp < b->stack_hi) {
+            len = b->stack_hi - sp;
+            if (len > COPY_BYTES) len = COPY_BYTES;
+            memcpy(sample.stack, (void *)sp, len);
+        }
+        sample.len = len;
+        atomic_store(&sample.done, 1);
+    }
+    errno = saved;
+}
+
+// Is `r` a plausible return address: inside a known executable range and right after a call?
+static int is_return_address(uintptr_t r) {
+    const image *im = find_image(r);
+    if (!im || r < im->start + 7) return 0;
+    const uint8_t *c = (const uint8_t *)r;
+    if (c[-5] == 0xE8) return 1;                                     // call rel32
+    if (c[-2] == 0xFF && (c[-1] & 0x38) == 0x10 && (c[-1] & 0xC0) == 0xC0) return 1;  // call reg
+    if (c[-3] == 0xFF && (c[-2] & 0x38) == 0x10 && (c[-2] & 0xC0) == 0x40) return 1;  // call [reg+d8]
+    if (c[-6] == 0xFF && (c[-5] & 0x38) == 0x10 && ((c[-5] & 0xC0) == 0x80 || (c[-5] & 0xC7) == 0x05)) return 1;  // [reg+d32], [rip+d32]
+    if (c[-4] == 0xFF && (c[-3] & 0x38) == 0x10 && (c[-3] & 0xC7) == 0x44) return 1;  // [sib+d8]
+    if (c[-7] == 0xFF && (c[-6] & 0x38) == 0x10 && (c[-6] & 0xC7) == 0x84) return 1;  // [sib+d32]
+    if (c[-3] == 0xFF && (c[-2] & 0x38) == 0x10 && (c[-2] & 0xC7) == 0x04) return 1;  // [sib]
+    if (c[-2] == 0xFF && (c[-1] & 0x38) == 0x10 && (c[-1] & 0xC0) == 0x00) return 1;  // [reg]
+    return 0;
+}
+
+// Walks a copied stack: `words` is the memory at [sp, sp + len). `fp` is the frame pointer when
+// known (signal path), else 0 (a thread asleep in a system call: only sp and pc are known).
+static int walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, const uint8_t *mem, size_t len,
+                uintptr_t *out, uint32_t *flags, int max) {
+    int n = 0;
+    out[n] = pc; flags[n] = 0; n++;
+    uintptr_t end = sp + (len & ~(size_t)7);
+#define WORD(a) (*(const uintptr_t *)(mem + ((a) - sp)))
+    const image *pim = find_image(pc);
+    int scan_leaf = !pim || pim->libc_like || fp < sp || fp >= end;
+    uintptr_t chain = 0;
+    if (fp >= sp && fp + 16 <= end && (fp & 7) == 0) chain = fp;
+    if (scan_leaf) {
+        // Frameless leaf frames (libc): return addresses between sp and the first frame record.
+        uintptr_t limit = chain ? chain : end;
+        if (limit > sp + 4096) limit = sp + 4096;
+        for (uintptr_t a = sp; a + 8 <= limit && n < max; a += 8) {
+            uintptr_t w = WORD(a);
+            if (!is_return_address(w)) continue;
+            if (!chain && a >= sp + 8) {
+                uintptr_t F = WORD(a - 8);  // a frame record: saved fp, then return address
+                if (F > a && F + 16 <= end && (F & 7) == 0 && (WORD(F) == 0 || (WORD(F) > F && WORD(F) < end))
+                    && (WORD(F) == 0 || is_return_address(WORD(F + 8)))) {
+                    chain = a - 8;
+                    break;
+                }
+            }
+            out[n] = w; flags[n] = 2; n++;
+        }
+    }
+    uintptr_t f = chain;
+    while (f && f + 16 <= end && n < max) {
+        uintptr_t ret = WORD(f + 8), next = WORD(f);
+        if (!find_image(ret)) break;
+        out[n] = ret; flags[n] = 2; n++;
+        if (next <= f || (next & 7)) break;
+        f = next;
+    }
+#undef WORD
+    return n;
+}
+
+// Reads /proc/self/task/TID/syscall: returns -1 (running), or the syscall number with sp/pc.
+static long probe_syscall(uint32_t tid, uintptr_t *sp, uintptr_t *pc) {
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%u/syscall", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -2;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -2;
+    buf[n] = 0;
+    if (strncmp(buf, "running", 7) == 0) return -1;
+    char *p = buf, *e;
+    long nr = strtol(p, &e, 10);
+    if (e == p) return -2;
+    unsigned long long v[8]; int k = 0;
+    p = e;
+    while (k < 8) {
+        unsigned long long x = strtoull(p, &e, 16);
+        if (e == p) break;
+        v[k++] = x; p = e;
+    }
+    if (nr < 0) { // "-1 sp pc": blocked, not in a system call
+        if (k < 2) return -2;
+        *sp = v[0]; *pc = v[1];
+        return -3;
+    }
+    if (k < 8) return -2;
+    *sp = v[6]; *pc = v[7];
+    return nr;
+}
+
+static uint8_t sleep_copy[COPY_BYTES];
+
+// Samples the stack of a stalled thread; returns the stack id (0: none) and its state.
+static uint32_t sample_thread(tbuf *out, tbuf *t, uint64_t *state) {
+    uintptr_t sp = 0, pc = 0, fp = 0;
+    long nr = probe_syscall(t->tid, &sp, &pc);
+    const uint8_t *mem = NULL;
+    size_t len = 0;
+    if (nr >= 0) {
+        *state = 2 + (uint64_t)nr;
+        if (sp < t->stack_lo || sp >= t->stack_hi) return 0;
+        len = t->stack_hi - sp;
+        if (len > COPY_BYTES) len = COPY_BYTES;
+        struct iovec local = { sleep_copy, len }, remote = { (void *)sp, len };
+        ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        if (got <= 0) return 0;
+        len = (size_t)got;
+        mem = sleep_copy;
+    } else if (nr == -1 && R.sample_signal) {
+        *state = 1;
+        atomic_store(&sample.done, 0);
+        atomic_store(&sample.target, t->tid);
+        if (pthread_kill(t->thread, R.sample_signal) != 0) { atomic_store(&sample.target, 0); return 0; }
+        uint64_t deadline = now_ns() + 20000000ull;
+        while (!atomic_load(&sample.done) && now_ns() < deadline) {
+            struct timespec ts = { 0, 20000 };
+            nanosleep(&ts, NULL);
+        }
+        atomic_store(&sample.target, 0);
+        if (!atomic_load(&sample.done)) return 0;
+        pc = sample.pc; sp = sample.sp; fp = sample.fp;
+        mem = sample.stack; len = sample.len;
+    } else {
+        *state = 0;
+        return 0;
+    }
+    uintptr_t addrs[MAX_FRAMES];
+    uint32_t flags[MAX_FRAMES], ids[MAX_FRAMES];
+    int n = walk(pc, sp, fp, mem, len, addrs, flags, MAX_FRAMES);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t id = intern_frame(out, addrs[i], flags[i]);
+        if (id) ids[m++] = id;
+    }
+    return intern_stack(out, ids, m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer
+
+static void write_all(const uint8_t *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(R.fd, p, n);
+        if (w < 0) { if (errno == EINTR) continue; return; }
+        p += w; n -= (size_t)w;
+    }
+}
+
+static void write_pending(void) {
+    pthread_mutex_lock(&R.pend_lock);
+    pending *list = R.pend_head;
+    R.pend_head = R.pend_tail = NULL;
+    R.pend_count = 0;
+    pthread_mutex_unlock(&R.pend_lock);
+    while (list) {
+        pending *p = list;
+        list = p->next;
+        uint32_t crc = crc32_buf(p->data + 12, p->size - 12);
+        memcpy(p->data + 8, &crc, 4);
+        if (R.fd >= 0) write_all(p->data, p->size);
+        R.chunks_written++;
+        free(p->data);
+        free(p);
+    }
+}
+
+static void write_header_and_metadata(void) {
+    static const uint8_t header[16] = { 0x89, 'U', 'N', 'C', 'L', 'O', 'G', '\n', 1, 0, 0, 0, 0, 0, 0, 0 };
+    write_all(header, 16);
+    uint8_t *buf = malloc(CHUNK_CAP);
+    if (!buf) return;
+    uint8_t *p = buf + CHUNK_HEADER;
+    int count = 0;
+    uint8_t *countp = p;  // filled at the end (< 128 entries: one byte)
+    p++;
+#define KEY(k) do { size_t _n = strlen(k); p = put_uvarint(p, _n); memcpy(p, k, _n); p += _n; count++; } while (0)
+#define STR(s) do { size_t _n = strlen(s); if (_n > 4096) _n = 4096; *p++ = 1; p = put_uvarint(p, _n); memcpy(p, s, _n); p += _n; } while (0)
+#define UINT(v) do { *p++ = 0; p = put_uvarint(p, (v)); } while (0)
+    struct timespec mono, wall;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint64_t anchor = (uint64_t)mono.tv_sec * 1000000000ull + (uint64_t)mono.tv_nsec;
+    KEY("clock"); STR("CLOCK_MONOTONIC");
+    KEY("anchor_mono_ns"); UINT(anchor);
+    KEY("anchor_wall_ns"); UINT((uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec);
+    KEY("pid"); UINT((uint64_t)getpid());
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    KEY("hostname"); STR(host);
+    KEY("runtime"); STR("swift-concurrency");
+    KEY("recorder"); STR(R.cfg.recorder_name ? R.cfg.recorder_name : "unclog-swift 0.1.0");
+    KEY("threshold_ns"); UINT(R.cfg.threshold_ns);
+    KEY("sample_interval_ns"); UINT(R.cfg.sample_interval_ns);
+    // argv from /proc/self/cmdline (NUL-separated)
+    char cmd[4096];
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, cmd, sizeof cmd - 1) : 0;
+    if (fd >= 0) close(fd);
+    if (n < 0) n = 0;
+    cmd[n] = 0;
+    int nargs = 0;
+    for (ssize_t i = 0; i < n; i++) if (cmd[i] == 0) nargs++;
+    KEY("argv");
+    *p++ = 2;
+    p = put_uvarint(p, (uint64_t)nargs);
+    for (ssize_t i = 0; i < n;) {
+        size_t l = strlen(cmd + i);
+        p = put_uvarint(p, l); memcpy(p, cmd + i, l); p += l;
+        i += (ssize_t)l + 1;
+    }
+#undef KEY
+#undef STR
+#undef UINT
+    *countp = (uint8_t)count;
+    uint32_t len = (uint32_t)(p - buf - CHUNK_HEADER);
+    memcpy(buf, "\xFF\x55\x43\x4B", 4);
+    memcpy(buf + 4, &len, 4);
+    memset(buf + 12, 0, 4);
+    buf[12] = 1;
+    memcpy(buf + 16, &anchor, 8);
+    memset(buf + 24, 0, 8);
+    uint32_t crc = crc32_buf(buf + 12, 20 + len);
+    memcpy(buf + 8, &crc, 4);
+    write_all(buf, CHUNK_HEADER + len);
+    R.chunks_written++;
+    free(buf);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watchdog
+
+static tbuf *watchdog_buf;
+
+static void announce_thread(tbuf *t) {
+    char name[64] = "";
+    pthread_getname_np(t->thread, name, sizeof name);
+    uint32_t sid = 0;
+    if (name[0]) {
+        sid = next_id++;
+        emit_string(watchdog_buf, sid, name, strlen(name));
+    }
+    uint64_t f[2] = { t->tid, sid };
+    emit_simple(watchdog_buf, EV_THREAD, now_ns(), 2, f);
+    t->announced = 1;
+}
+
+static void flush_partial(int all, uint64_t now) {
+    for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {
+        lock_buf(t);
+        if (t->used > CHUNK_HEADER && (all || now - t->opened_ns >= 400000000ull)) seal_chunk(t);
+        unlock_buf(t);
+    }
+}
+
+static void check_stalls(uint64_t now) {
+    for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {
+        if (t == watchdog_buf) continue;
+        if (!t->announced) announce_thread(t);
+        uint64_t start = atomic_load_explicit(&t->job_start, memory_order_acquire);
+        if (!start || now < start || now - start <= R.cfg.threshold_ns) continue;
+        uint32_t gt = atomic_load_explicit(&t->job_gt, memory_order_relaxed);
+        if (t->stall_start_seen != start) {
+            t->stall_start_seen = start;
+            t->last_sample_ns = 0;
+            uint64_t f[3] = { t->tid, gt, now - start };
+            emit_simple(watchdog_buf, EV_STALL_BEGIN, now, 3, f);
+        }
+        if (t->last_sample_ns && now - t->last_sample_ns < R.cfg.sample_interval_ns) continue;
+        uint64_t state = 0;
+        uint64_t ts = now_ns();
+        uint32_t stack = sample_thread(watchdog_buf, t, &state);
+        // The sample belongs to this stall only if the job is still the same.
+        if (atomic_load_explicit(&t->job_start, memory_order_acquire) != start) continue;
+        t->last_sample_ns = ts;
+        uint64_t f[3] = { t->tid, stack, state };
+        emit_simple(watchdog_buf, EV_STALL_SAMPLE, ts, 3, f);
+    }
+}
+
+static void *watchdog_main(void *arg) {
+    (void)arg;
+    pthread_setname_np(pthread_self(), "unclog-watchdog");
+    lock_buf(watchdog_buf);
+    watchdog_buf->tid = (uint32_t)syscall(SYS_gettid);  // its chunks carry the watchdog's own tid
+    unlock_buf(watchdog_buf);
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);  // never take the program's signals
+    uint64_t last_flush = now_ns(), last_images = last_flush;
+    while (!atomic_load(&R.stopping)) {
+        struct timespec ts = { 0, (long)R.tick_ns };
+        nanosleep(&ts, NULL);
+        uint64_t now = now_ns();
+        check_stalls(now);
+        if (now - last_images >= 200000000ull) { refresh_images(watchdog_buf, 0); last_images = now; }
+        if (now - last_flush >= 100000000ull) {
+            flush_partial(0, now);
+            last_flush = now;
+        }
+        write_pending();
+    }
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start and stop
+
+static void at_exit(void) { unclog_recorder_stop(); }
+static void in_child(void) {  // a forked child must not write into the parent's trace
+    atomic_store(&R.stopping, 1);
+    atomic_store(&R.active, 0);
+    R.fd = -1;
+}
+
+int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt, char *error, size_t error_size) {
+#define FAIL(...) do { if (error && error_size) snprintf(error, error_size, __VA_ARGS__); return -1; } while (0)
+    if (atomic_load(&R.active)) FAIL("already recording");
+    if (!config || !config->output || !*config->output) FAIL("no output file given");
+    if (!rt || !rt->enqueue_global_hook) FAIL("swift_task_enqueueGlobal_hook not found (no Swift Concurrency runtime)");
+    if (!rt->job_run || !rt->dispatch_async_f || !rt->dispatch_queue_create || !rt->dispatch_queue_attr_make_with_qos_class
+        || !rt->dispatch_queue_set_width || !rt->dispatch_queue_attr_concurrent)
+        FAIL("swift_job_run or Dispatch functions not found");
+    R.cfg = *config;
+    if (!R.cfg.threshold_ns) R.cfg.threshold_ns = 50000000ull;
+    if (!R.cfg.sample_interval_ns) R.cfg.sample_interval_ns = 10000000ull;
+    snprintf(R.output, sizeof R.output, "%s", config->output);
+    R.cfg.output = R.output;
+    R.hook_slot = rt->enqueue_global_hook;
+    R.job_run = (job_run_fn)rt->job_run;
+    R.async_f = (dispatch_async_f_fn)rt->dispatch_async_f;
+    R.queue_create = (dispatch_queue_create_fn)rt->dispatch_queue_create;
+    R.attr_qos = (dispatch_attr_qos_fn)rt->dispatch_queue_attr_make_with_qos_class;
+    R.set_width = (dispatch_set_width_fn)rt->dispatch_queue_set_width;
+    R.attr_concurrent = rt->dispatch_queue_attr_concurrent;
+    uint64_t tick = (R.cfg.sample_interval_ns < R.cfg.threshold_ns ? R.cfg.sample_interval_ns : R.cfg.threshold_ns) / 4;
+    if (tick < 1000000ull) tick = 1000000ull;
+    if (tick > 10000000ull) tick = 10000000ull;
+    R.tick_ns = tick;
+    crc_init();
+
+    R.fd = open(R.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (R.fd < 0) FAIL("%s: cannot create: %s", R.output, strerror(errno));
+    R.pid = getpid();
+    write_header_and_metadata();
+
+    // The sampling signal: a real-time signal nobody handles (workers unblock it at their first job).
+    R.sample_signal = 0;
+    for (int s = SIGRTMAX - 2; s >= SIGRTMIN + 4; s--) {
+        struct sigaction old;
+        if (sigaction(s, NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_sigaction = sample_handler;
+            sa.sa_flags = SA_SIGINFO | SA_RESTART;
+            sigfillset(&sa.sa_mask);
+            if (sigaction(s, &sa, NULL) == 0) R.sample_signal = s;
+            break;
+        }
+    }
+    pthread_key_create(&tls_key, thread_gone);
+
+    watchdog_buf = calloc(1, sizeof *watchdog_buf);
+    watchdog_buf->data = malloc(CHUNK_CAP);
+    watchdog_buf->used = CHUNK_HEADER;
+    watchdog_buf->tid = (uint32_t)syscall(SYS_gettid);  // until the watchdog thread runs
+    watchdog_buf->announced = 1;
+    refresh_images(watchdog_buf, 1);
+    pthread_mutex_lock(&R.reg_lock);
+    watchdog_buf->next = atomic_load(&R.threads);
+    atomic_store(&R.threads, watchdog_buf);
+    pthread_mutex_unlock(&R.reg_lock);
+
+    atomic_store(&R.stopping, 0);
+    atomic_store(&R.active, 1);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    if (pthread_create(&R.watchdog, &attr, watchdog_main, NULL) != 0) {
+        pthread_attr_destroy(&attr);
+        atomic_store(&R.active, 0);
+        close(R.fd); R.fd = -1;
+        FAIL("cannot start the watchdog thread");
+    }
+    pthread_attr_destroy(&attr);
+
+    // Install the hook. Whoever installed one first keeps control (e.g. SwiftNIO's event loops as
+    // the global executor): we chain to it and cannot time its jobs.
+    void *prev = __atomic_load_n(R.hook_slot, __ATOMIC_ACQUIRE);
+    R.previous_hook = (enqueue_hook_fn)prev;
+    __atomic_store_n(R.hook_slot, (void *)enqueue_hook, __ATOMIC_RELEASE);
+    if (prev && !config->quiet) {
+        static const char msg[] = "unclog: another executor hook was installed first; its jobs are not timed\n";
+        ssize_t w = write(2, msg, sizeof msg - 1); (void)w;
+    }
+    static int registered;
+    if (!registered) { registered = 1; atexit(at_exit); pthread_atfork(NULL, NULL, in_child); }
+    return 0;
+#undef FAIL
+}
+
+void unclog_recorder_stop(void) {
+    if (!atomic_load(&R.active) || getpid() != R.pid) return;
+    if (atomic_exchange(&R.stopping, 1)) return;
+    if (__atomic_load_n(R.hook_slot, __ATOMIC_ACQUIRE) == (void *)enqueue_hook)
+        __atomic_store_n(R.hook_slot, (void *)R.previous_hook, __ATOMIC_RELEASE);
+    pthread_join(R.watchdog, NULL);
+    uint64_t events = 0, dropped = 0;
+    for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {
+        lock_buf(t);
+        events += t->events;
+        dropped += t->dropped;
+        t->dropped = 0;
+        unlock_buf(t);
+    }
+    if (dropped || R.pend_dropped) {
+        uint64_t f[2] = { 1, dropped + R.pend_dropped };
+        emit_simple(watchdog_buf, EV_DROPPED, now_ns(), 2, f);
+    }
+    flush_partial(1, now_ns());
+    write_pending();
+    uint64_t f[2] = { R.chunks_written, events };
+    emit_simple(watchdog_buf, EV_END, now_ns(), 2, f);
+    flush_partial(1, now_ns());
+    write_pending();
+    close(R.fd);
+    R.fd = -1;
+    atomic_store(&R.active, 0);
+}
+
+int unclog_recorder_active(void) { return atomic_load(&R.active); }
+uint64_t unclog_recorder_jobs(void) { return atomic_load(&R.jobs); }
