@@ -24,7 +24,7 @@ struct Unclog: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [RecordCommand.self, ImportCommand.self, StallsCommand.self, TopCommand.self, TimelineCommand.self,
-                      SQLCommand.self, CheckCommand.self, DumpCommand.self, ExportCommand.self, DiffCommand.self]
+                      SQLCommand.self, CheckCommand.self, DumpCommand.self, ExportCommand.self, ReportCommand.self, DiffCommand.self]
     )
 }
 
