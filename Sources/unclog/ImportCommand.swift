@@ -82,6 +82,12 @@ struct ImportCommand: ParsableCommand {
             }
         }
         return summary
+                if let sym = summary.symbols {
+                    for note in sym.notes { printError("unclog: \(trace): \(note)") }
+                    if sym.programNamed < sym.programFrames {
+                        print("symbols: \(sym.programNamed) of \(sym.programFrames) native frames of the program named")
+                    }
+                }
     }
 }
 
