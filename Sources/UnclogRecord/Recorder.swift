@@ -42,6 +42,12 @@ public enum Recorder {
         case python
         /// A program that may start Python itself (a shell script): injected, but it may record nothing.
         case maybePython
+        /// A dynamically linked Swift executable that loads libswift_Concurrency.so: the recorder
+        /// library (libUnclogPreload.so) is injected with LD_PRELOAD.
+        case swiftPreload
+        /// A program that links the UnclogRecorder library (e.g. a -static-stdlib build): it records
+        /// itself when it calls `UnclogRecorder.start()`, reading the same environment variables.
+        case swiftLinked
     }
 
     /// Decides how to record `command`, or says why it cannot be recorded.
@@ -58,11 +64,7 @@ public enum Recorder {
         let head = (try? fh.read(upToCount: 256)) ?? Data()
         try? fh.close()
         if head.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {  // ELF
-            throw RecordError(message: """
-                cannot record \(program): it is a native executable, and this unclog records Python programs \
-                (eventlet, gevent) only; Swift programs are not supported yet. Run a Python program: \
-                unclog record -- python3 app.py
-                """)
+            return try nativeKind(program: program, path: path)
         }
         if let line = String(data: head.prefix(while: { $0 != 0x0A }), encoding: .utf8), line.hasPrefix("#!"),
            line.contains("python") {
@@ -71,28 +73,96 @@ public enum Recorder {
         return .maybePython
     }
 
+    /// A native executable: a Swift program we can record, or a clear reason why not.
+    static func nativeKind(program: String, path: String) throws(RecordError) -> Kind {
+        guard let elf = ELFInfo.read(path) else {
+            throw RecordError(message: "cannot record \(program): not a 64-bit little-endian ELF executable")
+        }
+        if elf.hasRecorderLibrary { return .swiftLinked }  // never two recorders in one process
+        if elf.isDynamic && elf.loadsSwiftConcurrency { return .swiftPreload }
+        if elf.isDynamic && elf.loadsSwiftCore {
+            throw RecordError(message: """
+                cannot record \(program): it is a Swift program that does not load Swift Concurrency \
+                (libswift_Concurrency.so), so it has no tasks for unclog to record
+                """)
+        }
+        if elf.hasStaticConcurrency {
+            throw RecordError(message: """
+                cannot record \(program): it is a statically linked Swift program (-static-stdlib or \
+                --static-swift-stdlib), and the recorder cannot be injected into it. Link the UnclogRecorder \
+                library and call UnclogRecorder.start() at the top of main (it reads the settings \
+                `unclog record` passes), or build without -static-stdlib
+                """)
+        }
+        if !elf.isDynamic {
+            throw RecordError(message: """
+                cannot record \(program): it is a statically linked native executable without the Swift \
+                Concurrency runtime or the UnclogRecorder library; unclog records Python (eventlet, gevent) \
+                and Swift Concurrency programs
+                """)
+        }
+        throw RecordError(message: """
+            cannot record \(program): it is a native executable that is neither a Python interpreter nor a \
+            Swift program using Swift Concurrency; unclog records Python (eventlet, gevent) and Swift \
+            Concurrency programs. Run e.g. unclog record -- python3 app.py, or -- ./MySwiftServer
+            """)
+    }
+
+    /// The LD_PRELOAD recorder: $UNCLOG_PRELOAD, else libUnclogPreload.so next to the unclog executable.
+    public static var swiftPreloadPath: String? {
+        if let p = ProcessInfo.processInfo.environment["UNCLOG_PRELOAD"], access(p, R_OK) == 0 { return absolute(p) }
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buf, Int(PATH_MAX))
+        guard n > 0 else { return nil }
+        let exe = String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let dir = (exe as NSString).deletingLastPathComponent
+        for candidate in [dir + "/libUnclogPreload.so", dir + "/../lib/libUnclogPreload.so"] where access(candidate, R_OK) == 0 {
+            return candidate
+        }
+        return nil
+    }
+
     /// Runs the program to completion and returns the exit status a shell would report
     /// (its exit code, or 128 + the signal that killed it).
     public static func run(_ options: RecordOptions) throws(RecordError) -> Int32 {
         let kind = try kind(of: options.command)
-        guard let recorderPath = pythonRecorderPath else {
-            throw RecordError(message: "the Python recorder is missing from unclog's resources (broken installation)")
-        }
         let output = absolute(options.output)
-        unlink(output)  // a stale trace must not pass for this run's
-
         var env = ProcessInfo.processInfo.environment
-        let original = env["PYTHONPATH"]
-        if let original { env["UNCLOG_ORIG_PYTHONPATH"] = original }
-        env["PYTHONPATH"] = recorderPath + (original.map { ":" + $0 } ?? "")
+        switch kind {
+        case .python, .maybePython:
+            guard let recorderPath = pythonRecorderPath else {
+                throw RecordError(message: "the Python recorder is missing from unclog's resources (broken installation)")
+            }
+            let original = env["PYTHONPATH"]
+            if let original { env["UNCLOG_ORIG_PYTHONPATH"] = original }
+            env["PYTHONPATH"] = recorderPath + (original.map { ":" + $0 } ?? "")
+        case .swiftPreload:
+            guard let preload = swiftPreloadPath else {
+                throw RecordError(message: """
+                    the Swift recorder library libUnclogPreload.so is missing next to unclog (build it with \
+                    `swift build --product UnclogPreload`, or set UNCLOG_PRELOAD to its path)
+                    """)
+            }
+            let original = env["LD_PRELOAD"]
+            if let original { env["UNCLOG_ORIG_LD_PRELOAD"] = original }
+            env["LD_PRELOAD"] = preload + (original.map { ":" + $0 } ?? "")
+        case .swiftLinked:
+            break  // the program starts the recorder itself from these variables
+        }
+        unlink(output)  // a stale trace must not pass for this run's
         env["UNCLOG_OUTPUT"] = output
         env["UNCLOG_THRESHOLD_NS"] = String(options.thresholdNs)
         env["UNCLOG_SAMPLE_INTERVAL_NS"] = String(options.sampleIntervalNs)
 
         let status = try spawnAndWait(options.command, env: env)
         if access(output, F_OK) != 0 {
-            let why = kind == .maybePython ? "it did not start a Python interpreter that unclog could hook"
-                                           : "the recorder did not start (see any error above)"
+            let why: String
+            switch kind {
+            case .maybePython: why = "it did not start a Python interpreter that unclog could hook"
+            case .python: why = "the recorder did not start (see any error above)"
+            case .swiftPreload: why = "the Swift recorder did not start (see any error above)"
+            case .swiftLinked: why = "the program links UnclogRecorder but did not call UnclogRecorder.start()"
+            }
             let message = "unclog: no trace was written to \(options.output): \(why)\n"
             _ = message.withCString { write(2, $0, strlen($0)) }
         }

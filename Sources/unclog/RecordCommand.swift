@@ -13,7 +13,12 @@ struct RecordCommand: ParsableCommand {
 
             The program runs unmodified, with its standard input and output, signals (SIGINT and
             SIGTERM are forwarded) and exit code kept. Python programs using eventlet or gevent are
-            recorded by a recorder injected at interpreter start-up.
+            recorded by a recorder injected at interpreter start-up. Swift executables that load the
+            Swift Concurrency runtime dynamically (the SwiftPM default on Linux) get the Swift recorder
+            (libUnclogPreload.so) injected with LD_PRELOAD: every job of the global executor is timed,
+            and jobs running past the threshold are sampled. Programs that link the UnclogRecorder
+            library (e.g. -static-stdlib builds) record themselves when they call
+            UnclogRecorder.start(). unclog says so when it cannot record a program.
             """
     )
 
@@ -33,7 +38,7 @@ struct RecordCommand: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        if command.isEmpty { throw ValidationError("give the program to record after `--`, e.g. unclog record -- python3 app.py") }
+        if command.isEmpty { throw ValidationError("give the program to record after `--`, e.g. unclog record -- python3 app.py or -- ./MySwiftServer") }
         if threshold.nanoseconds <= 0 { throw ValidationError("--threshold must be positive") }
         if sampleInterval.nanoseconds <= 0 { throw ValidationError("--sample-interval must be positive") }
     }
