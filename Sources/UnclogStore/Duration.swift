@@ -31,11 +31,12 @@ public enum DurationText {
             }
             return s
         }
+        // A value that rounds up to the next unit is printed in it (999_999ns is `1ms`, not `1000us`).
         if a < 1_000 { return "\(sign)\(a)ns" }
-        if a < 1_000_000 { return sign + trim(Double(a) / 1e3, a < 10_000 ? 2 : 1) + "us" }
-        if a < 1_000_000_000 { return sign + trim(Double(a) / 1e6, a < 10_000_000 ? 2 : 1) + "ms" }
-        if a < 60_000_000_000 { return sign + trim(Double(a) / 1e9, 2) + "s" }
-        let totalSeconds = a / 1_000_000_000
+        if a < 1_000_000, case let us = trim(Double(a) / 1e3, a < 10_000 ? 2 : 1), us != "1000" { return sign + us + "us" }
+        if a < 1_000_000_000, case let ms = trim(Double(a) / 1e6, a < 10_000_000 ? 2 : 1), ms != "1000" { return sign + ms + "ms" }
+        if a < 60_000_000_000, case let s = trim(Double(a) / 1e9, 2), s != "60" { return sign + s + "s" }
+        let totalSeconds = (a + 500_000_000) / 1_000_000_000
         let sec = totalSeconds % 60
         return "\(sign)\(totalSeconds / 60)m\(sec < 10 ? "0" : "")\(sec)s"
     }

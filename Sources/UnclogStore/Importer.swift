@@ -4,6 +4,7 @@
 // name and renamed; an existing one is changed in one transaction.
 
 import CSQLite
+import Synchronization
 import UnclogTrace
 
 #if canImport(Glibc)
@@ -68,13 +69,24 @@ public struct ImportSummary: Sendable {
 public enum ImportError: Error, CustomStringConvertible {
     case unreadableTrace(TraceReadError)
     case store(StoreError)
+    case cancelled
 
     public var description: String {
         switch self {
         case let .unreadableTrace(e): e.description
         case let .store(e): e.description
+        case .cancelled: "import cancelled; the database is unchanged"
         }
     }
+}
+
+/// Lets a signal handler stop a running import between two chunks (the import then rolls
+/// back like any failed one). Async-signal-safe: a lock-free atomic store.
+public enum ImportCancellation {
+    static let flag = Atomic<Bool>(false)
+    /// Asks running imports to stop.
+    public static func request() { flag.store(true, ordering: .relaxed) }
+    static var requested: Bool { flag.load(ordering: .relaxed) }
 }
 
 /// Streams traces into a database.
@@ -124,6 +136,7 @@ public enum TraceImporter {
             return summary
         } catch {
             if !exists { unlink(workPath); unlink(workPath + "-journal") }
+            if ImportCancellation.requested { throw .cancelled }
             throw .store(error)
         }
     }
@@ -289,6 +302,7 @@ private final class StreamingImport {
         var lastProgress = Stopwatch()
         if let c = first { try process(c) }
         while let c = reader.nextChunk() {
+            if ImportCancellation.requested { throw StoreError("cancelled") }
             try process(c)
             if let progress = options.progress, lastProgress.seconds > 0.1 {
                 lastProgress = Stopwatch()
@@ -501,7 +515,8 @@ private final class StreamingImport {
     }
 
     func chargeVictim(_ th: ThreadState, gt: UInt32, ready: Int64, resumed: Int64) throws(StoreError) {
-        for s in th.recentStalls where s.gt != gt && s.end > ready && s.start < resumed {
+        for s in th.recentStalls where s.gt != gt && s.end > ready && s.start < resumed
+            && resumed - s.end <= StreamingImport.victimHorizon {
             let wait = min(resumed, s.end) - max(ready, s.start)
             guard wait > 0 else { continue }
             try victimsOut.add(s.id, key(gt), ready, resumed, wait)
@@ -625,14 +640,13 @@ private final class StreamingImport {
                   GROUP BY m.stack_key ORDER BY COUNT(*) DESC, MIN(m.ts_ns) LIMIT 1),
                 end_stack_key)
               WHERE id >= \(lo) AND id < \(hi);
-            UPDATE frames SET function = (SELECT value FROM strings WHERE key = function_key),
-                              file = (SELECT value FROM strings WHERE key = file_key)
-              WHERE key >= \(k0) AND key < \(k1) AND function_key IS NOT NULL;
-            UPDATE greenthreads SET name = (SELECT value FROM strings WHERE key = name_key)
+            UPDATE frames SET function = \(stringOrMissing("function_key")), file = \(stringOrMissing("file_key"))
+              WHERE key >= \(k0) AND key < \(k1) AND (function_key IS NOT NULL OR file_key IS NOT NULL);
+            UPDATE greenthreads SET name = \(stringOrMissing("name_key"))
               WHERE key >= \(k0) AND key < \(k1) AND name_key IS NOT NULL;
-            UPDATE threads SET name = (SELECT value FROM strings WHERE key = name_key)
+            UPDATE threads SET name = \(stringOrMissing("name_key"))
               WHERE key >= \(k0) AND key < \(k1) AND name_key IS NOT NULL;
-            UPDATE images SET path = (SELECT value FROM strings WHERE key = path_key)
+            UPDATE images SET path = \(stringOrMissing("path_key"))
               WHERE key >= \(k0) AND key < \(k1) AND path_key IS NOT NULL;
             """)
         let vs = try db.prepare("UPDATE stalls SET victims = ?, victim_wait_ns = ? WHERE id = ?")
@@ -684,6 +698,13 @@ private final class StreamingImport {
                      .int(Int64(clamping: summary.recorderErrors)), .int(summary.cleanEnd ? 1 : 0), .int(traceID)])
         try up.run()
     }
+}
+
+/// SQL for the string a key column refers to; a string the trace never defined reads
+/// `<string N>` (spec §4.3), and no reference (NULL) stays NULL.
+func stringOrMissing(_ column: String) -> String {
+    "CASE WHEN \(column) IS NULL THEN NULL ELSE COALESCE((SELECT value FROM strings WHERE key = \(column)), "
+        + "'<string ' || (\(column) & 4294967295) || '>') END"
 }
 
 func hex32(_ v: UInt32) -> String {

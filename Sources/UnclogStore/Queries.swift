@@ -144,8 +144,10 @@ public final class TraceStore {
             siteColumns = ["file"]
         }
         let traceFilter = traceID.map { " AND trace_id = \($0)" } ?? ""
+        // One row per (stall, site): inclusive attribution lists a stall once per distinct
+        // frame, so grouping by function or file must not charge it once per line or function.
         let sql = """
-            WITH a AS (SELECT \(site), duration_ns, victim_wait_ns FROM stall_attribution
+            WITH a AS (SELECT DISTINCT stall_id, \(site), duration_ns, victim_wait_ns FROM stall_attribution
                        WHERE scope = '\(inclusive ? "inclusive" : "self")'\(traceFilter)),
             r AS (SELECT a.*, ROW_NUMBER() OVER (PARTITION BY \(site) ORDER BY duration_ns) AS rn,
                          COUNT(*) OVER (PARTITION BY \(site)) AS n FROM a)
@@ -184,7 +186,11 @@ public final class TraceStore {
             throw StoreError("SQL error: \(db.lastError)")
         }
         let s = Statement(stmt, db: db)
-        if !rest.trimmingCharacters(in: .whitespacesAndNewlines).filter({ $0 != ";" }).isEmpty {
+        // What follows the statement may be blanks, semicolons and comments, not a second one.
+        var next: OpaquePointer?
+        let nextRC = rest.withCString { sqlite3_prepare_v2(db.handle, $0, -1, &next, nil) }
+        if nextRC != SQLITE_OK || next != nil {
+            sqlite3_finalize(next)
             throw StoreError("SQL error: one statement at a time, please (found more after the first)")
         }
         guard s.isReadOnly else {

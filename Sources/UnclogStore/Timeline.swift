@@ -134,9 +134,13 @@ extension TraceStore {
         func paint(_ cells: inout [CellState], _ a: Int64, _ b: Int64, _ state: CellState) {
             guard b >= from, a <= to, to > from else { return }
             let span = Double(to - from)
-            let c0 = max(0, Int(Double(max(a, from) - from) / span * Double(width)))
-            let c1 = min(width - 1, Int(Double(min(b, to) - from) / span * Double(width)))
-            guard c0 <= c1 else { return }
+            // Column c covers [c, c + 1) in units of span/width: [a, b] covers the columns from
+            // floor(a) to ceil(b) − 1, so an interval ending on a column boundary does not spill
+            // into the next column; one shorter than a column still shows in its own.
+            let x0 = Double(max(a, from) - from) / span * Double(width)
+            let x1 = Double(min(b, to) - from) / span * Double(width)
+            let c0 = max(0, min(width - 1, Int(x0)))
+            let c1 = max(c0, min(width - 1, Int(x1.rounded(.up)) - 1))
             for c in c0...c1 where cells[c].rawValue < state.rawValue { cells[c] = state }
         }
         func paintGreenthread(_ slices: [SliceRow], stalls: [(Int64, Int64)]) -> [CellState] {

@@ -54,11 +54,17 @@ struct ImportCommand: ParsableCommand {
         let showProgress = !quiet && isatty(2) != 0
         let options = ImportOptions(tracePath: trace, databasePath: db, replace: replace,
                                     progress: showProgress ? progressPrinter(trace) : nil)
+        // Ctrl-C or SIGTERM stops the import between chunks; it then rolls back and cleans up.
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { _ in ImportCancellation.request() }
+        }
+        defer { for sig in [SIGINT, SIGTERM] { signal(sig, SIG_DFL) } }
         let summary: ImportSummary
         do throws(ImportError) {
             summary = try TraceImporter.run(options)
         } catch {
             if showProgress { writeStderr("\r\u{1B}[K") }
+            if case .cancelled = error { throw CLIError(message: "\(trace): \(error.description)", code: 130) }
             throw CLIError(message: error.description)
         }
         if showProgress { writeStderr("\r\u{1B}[K") }
@@ -76,18 +82,18 @@ struct ImportCommand: ParsableCommand {
                 if summary.eventsDropped > 0 {
                     printError("unclog: \(trace): the recorder dropped \(summary.eventsDropped) events (\(summary.recorderErrors) recorder errors)")
                 }
-                if !summary.cleanEnd {
-                    printError("unclog: \(trace): no end marker: the recording was cut short (program killed?); imported what was written")
-                }
-            }
-        }
-        return summary
                 if let sym = summary.symbols {
                     for note in sym.notes { printError("unclog: \(trace): \(note)") }
                     if sym.programNamed < sym.programFrames {
                         print("symbols: \(sym.programNamed) of \(sym.programFrames) native frames of the program named")
                     }
                 }
+                if !summary.cleanEnd {
+                    printError("unclog: \(trace): no end marker: the recording was cut short (program killed?); imported what was written")
+                }
+            }
+        }
+        return summary
     }
 }
 
