@@ -59,9 +59,9 @@ public struct ImportSummary: Sendable {
     public var cleanEnd = false
     public var skippedEvents = 0
     public var skippedChunks = 0
-    public var seconds = 0.0
     /// Native frames (Swift recordings): what offline symbolization did and why frames stayed unnamed.
     public var symbols: SymbolizationReport?
+    public var seconds = 0.0
     public var eventsPerSecond: Double { seconds > 0 ? Double(events) / seconds : 0 }
 }
 
@@ -697,6 +697,8 @@ private final class StreamingImport {
                      .int(Int64(summary.bytesLost)), .int(Int64(clamping: summary.eventsDropped)),
                      .int(Int64(clamping: summary.recorderErrors)), .int(summary.cleanEnd ? 1 : 0), .int(traceID)])
         try up.run()
+        let symbols = try Symbolizer.run(db: db, traceID: traceID)  // native frames → function, file, line
+        if symbols.frames > 0 { summary.symbols = symbols }
     }
 }
 
@@ -718,8 +720,6 @@ let jsonQuote = TraceJSON.quote
 public struct Stopwatch: Sendable {
     private let start: UInt64
     public init() { start = Stopwatch.now() }
-        let symbols = try Symbolizer.run(db: db, traceID: traceID)  // native frames → function, file, line
-        if symbols.frames > 0 { summary.symbols = symbols }
     public var seconds: Double { Double(Stopwatch.now() - start) / 1e9 }
     public static func now() -> UInt64 {
         var ts = timespec()
