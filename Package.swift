@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "UnclogStore", targets: ["UnclogStore"]),
         // The Swift recorder injected with LD_PRELOAD by `unclog record` (libUnclogPreload.so).
         .library(name: "UnclogPreload", type: .dynamic, targets: ["CUnclogPreload"]),
+        // The Swift recorder as a library: UnclogRecorder.start() / stop() (also -static-stdlib builds).
+        .library(name: "UnclogRecorder", targets: ["UnclogRecorder"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,6 +44,8 @@ let package = Package(
         // its LD_PRELOAD entry point.
         .target(name: "CUnclogRecorder", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
         .target(name: "CUnclogPreload", dependencies: ["CUnclogRecorder"]),
+        .target(name: "CUnclogHookRefs", dependencies: ["CUnclogRecorder"], linkerSettings: [.linkedLibrary("dispatch")]),
+        .target(name: "UnclogRecorder", dependencies: ["CUnclogRecorder", "CUnclogHookRefs"]),
 
         // The command-line tool: thin commands over the libraries.
         .executableTarget(

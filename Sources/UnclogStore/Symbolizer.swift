@@ -109,7 +109,7 @@ public enum Symbolizer {
             if r.line != nil { report.withLines += 1 }
             update.bind(1, fn); update.bind(2, r.file)
             if let l = r.line { update.bind(3, l) } else { update.bindNull(3) }
-            let isInternal = r.isInternal || isInternalFunction(fn)
+            let isInternal = r.isInternal || isInternalFunction(r.function)
             if !r.isInternal {
                 report.programFrames += 1
                 if fn != nil { report.programNamed += 1 }
@@ -142,10 +142,39 @@ public enum Symbolizer {
         return false
     }
 
-    /// Recorder functions linked into the program (the UnclogRecorder library).
-    static func isInternalFunction(_ name: String?) -> Bool {
-        guard let name else { return false }
-        return name.hasPrefix("unclog_") || name == "trampoline" || name == "enqueue_hook" || name == "sample_handler"
+    /// Runtime and recorder code linked into the program itself (-static-stdlib builds, the
+    /// UnclogRecorder library), told by name: `raw` is the symbol before Swift demangling.
+    static func isInternalFunction(_ raw: String?) -> Bool {
+        guard let raw else { return false }
+        if raw.hasPrefix("unclog_") || ["trampoline", "enqueue_hook", "sample_handler", "record_job"].contains(raw) { return true }
+        for p in ["swift_", "_swift", "swift::", "(anonymous namespace)::", "__swift", "_dispatch", "dispatch_", "_Block_",
+                  "__", "std::", "_CF", "CF", "_ZN5swift", "_ZN12_GLOBAL__N"] where raw.hasPrefix(p) {
+            return true
+        }
+        if let module = swiftModule(raw) { return internalModules.contains(module) }
+        return false
+    }
+
+    static let internalModules: Set<String> = [
+        "Swift", "_Concurrency", "Foundation", "FoundationEssentials", "FoundationInternationalization",
+        "FoundationNetworking", "FoundationXML", "Dispatch", "_StringProcessing", "Glibc", "SwiftGlibc",
+        "CoreFoundation", "Synchronization", "Distributed", "Observation", "_RegexParser", "UnclogRecorder",
+    ]
+
+    /// The module of a mangled Swift symbol (`$s4main…` → main, `$ss…`/`$sS…` → Swift), or nil.
+    static func swiftModule(_ raw: String) -> String? {
+        var u = Substring(raw)
+        if u.hasPrefix("_") { u = u.dropFirst() }
+        guard u.hasPrefix("$s") || u.hasPrefix("$S") else { return nil }
+        u = u.dropFirst(2)
+        guard let c = u.first else { return nil }
+        if c == "s" { return "Swift" }
+        if c == "S" { return u.dropFirst().first == "c" ? "_Concurrency" : "Swift" }  // standard substitutions
+        guard c.isNumber else { return nil }
+        let digits = u.prefix { $0.isNumber }
+        guard let n = Int(digits) else { return nil }
+        let name = u.dropFirst(digits.count).prefix(n)
+        return name.count == n ? String(name) : nil
     }
 
     /// The toolchain's root (`…/usr`), from `swift` on PATH.
