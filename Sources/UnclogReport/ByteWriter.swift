@@ -12,20 +12,25 @@ import Darwin
 import UnclogStore
 
 /// Writes bytes through a fixed buffer; memory stays at the buffer size whatever is written.
+/// The buffer is raw memory (no array bounds or exclusivity checks per byte).
 public final class ByteWriter {
-    private var buffer: [UInt8] = []
-    private let capacity: Int
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
+    private let flushAt: Int
     private let fd: Int32
     private let finalPath: String?
     private let tempPath: String?
-    /// Bytes written so far (flushed or buffered).
-    public private(set) var bytesWritten: Int64 = 0
+    private var flushed: Int64 = 0
     private var failed: String?
+    /// True once the file is complete and in place.
+    private var closed = false
 
     /// Writes to `path` ("-" is standard output). The file appears only on `finish()`.
-    public init(path: String, capacity: Int = 1 << 20) throws(StoreError) {
-        self.capacity = capacity
-        buffer.reserveCapacity(capacity + 4096)
+    public init(path: String, bufferSize: Int = 1 << 20) throws(StoreError) {
+        capacity = bufferSize + 64 << 10
+        flushAt = bufferSize
+        base = .allocate(capacity: capacity)
         if path == "-" {
             fd = 1
             finalPath = nil
@@ -34,6 +39,7 @@ public final class ByteWriter {
             let tmp = path + ".tmp-\(getpid())"
             let f = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard f >= 0 else {
+                base.deallocate()
                 throw StoreError("\(path): cannot write: \(String(cString: strerror(errno)))")
             }
             fd = f
@@ -42,9 +48,11 @@ public final class ByteWriter {
         }
     }
 
-    /// An in-memory writer for tests: `finish()` is a no-op; read `contents`.
+    /// An in-memory writer for tests and small texts: never flushes; read `contents`.
     public init(memory: ()) {
-        capacity = Int.max
+        capacity = 4096
+        flushAt = Int.max
+        base = .allocate(capacity: capacity)
         fd = -1
         finalPath = nil
         tempPath = nil
@@ -55,46 +63,76 @@ public final class ByteWriter {
             close(fd)
             unlink(tempPath)
         }
+        base.deallocate()
     }
 
+    /// Bytes written so far (flushed or buffered).
+    public var bytesWritten: Int64 { flushed + Int64(count) }
+
     /// The bytes of an in-memory writer.
-    public var contents: [UInt8] { buffer }
+    public var contents: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    /// Makes room for `n` more bytes (flushing a file writer, growing a memory one).
+    @inline(__always)
+    private func reserve(_ n: Int) {
+        if count + n > capacity { grow(n) }
+    }
+
+    private func grow(_ n: Int) {
+        if fd >= 0 { flush() }
+        if count + n > capacity {
+            let newCapacity = max(capacity * 2, count + n)
+            let p = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+            p.update(from: base, count: count)
+            base.deallocate()
+            base = p
+            capacity = newCapacity
+        }
+    }
+
+    /// Flushes when the buffer is full enough (call between records).
+    @inline(__always)
+    func maybeFlush() {
+        if count >= flushAt { flush() }
+    }
 
     @inline(__always)
     public func byte(_ b: UInt8) {
-        buffer.append(b)
-        if buffer.count >= capacity { flush() }
+        reserve(1)
+        base[count] = b
+        count += 1
+    }
+
+    @inline(__always)
+    private func append(_ p: UnsafeRawBufferPointer) {
+        reserve(p.count)
+        if p.count > 0 { (base + count).update(from: p.baseAddress!.assumingMemoryBound(to: UInt8.self), count: p.count) }
+        count += p.count
+        maybeFlush()
     }
 
     @inline(__always)
     public func write(_ s: StaticString) {
-        s.withUTF8Buffer { buffer.append(contentsOf: $0) }
-        if buffer.count >= capacity { flush() }
+        append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     @inline(__always)
     public func write(bytes: [UInt8]) {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= capacity { flush() }
+        bytes.withUnsafeBytes { append($0) }
     }
 
     /// Raw text, not escaped.
     public func write(_ s: String) {
         var s = s
-        s.withUTF8 { buffer.append(contentsOf: $0) }
-        if buffer.count >= capacity { flush() }
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
     /// A decimal integer.
     @inline(__always)
     public func int(_ v: Int64) {
         if v < 0 {
-            buffer.append(UInt8(ascii: "-"))
-            if v == Int64.min {
-                write("9223372036854775808")
-                return
-            }
-            uint(UInt64(-v))
+            byte(UInt8(ascii: "-"))
+            uint(v == Int64.min ? UInt64(Int64.max) + 1 : UInt64(-v))
         } else {
             uint(UInt64(v))
         }
@@ -102,93 +140,95 @@ public final class ByteWriter {
 
     @inline(__always)
     public func uint(_ v: UInt64) {
+        reserve(20)
         if v < 10 {
-            buffer.append(UInt8(truncatingIfNeeded: v) &+ 48)
+            base[count] = UInt8(truncatingIfNeeded: v) &+ 48
+            count += 1
             return
         }
-        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
+        var digits = 0
         var x = v
-        withUnsafeMutableBytes(of: &tmp) { p in
-            while x > 0 {
-                p[19 - n] = UInt8(truncatingIfNeeded: x % 10) &+ 48
-                x /= 10
-                n += 1
-            }
-            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[(20 - n)...]))
+        while x > 0 { digits += 1; x /= 10 }
+        x = v
+        var i = count + digits - 1
+        while x > 0 {
+            base[i] = UInt8(truncatingIfNeeded: x % 10) &+ 48
+            x /= 10
+            i -= 1
         }
+        count += digits
     }
 
-    /// Nanoseconds as microseconds with `digits` decimals (`1234567` → `1234.567`).
+    /// Nanoseconds as microseconds with `digits` (1…3) decimals, truncated (`1234567` → `1234.567`).
     @inline(__always)
     public func micros(_ ns: Int64, digits: Int = 3) {
         var v = ns
         if v < 0 {
-            buffer.append(UInt8(ascii: "-"))
+            byte(UInt8(ascii: "-"))
             v = -v
         }
         uint(UInt64(v / 1000))
-        let frac = Int(v % 1000)
         guard digits > 0 else { return }
-        buffer.append(UInt8(ascii: "."))
-        // Three decimals, then trailing digits only when asked.
-        let d0 = frac / 100, d1 = (frac / 10) % 10, d2 = frac % 10
-        buffer.append(UInt8(d0 + 48))
-        if digits > 1 { buffer.append(UInt8(d1 + 48)) }
-        if digits > 2 { buffer.append(UInt8(d2 + 48)) }
+        let frac = Int(v % 1000)
+        reserve(4)
+        base[count] = UInt8(ascii: ".")
+        base[count + 1] = UInt8(frac / 100 + 48)
+        count += 2
+        if digits > 1 { base[count] = UInt8((frac / 10) % 10 + 48); count += 1 }
+        if digits > 2 { base[count] = UInt8(frac % 10 + 48); count += 1 }
     }
 
     /// A JSON string literal (quotes included), escaping per RFC 8259.
     public func jsonString(_ s: String) {
-        buffer.append(UInt8(ascii: "\""))
+        byte(UInt8(ascii: "\""))
         var s = s
         s.withUTF8 { jsonEscape($0) }
-        buffer.append(UInt8(ascii: "\""))
-        if buffer.count >= capacity { flush() }
+        byte(UInt8(ascii: "\""))
+        maybeFlush()
     }
 
-    /// Appends pre-escaped JSON string contents (no quotes) for `s`.
+    /// Appends the contents of a JSON string literal for the UTF-8 bytes `p` (no quotes).
     func jsonEscape(_ p: UnsafeBufferPointer<UInt8>) {
+        let hex: StaticString = "0123456789abcdef"
         for c in p {
             switch c {
-            case UInt8(ascii: "\""): buffer.append(92); buffer.append(34)
-            case UInt8(ascii: "\\"): buffer.append(92); buffer.append(92)
-            case 0x0A: buffer.append(92); buffer.append(UInt8(ascii: "n"))
-            case 0x0D: buffer.append(92); buffer.append(UInt8(ascii: "r"))
-            case 0x09: buffer.append(92); buffer.append(UInt8(ascii: "t"))
+            case UInt8(ascii: "\""): byte(92); byte(34)
+            case UInt8(ascii: "\\"): byte(92); byte(92)
+            case 0x0A: byte(92); byte(UInt8(ascii: "n"))
+            case 0x0D: byte(92); byte(UInt8(ascii: "r"))
+            case 0x09: byte(92); byte(UInt8(ascii: "t"))
             case 0..<0x20, 0x7F:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                buffer.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(c >> 4)], hex[Int(c & 15)]])
-            default: buffer.append(c)
+                byte(92); byte(UInt8(ascii: "u")); byte(48); byte(48)
+                byte(hex.utf8Start[Int(c >> 4)]); byte(hex.utf8Start[Int(c & 15)])
+            default: byte(c)
             }
         }
     }
 
     /// Text escaped for HTML element content and attribute values.
     public func html(_ s: String) {
-        buffer.append(contentsOf: Array(HTML.escape(s).utf8))
-        if buffer.count >= capacity { flush() }
+        write(HTML.escape(s))
     }
 
     /// Sends the buffer to the file.
     public func flush() {
-        guard fd >= 0, !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { p in
-            var off = 0
-            while off < p.count {
-                let n = Glibc.write(fd, p.baseAddress! + off, p.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    if failed == nil { failed = String(cString: strerror(errno)) }
-                    return
-                }
-                off += n
+        guard fd >= 0, count > 0 else { return }
+        var off = 0
+        while off < count {
+            #if canImport(Glibc)
+            let n = Glibc.write(fd, base + off, count - off)
+            #else
+            let n = Darwin.write(fd, base + off, count - off)
+            #endif
+            if n < 0 {
+                if errno == EINTR { continue }
+                if failed == nil { failed = String(cString: strerror(errno)) }
+                break
             }
+            off += n
         }
-        bytesWritten += Int64(buffer.count)
-        buffer.removeAll(keepingCapacity: true)
+        flushed += Int64(count)
+        count = 0
     }
 
     /// Flushes and moves the file into place; throws if any write failed.
@@ -198,16 +238,13 @@ public final class ByteWriter {
         if let failed { throw StoreError("\(finalPath ?? "stdout"): write failed: \(failed)") }
         guard let tempPath, let finalPath else { return }
         if close(fd) != 0 { throw StoreError("\(finalPath): write failed: \(String(cString: strerror(errno)))") }
+        closed = true
         if rename(tempPath, finalPath) != 0 {
             let msg = String(cString: strerror(errno))
             unlink(tempPath)
             throw StoreError("\(finalPath): cannot move the finished file into place: \(msg)")
         }
-        closed = true
     }
-
-    /// True once the file is complete and in place.
-    private var closed = false
 }
 
 /// HTML text escaping.

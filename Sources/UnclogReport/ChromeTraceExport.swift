@@ -4,13 +4,14 @@
 // What is written (pid = the recorded process):
 //  * a track per OS thread (tid = the OS thread id) holding a complete event ("X") per
 //    greenthread run, named `<greenthread> #<id>` so each greenthread gets its own colour,
-//    and one per hub I/O wait ("I/O wait"). Runs that were stalls get category "run,stall"
-//    and a `stall_ms` argument;
+//    and one per hub I/O wait ("I/O wait", category "io"). A run that stalled gets category
+//    "stall" and a `stall_ms` argument; every run says why it ran and how long it was ready
+//    before (`why`, `ready_us`);
 //  * a second track per OS thread, "stalls on <thread>" (tid 0x40000000 + the OS tid), with
 //    one event per stall, named by its call site, whose args carry the greenthread, the whole
 //    stack (innermost first), stack samples and the victims with their wait;
 //  * each greenthread's runs chained by flow events (Perfetto's "v2" flows: `bind_id` = the
-//    greenthread, `flow_in`/`flow_out` on the run events), so selecting a run in Perfetto
+//    greenthread's id, `flow_in`/`flow_out` on the run events), so selecting a run in Perfetto
 //    leads to its previous and next runs, across threads too;
 //  * process and thread names ("M" metadata events) and sort order.
 //
@@ -33,11 +34,16 @@ public struct ChromeExportOptions: Sendable {
     public var flows: Bool = true
     /// Victims listed in each stall's args.
     public var victimsPerStall: Int = 20
+    /// Only what overlaps this window (ns since the trace start); nil = from the start / to the end.
+    public var from: Int64?
+    public var to: Int64?
 
-    public init(traceID: Int64? = nil, flows: Bool = true, victimsPerStall: Int = 20) {
+    public init(traceID: Int64? = nil, flows: Bool = true, victimsPerStall: Int = 20, from: Int64? = nil, to: Int64? = nil) {
         self.traceID = traceID
         self.flows = flows
         self.victimsPerStall = victimsPerStall
+        self.from = from
+        self.to = to
     }
 }
 
@@ -127,24 +133,31 @@ public enum ChromeTraceExport {
             meta("thread_sort_index", tid: st, key: "sort_index") { out.int(Int64(2 * i + 1)) }
         }
 
-        let traceLo = trace.id << 40, traceHi = (trace.id + 1) << 40
+        let from = options.from ?? Int64.min, to = options.to ?? Int64.max
         let slices = try store.db.prepare("""
             SELECT id, gt_key, ready_ns, start_ns, end_ns, reason, prev_id FROM slices
-            WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 ORDER BY id
+            WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 AND end_ns >= ?4 AND start_ns <= ?5 ORDER BY id
             """)
         let stallStarts = try store.db.prepare("""
             SELECT start_ns, gt_key, duration_ns FROM stalls WHERE thread_key = ?1 ORDER BY start_ns
             """)
         let ios = try store.db.prepare("""
-            SELECT start_ns, end_ns, timeout_ns, nready FROM io_waits WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 ORDER BY id
+            SELECT start_ns, end_ns, timeout_ns, nready FROM io_waits
+            WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 AND end_ns >= ?4 AND start_ns <= ?5 ORDER BY id
             """)
+        /// The id range of a thread's slices (kind 1) or I/O waits (kind 2) in the window.
+        func range(_ kind: Int64, _ th: ThreadSummary) throws(StoreError) -> [SQLValue] {
+            if options.from == nil && options.to == nil { return [.int(trace.id << 40), .int((trace.id + 1) << 40)] }
+            let (lo, hi) = try store.checkpointRange(kind: kind, threadKey: th.key, trace: trace.id, from: from, to: to)
+            return [.int(lo), .int(hi)]
+        }
 
         for th in threads {
             // Runs, flagged when a stall began with them (both cursors in time order).
             try stallStarts.bind([.int(th.key)])
             var nextStall: (start: Int64, gt: Int64, dur: Int64)? = try stallStarts.step()
                 ? (stallStarts.int(0), stallStarts.int(1), stallStarts.int(2)) : nil
-            try slices.bind([.int(traceLo), .int(traceHi), .int(th.key)])
+            try slices.bind(try range(1, th) + [.int(th.key), .int(from), .int(to)])
             while try slices.step() {
                 let id = slices.int(0), gtKey = slices.int(1), start = slices.int(3), end = slices.int(4)
                 var stallNs: Int64? = nil
@@ -159,21 +172,20 @@ public enum ChromeTraceExport {
                 time(",\"dur\":", end - start)
                 out.write(",\"name\":\"")
                 out.write(bytes: g.jsonLabel)
-                out.write(stallNs == nil ? "\",\"cat\":\"run\"" : "\",\"cat\":\"run,stall\"")
-                if options.flows {
+                out.write(stallNs == nil ? "\"" : "\",\"cat\":\"stall\"")
+                let flowIn = !slices.isNull(6), flowOut = g.lastSliceID != id
+                if options.flows && (flowIn || flowOut) {
                     out.write(",\"bind_id\":")
-                    out.int(gtKey)
-                    if !slices.isNull(6) { out.write(",\"flow_in\":true") }
-                    if g.lastSliceID != id { out.write(",\"flow_out\":true") }
+                    out.int(g.gt)
+                    if flowIn { out.write(",\"flow_in\":true") }
+                    if flowOut { out.write(",\"flow_out\":true") }
                 }
-                out.write(",\"args\":{\"gt\":")
-                out.int(g.gt)
-                out.write(",\"why\":\"")
+                out.write(",\"args\":{\"why\":\"")
                 let reason = Int(slices.int(5))
                 out.write(reasonNames[reason >= 0 && reason < reasonNames.count ? reason : 0])
                 out.byte(UInt8(ascii: "\""))
                 if !slices.isNull(2) {
-                    out.write(",\"ready_wait_us\":")
+                    out.write(",\"ready_us\":")
                     out.micros(start - slices.int(2), digits: 1)
                 }
                 if let stallNs {
@@ -187,7 +199,7 @@ public enum ChromeTraceExport {
             stallStarts.reset()
 
             // Hub I/O waits.
-            try ios.bind([.int(traceLo), .int(traceHi), .int(th.key)])
+            try ios.bind(try range(2, th) + [.int(th.key), .int(from), .int(to)])
             while try ios.step() {
                 begin()
                 common("X", tid: th.tid)
@@ -209,7 +221,7 @@ public enum ChromeTraceExport {
         for (i, th) in threads.enumerated() { stallTid[th.key] = stallTrackTid(th.tid, index: i) }
         let reader = try StallReader(store, trace: trace.id, victimLimit: options.victimsPerStall)
         while let s = try reader.next() {
-            guard let tid = stallTid[s.threadKey] else { continue }
+            guard let tid = stallTid[s.threadKey], s.endNs >= from, s.startNs <= to else { continue }
             let g = try names.info(s.gtKey)
             begin()
             common("X", tid: tid)

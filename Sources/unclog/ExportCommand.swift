@@ -45,8 +45,13 @@ struct ExportCommand: ParsableCommand {
             let note = summary.traceCount > 1 && trace == nil ? " (the most recent of \(summary.traceCount); --trace to choose)" : ""
             printError("""
                 exported trace \(summary.traceID)\(note) → \(output): \(summary.runs) runs, \(summary.ioWaits) I/O waits, \
-                \(summary.stalls) stalls on \(summary.threads) threads, \(summary.bytes >> 20) MiB
+                \(summary.stalls) stalls on \(summary.threads) thread\(summary.threads == 1 ? "" : "s"), \(mib(summary.bytes))
                 """)
         }
     }
+}
+
+/// A byte count as `12.3 MiB` (or KiB below 1 MiB).
+func mib(_ bytes: Int64) -> String {
+    bytes < 1 << 20 ? "\((bytes + 1023) >> 10) KiB" : "\(Double(bytes * 10 >> 20) / 10) MiB"
 }

@@ -1,2 +1,0 @@
-// Temporary: replaced by the export, report and diff tests.
-import Testing
