@@ -14,9 +14,11 @@ struct ExportCommand: ParsableCommand {
             whose details carry the call site, the whole stack and the greenthreads it kept waiting.
             Selecting a run shows flow arrows to the same greenthread's previous and next runs
             (--no-flows leaves them out, for a smaller file). The file is written as it is read
-            (memory stays flat) and appears only when complete.
+            (memory stays flat) and appears only when complete. A long recording makes a big file
+            (about 170 bytes per run): --from/--to export a window of it.
 
               unclog export app.db -o app.json      # then open app.json in ui.perfetto.dev
+              unclog export app.db --from 20s --to 30s -o window.json
             """
     )
 
@@ -32,14 +34,25 @@ struct ExportCommand: ParsableCommand {
     @Flag(name: .customLong("no-flows"), help: "Leave out the flow arrows between a greenthread's runs.")
     var noFlows = false
 
+    @Option(help: "Only from this time on (since the trace start, e.g. 20s): big traces load faster in a viewer.")
+    var from: DurationArgument?
+
+    @Option(help: "Only up to this time.")
+    var to: DurationArgument?
+
     @Flag(help: "No summary line.")
     var quiet = false
+
+    func validate() throws {
+        if let from, let to, to.nanoseconds <= from.nanoseconds { throw ValidationError("--to must be after --from") }
+    }
 
     func run() throws {
         let store = try openStore(database)
         let summary = try storeCall { () throws(StoreError) in
             let out = try ByteWriter(path: output)
-            return try ChromeTraceExport.export(store, to: out, options: ChromeExportOptions(traceID: trace, flows: !noFlows))
+            return try ChromeTraceExport.export(store, to: out, options: ChromeExportOptions(
+                traceID: trace, flows: !noFlows, from: from?.nanoseconds, to: to?.nanoseconds))
         }
         if !quiet {
             let note = summary.traceCount > 1 && trace == nil ? " (the most recent of \(summary.traceCount); --trace to choose)" : ""
@@ -53,5 +66,5 @@ struct ExportCommand: ParsableCommand {
 
 /// A byte count as `12.3 MiB` (or KiB below 1 MiB).
 func mib(_ bytes: Int64) -> String {
-    bytes < 1 << 20 ? "\((bytes + 1023) >> 10) KiB" : "\(Double(bytes * 10 >> 20) / 10) MiB"
+    bytes < 1 << 20 ? "\((bytes + 1023) >> 10) KiB" : "\(Double((bytes * 10) >> 20) / 10) MiB"
 }

@@ -265,3 +265,27 @@ func chromeTraceProblems(_ root: Any) -> [String] {
         #expect(!FileManager.default.fileExists(atPath: dir.file("bad.json")))
     }
 }
+
+@Suite struct ExportWindowTests {
+    /// --from/--to keep exactly what overlaps the window (runs, I/O waits and stalls), still valid.
+    @Test func window() throws {
+        let dir = TempDir()
+        let sc = Scenario()
+        let db = try sc.imported(in: dir)
+        let store = try TraceStore(path: db)
+        let out = dir.file("w.json")
+        // From just after the first stall to just before the second: worker 3 and 4's runs and the second I/O wait.
+        let summary = try ChromeTraceExport.export(store, to: try ByteWriter(path: out),
+                                                   options: ChromeExportOptions(from: sc.fetchEnd + 1, to: sc.parseStart - 1))
+        #expect([summary.runs, summary.ioWaits, summary.stalls] == [2, 1, 0] as [Int])
+        let json = try parseJSON(out)
+        #expect(chromeTraceProblems(json) == [])
+        let names = ((json as? [String: Any])?["traceEvents"] as? [[String: Any]] ?? []).filter { $0["ph"] as? String == "X" }
+            .compactMap { $0["name"] as? String }
+        #expect(names == ["fetch_page #3", "fetch_page #4", "I/O wait"])
+        // A window over the second stall only.
+        let s2 = try ChromeTraceExport.export(store, to: try ByteWriter(path: out),
+                                              options: ChromeExportOptions(from: sc.parseStart + 1, to: sc.parseStart + 2))
+        #expect([s2.runs, s2.ioWaits, s2.stalls] == [1, 0, 1] as [Int])
+    }
+}
