@@ -626,6 +626,20 @@ static int is_return_address(uintptr_t r) {
     return 0;
 }
 
+// How many frame records can be followed from `r` inside the copy [sp, end) (0: not a record).
+static int chain_depth(uintptr_t r, uintptr_t sp, uintptr_t end, const uint8_t *mem) {
+    int d = 0;
+    while (r >= sp && r + 16 <= end && (r & 7) == 0 && d < 64) {
+        uintptr_t next = *(const uintptr_t *)(mem + (r - sp)), ret = *(const uintptr_t *)(mem + (r + 8 - sp));
+        if (!is_return_address(ret)) break;
+        d++;
+        if (next == 0 || next >= end) return d >= 3 ? d + 8 : 0;  // the outermost frame, or out of the copy
+        if (next <= r) break;
+        r = next;
+    }
+    return d;
+}
+
 // Walks a copied stack: `words` is the memory at [sp, sp + len). `fp` is the frame pointer when
 // known (signal path), else 0 (a thread asleep in a system call: only sp and pc are known).
 static int walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, const uint8_t *mem, size_t len,
@@ -641,27 +655,30 @@ static int walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, const uint8_t *mem, si
     if (scan_leaf) {
         // Frameless leaf frames (libc): return addresses between sp and the first frame record.
         uintptr_t limit = chain ? chain : end;
-        if (limit > sp + 4096) limit = sp + 4096;
+        if (limit > sp + 16384) limit = sp + 16384;
         for (uintptr_t a = sp; a + 8 <= limit && n < max; a += 8) {
             uintptr_t w = WORD(a);
             if (!is_return_address(w)) continue;
-            if (!chain && a >= sp + 8) {
-                uintptr_t F = WORD(a - 8);  // a frame record: saved fp, then return address
-                if (F > a && F + 16 <= end && (F & 7) == 0 && (WORD(F) == 0 || (WORD(F) > F && WORD(F) < end))
-                    && (WORD(F) == 0 || is_return_address(WORD(F + 8)))) {
-                    chain = a - 8;
-                    break;
-                }
+            if (!chain && a >= sp + 8 && chain_depth(a - 8, sp, end, mem) >= 3) {
+                chain = a - 8;  // a frame record (saved fp, return address) that starts a real chain
+                break;
             }
             out[n] = w; flags[n] = 2; n++;
         }
     }
+    // The frame-pointer chain. Functions without a frame record of their own (async funclets,
+    // frameless library code) leave only their return address between two records: scan each gap.
     uintptr_t f = chain;
     while (f && f + 16 <= end && n < max) {
         uintptr_t ret = WORD(f + 8), next = WORD(f);
         if (!find_image(ret)) break;
         out[n] = ret; flags[n] = 2; n++;
         if (next <= f || (next & 7)) break;
+        uintptr_t gap_end = next + 16 <= end ? next : end;
+        for (uintptr_t a = f + 16; a < gap_end && a < f + 16 + 2048 && n < max; a += 8) {
+            uintptr_t w = WORD(a);
+            if (is_return_address(w)) { out[n] = w; flags[n] = 2; n++; }
+        }
         f = next;
     }
 #undef WORD
@@ -700,6 +717,7 @@ static long probe_syscall(uint32_t tid, uintptr_t *sp, uintptr_t *pc) {
 }
 
 static uint8_t sleep_copy[COPY_BYTES];
+static int debug_walk;
 
 // Samples the stack of a stalled thread; returns the stack id (0: none) and its state.
 static uint32_t sample_thread(tbuf *out, tbuf *t, uint64_t *state) {
@@ -738,6 +756,14 @@ static uint32_t sample_thread(tbuf *out, tbuf *t, uint64_t *state) {
     uintptr_t addrs[MAX_FRAMES];
     uint32_t flags[MAX_FRAMES], ids[MAX_FRAMES];
     int n = walk(pc, sp, fp, mem, len, addrs, flags, MAX_FRAMES);
+    if (debug_walk) {  // UNCLOG_DEBUG_WALK=1: the raw words and the walk, on stderr
+        fprintf(stderr, "walk tid=%u nr=%ld pc=%lx sp=%lx fp=%lx len=%zu frames=%d\n", t->tid, nr, pc, sp, fp, len, n);
+        for (size_t o = 0; o + 8 <= len && o < 1024; o += 8) {
+            uintptr_t w = *(const uintptr_t *)(mem + o);
+            const image *im = find_image(w);
+            fprintf(stderr, "  +%03zx %016lx %s%s\n", o, w, im ? im->path : "", is_return_address(w) ? " RET" : "");
+        }
+    }
     int m = 0;
     for (int i = 0; i < n; i++) {
         uint32_t id = intern_frame(out, addrs[i], flags[i]);
@@ -952,6 +978,7 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     R.fd = open(R.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (R.fd < 0) FAIL("%s: cannot create: %s", R.output, strerror(errno));
     R.pid = getpid();
+    debug_walk = getenv("UNCLOG_DEBUG_WALK") != NULL;
     write_header_and_metadata();
 
     // The sampling signal: a real-time signal nobody handles (workers unblock it at their first job).

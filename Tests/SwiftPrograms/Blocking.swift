@@ -1,0 +1,106 @@
+// A Swift Concurrency program for unclog's recorder tests: hundreds of well-behaved tasks and,
+// with `block`, four tasks that block their worker thread in the ways issue 4 names. Each
+// blocking call is on a line marked `// BLOCK:<name>`; the program prints, at the end, how long
+// each blocking call took (CLOCK_MONOTONIC), so a test can compare the recorded stall with it.
+// Built by the tests with `swiftc -g -parse-as-library` (add -DUNCLOG_LIBRARY to record through the
+// UnclogRecorder library instead of LD_PRELOAD).
+
+import Dispatch
+import Foundation
+#if UNCLOG_LIBRARY
+import UnclogRecorder
+#endif
+
+func monotonicNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+final class Log: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func add(_ name: String, _ start: UInt64, _ end: UInt64) {
+        lock.lock(); lines.append("BLOCK \(name) \(start) \(end)"); lock.unlock()
+    }
+    func dump() { lock.lock(); for l in lines { print(l) }; lock.unlock() }
+}
+let log = Log()
+let blockMs: UInt32 = 200
+
+func sleepWithUsleep() async {
+    let t0 = monotonicNs()
+    usleep(blockMs * 1000)  // BLOCK:usleep
+    log.add("usleep", t0, monotonicNs())
+}
+
+func sleepWithThreadSleep() async {
+    let t0 = monotonicNs()
+    Thread.sleep(forTimeInterval: Double(blockMs) / 1000)  // BLOCK:thread_sleep
+    log.add("thread_sleep", t0, monotonicNs())
+}
+
+func waitOnSemaphore() async {
+    let semaphore = DispatchSemaphore(value: 0)
+    let t0 = monotonicNs()
+    _ = semaphore.wait(timeout: .now() + .milliseconds(Int(blockMs)))  // BLOCK:semaphore
+    log.add("semaphore", t0, monotonicNs())
+}
+
+actor Spinner {
+    var rounds = 0
+    func spin() -> UInt64 {
+        let t0 = monotonicNs()
+        let end = t0 + UInt64(blockMs) * 1_000_000
+        var x: UInt64 = 0
+        while x & 0xFFFF != 0 || monotonicNs() < end { x &+= 1 }  // BLOCK:actor_spin
+        log.add("actor_spin", t0, monotonicNs())
+        rounds += 1
+        return x
+    }
+}
+
+/// A well-behaved task: a few short awaits.
+func wellBehaved(_ i: Int) async -> Int {
+    var total = 0
+    for k in 0..<5 {
+        await Task.yield()
+        try? await Task.sleep(nanoseconds: UInt64(1_000_000 + (i % 7) * 100_000))
+        total += k
+    }
+    return total
+}
+
+@main struct Blocking {
+    static func main() async {
+        #if UNCLOG_LIBRARY
+        let recording = (try? UnclogRecorder.start()) ?? false
+        defer { if recording { UnclogRecorder.stop() } }
+        #endif
+        let block = CommandLine.arguments.dropFirst().first == "block"
+        let tasks = 400
+        let spinner = Spinner()
+        let sum = await withTaskGroup(of: Int.self) { group in
+            for i in 0..<tasks {
+                group.addTask {
+                    if block {
+                        // Start the blockers one after another, each on a quiet pool.
+                        switch i {
+                        case 50: try? await Task.sleep(nanoseconds: 20_000_000); await sleepWithUsleep()
+                        case 150: try? await Task.sleep(nanoseconds: 300_000_000); await sleepWithThreadSleep()
+                        case 250: try? await Task.sleep(nanoseconds: 580_000_000); await waitOnSemaphore()
+                        case 350: try? await Task.sleep(nanoseconds: 860_000_000); _ = await spinner.spin()
+                        default: break
+                        }
+                    }
+                    return await wellBehaved(i)
+                }
+            }
+            var s = 0
+            for await v in group { s += v }
+            return s
+        }
+        log.dump()
+        print("OK \(sum)")
+    }
+}
