@@ -143,6 +143,11 @@ public enum EventDecoder {
                 }
                 return (entries, nil)
             } catch {
+                // A count larger than the entries present, with the payload ending exactly
+                // after the last one, loses no bytes but is still a malformed chunk: say so.
+                if error == .truncated && entryStart == raw.count && entries.count > 0 {
+                    return (entries, damage("announces more entries than the \(entries.count) it holds"))
+                }
                 return (entries, damage("entry \(error.reason)"))
             }
         }

@@ -319,6 +319,15 @@ struct DamageTests {
         #expect(got.damage.first?.reason.contains("unknown metadata value type 7") == true)
         #expect(got.chunks.count == 2)
 
+        // A count one too high, with the payload ending right after the last entry: no byte
+        // is lost, but the chunk is malformed and reported (found by the fuzzer).
+        var b1 = TraceAssembler()
+        let c1 = b1.append(kind: 1, thread: 0, baseTime: 0, payload: [0x02, 0x01, 0x61, 0x00, 0x05])
+        got = try readAll(b1.bytes)
+        #expect(got.metadata[0] == [MetadataEntry("a", .uint(5))])
+        #expect(spans(got.damage) == [[UInt64(c1.end), 0]])
+        #expect(got.damage.first?.reason.contains("announces more entries than the 1 it holds") == true)
+
         // Too many entries, and entries that run out of payload.
         let cases: [([UInt8], String)] = [(Self.varint(4097), "over the limit of 4096"), ([0x02, 0x01, 0x61, 0x00], "runs past the end"),
                                 ([0x01, 0x01, 0x61, 0x02] + Self.varint(1000) + [0x00], "runs past the end")]
