@@ -1,0 +1,211 @@
+// The rebuilt timeline: run slices from switch events, hub time, I/O waits, per-greenthread
+// and per-thread totals, on a hand-built trace whose every row is known.
+
+import Testing
+import UnclogStore
+import UnclogTrace
+
+/// One OS thread (tid 10) with hub greenthread 1 and greenthreads 2, 3, 4. Times in ns.
+///
+///     0      Running(hub)                 — hub time, no slice
+///     0–100  hub waits for I/O (forever)  → nready 1
+///     200    SwitchSpawn 2  ready 150     → slice 0: gt 2 [200, 500]
+///     500    SwitchToHub
+///     520–580 I/O wait, timeout 1000      → nready 2
+///     600    SwitchIO 3     ready 500     → slice 1: gt 3 [600, 900]
+///     900    SwitchTimer 4  ready 600     → slice 2: gt 4 [900, 1000] (3 → 4, no hub in between)
+///     1000   SwitchExplicit 1 (the hub)   — back to the hub: no slice
+///     1100   SwitchExplicit 2 ready 1050  → slice 3: gt 2 [1100, 1400], prev = slice 0
+///     1400   SwitchToHub
+///     1500–2000 I/O wait, no timeout      → nready 0
+///     2000   SwitchOther 3  ready 1300    → slice 4: gt 3 [2000, 2300], prev = slice 1
+///     2300   SwitchToHub, gt 3 exits
+///     2400–2450 I/O wait, timeout 0       → nready 1
+///     2500   SwitchIO 4     ready 2500    → slice 5: gt 4 [2500, 2800], prev = slice 2
+///     2800   SwitchToHub; End at 3000
+func slicesTrace(chunkBytes: Int = 64 << 10) -> ScriptedTrace {
+    let tr = ScriptedTrace(chunkBytes: chunkBytes)
+    let th: UInt32 = 10
+    tr.string(1, "MainThread", thread: th)
+    tr.string(2, "hub", thread: th)
+    tr.string(3, "serve", thread: th)
+    tr.string(4, "fetch", thread: th)
+    tr.string(5, "parse", thread: th)
+    tr.at(0, th, .thread(tid: th, name: 1))
+    tr.at(0, th, .greenthreadCreate(gt: 1, name: 2, spawnStack: 0, parent: 0))
+    tr.at(0, th, .running(gt: 1, hub: 1))
+    tr.at(0, th, .ioWaitBegin(timeout: nil))
+    tr.at(10, th, .greenthreadCreate(gt: 2, name: 3, spawnStack: 0, parent: 1))
+    tr.at(10, th, .greenthreadCreate(gt: 3, name: 4, spawnStack: 0, parent: 1))
+    tr.at(10, th, .greenthreadCreate(gt: 4, name: 5, spawnStack: 0, parent: 1))
+    tr.at(100, th, .ioWaitEnd(ready: 1))
+    tr.at(200, th, .switchTo(to: 2, reason: .spawn, readyDelta: 50))
+    tr.at(500, th, .switchToHub)
+    tr.at(520, th, .ioWaitBegin(timeout: 1000))
+    tr.at(580, th, .ioWaitEnd(ready: 2))
+    tr.at(600, th, .switchTo(to: 3, reason: .io, readyDelta: 100))
+    tr.at(900, th, .switchTo(to: 4, reason: .timer, readyDelta: 300))
+    tr.at(1000, th, .switchTo(to: 1, reason: .explicit, readyDelta: 0))
+    tr.at(1100, th, .switchTo(to: 2, reason: .explicit, readyDelta: 50))
+    tr.at(1400, th, .switchToHub)
+    tr.at(1500, th, .ioWaitBegin(timeout: nil))
+    tr.at(2000, th, .ioWaitEnd(ready: 0))
+    tr.at(2000, th, .switchTo(to: 3, reason: .other, readyDelta: 700))
+    tr.at(2300, th, .switchToHub)
+    tr.at(2300, th, .greenthreadExit(gt: 3))
+    tr.at(2400, th, .ioWaitBegin(timeout: 0))
+    tr.at(2450, th, .ioWaitEnd(ready: 1))
+    tr.at(2500, th, .switchTo(to: 4, reason: .io, readyDelta: 0))
+    tr.at(2800, th, .switchToHub)
+    tr.finish(at: 3000)
+    return tr
+}
+
+/// The slices of `slicesTrace` as (gt, ready, start, end, reason, prev slice number).
+let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason: Int64, prev: Int64?)] = [
+    (2, 150, 200, 500, 3, nil),
+    (3, 500, 600, 900, 2, nil),
+    (4, 600, 900, 1000, 1, nil),
+    (2, 1050, 1100, 1400, 4, 0),
+    (3, 1300, 2000, 2300, 5, 1),
+    (4, 2500, 2500, 2800, 2, 2),
+]
+
+@Suite struct SlicesTests {
+    func sliceRows(_ store: TraceStore) throws -> [[SQLValue]] {
+        try store.rows("SELECT id, gt_key, thread_key, ready_ns, start_ns, end_ns, reason, prev_id FROM slices ORDER BY id")
+    }
+
+    func expectedRows() -> [[SQLValue]] {
+        expectedSlices.enumerated().map { n, s in
+            [.int(rowID(Int64(n))), .int(key(s.gt)), .int(key(10)), .int(s.ready), .int(s.start), .int(s.end), .int(s.reason),
+             s.prev.map { .int(rowID($0)) } ?? .null]
+        }
+    }
+
+    @Test func exactSliceRows() throws {
+        let dir = TempDir()
+        let summary = try importTrace(slicesTrace(), in: dir)
+        #expect(summary.traceID == 1)
+        #expect(summary.slices == 6)
+        #expect(summary.greenthreads == 3)  // the hub is not counted
+        #expect(summary.cleanEnd)
+        #expect(summary.damage.isEmpty && summary.bytesLost == 0)
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try sliceRows(store) == expectedRows())
+    }
+
+    @Test func hubTimeIsNotASlice() throws {
+        let dir = TempDir()
+        try importTrace(slicesTrace(), in: dir)
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try store.int("SELECT COUNT(*) FROM slices WHERE gt_key = ?", [.int(key(1))]) == 0)
+        let hub = try store.rows("SELECT is_hub, slices, run_ns, ready_wait_ns, last_slice_id, name FROM greenthreads WHERE key = ?",
+                                 [.int(key(1))])
+        #expect(hub == [[.int(1), .int(0), .int(0), .int(0), .null, .text("hub")]])
+        // Thread time = slices + I/O waits + the hub's remaining time.
+        let t = try store.rows("SELECT tid, name, hub_key, slices, busy_ns, io_wait_ns FROM threads WHERE tid = 10")
+        #expect(t == [[.int(10), .text("MainThread"), .int(key(1)), .int(6), .int(1600), .int(100 + 60 + 500 + 50)]])
+    }
+
+    @Test func greenthreadTotals() throws {
+        let dir = TempDir()
+        try importTrace(slicesTrace(), in: dir)
+        let store = try TraceStore(path: dir.file("t.db"))
+        let rows = try store.rows("""
+            SELECT gt, name, is_hub, created_ns, exited_ns, slices, run_ns, ready_wait_ns, last_slice_id, parent_key
+            FROM greenthreads WHERE is_hub = 0 ORDER BY gt
+            """)
+        let want: [[SQLValue]] = [
+            [.int(2), .text("serve"), .int(0), .int(10), .null, .int(2), .int(300 + 300), .int(50 + 50), .int(rowID(3)), .int(key(1))],
+            [.int(3), .text("fetch"), .int(0), .int(10), .int(2300), .int(2), .int(300 + 300), .int(100 + 700), .int(rowID(4)), .int(key(1))],
+            [.int(4), .text("parse"), .int(0), .int(10), .null, .int(2), .int(100 + 300), .int(300 + 0), .int(rowID(5)), .int(key(1))],
+        ]
+        #expect(rows == want)
+        // The per-greenthread view agrees with the table.
+        let summaryRows = try store.rows("SELECT gt, slices, run_ns, ready_wait_ns, stalls_caused FROM greenthread_summary WHERE is_hub = 0 ORDER BY gt")
+        let wantSummary: [[SQLValue]] = [
+            [.int(2), .int(2), .int(600), .int(100), .int(0)],
+            [.int(3), .int(2), .int(600), .int(800), .int(0)],
+            [.int(4), .int(2), .int(400), .int(300), .int(0)],
+        ]
+        #expect(summaryRows == wantSummary)
+    }
+
+    /// With tiny chunks every chunk starts with a `Running` event restating who runs; the
+    /// importer must neither split the running slice there nor start a duplicate.
+    @Test func runningAtChunkBoundariesChangesNothing() throws {
+        let small = slicesTrace(chunkBytes: 4)
+        let big = slicesTrace()
+        #expect(chunkOffsets(small.bytes).count > 15)
+        // The small-chunk trace really restates state mid-slice: count its Running events.
+        let reader = try TraceReader(bytes: small.bytes)
+        var running = 0
+        while let c = reader.nextChunk() {
+            var it = EventIterator(c)
+            while let e = it.next() { if case .running = e.kind { running += 1 } }
+        }
+        #expect(running > 10)
+
+        let dir = TempDir()
+        try importTrace(small, in: dir, name: "small")
+        try importTrace(big, in: dir, name: "big")
+        let a = try TraceStore(path: dir.file("small.db"))
+        let b = try TraceStore(path: dir.file("big.db"))
+        #expect(try sliceRows(a) == expectedRows())
+        #expect(try sliceRows(b) == expectedRows())
+        let totals = "SELECT gt, slices, run_ns, ready_wait_ns FROM greenthreads ORDER BY gt"
+        #expect(try a.rows(totals) == b.rows(totals))
+        let io = "SELECT start_ns, end_ns, timeout_ns, nready FROM io_waits ORDER BY id"
+        #expect(try a.rows(io) == b.rows(io))
+    }
+
+    @Test func ioWaitsWithTimeouts() throws {
+        let dir = TempDir()
+        let summary = try importTrace(slicesTrace(), in: dir)
+        #expect(summary.ioWaits == 4)
+        let store = try TraceStore(path: dir.file("t.db"))
+        let rows = try store.rows("SELECT id, thread_key, start_ns, end_ns, timeout_ns, nready FROM io_waits ORDER BY id")
+        #expect(rows == [
+            [.int(rowID(0)), .int(key(10)), .int(0), .int(100), .null, .int(1)],        // wait forever
+            [.int(rowID(1)), .int(key(10)), .int(520), .int(580), .int(1000), .int(2)],
+            [.int(rowID(2)), .int(key(10)), .int(1500), .int(2000), .null, .int(0)],
+            [.int(rowID(3)), .int(key(10)), .int(2400), .int(2450), .int(0), .int(1)],  // a poll: timeout 0, not NULL
+        ])
+    }
+
+    /// An I/O wait still open when the recording stops ends at the thread's last event,
+    /// with nready NULL (it never returned).
+    @Test func unfinishedIOWait() throws {
+        let tr = ScriptedTrace()
+        tr.at(0, 7, .running(gt: 1, hub: 1))
+        tr.at(100, 7, .switchTo(to: 2, reason: .spawn, readyDelta: 0))
+        tr.at(200, 7, .switchToHub)
+        tr.at(300, 7, .ioWaitBegin(timeout: 5_000))
+        tr.at(900, 7, .greenthreadExit(gt: 2))
+        tr.flush()  // killed: no End
+        let dir = TempDir()
+        let summary = try importTrace(tr, in: dir)
+        #expect(!summary.cleanEnd)
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try store.rows("SELECT start_ns, end_ns, timeout_ns, nready FROM io_waits") == [[.int(300), .int(900), .int(5_000), .null]])
+        #expect(try store.rows("SELECT clean_end, duration_ns FROM traces") == [[.int(0), .int(900)]])
+    }
+
+    @Test func traceRowAndMetadata() throws {
+        let dir = TempDir()
+        let summary = try importTrace(slicesTrace(), in: dir)
+        let store = try TraceStore(path: dir.file("t.db"))
+        let rows = try store.rows("""
+            SELECT id, runtime, runtime_version, pid, argv, threshold_ns, sample_interval_ns, start_mono_ns, anchor_wall_ns,
+                   duration_ns, events, chunks, file_bytes, bytes_lost, clean_end FROM traces
+            """)
+        #expect(rows == [[.int(1), .text("eventlet"), .text("0.36.1"), .int(4242), .text("[\"python3\",\"app.py\"]"),
+                          .int(10_000_000), .int(1_000_000), .int(Int64(anchor)), .int(1_700_000_000_000_000_000),
+                          .int(3000), .int(Int64(summary.events)), .int(Int64(summary.chunks)),
+                          .int(Int64(contents(dir.file("t.trace")).count)), .int(0), .int(1)]])
+        #expect(summary.events == 32)  // 31 scripted events and End
+        #expect(try store.rows("SELECT value FROM trace_metadata WHERE key = 'clock'") == [[.text("CLOCK_MONOTONIC")]])
+        #expect(try store.int("SELECT COUNT(*) FROM trace_metadata") == 9)
+    }
+}
