@@ -65,6 +65,8 @@ let package = Package(
 
         .testTarget(name: "UnclogTraceTests", dependencies: ["UnclogTrace"]),
         .testTarget(name: "UnclogStoreTests", dependencies: ["UnclogTrace", "UnclogStore", "CSQLite"]),
+        // The Swift recorder end to end on Swift programs the tests build (Tests/SwiftPrograms).
+        .testTarget(name: "UnclogSwiftRecorderTests", dependencies: ["UnclogStore", "UnclogRecorder"]),
         .testTarget(name: "UnclogCLITests", dependencies: ["UnclogTrace", "UnclogStore"]),
         .testTarget(name: "UnclogReportTests", dependencies: ["UnclogTrace", "UnclogStore", "UnclogReport"]),
     ]

@@ -77,10 +77,23 @@ func wellBehaved(_ i: Int) async -> Int {
         let recording = (try? UnclogRecorder.start()) ?? false
         defer { if recording { UnclogRecorder.stop() } }
         #endif
-        let block = CommandLine.arguments.dropFirst().first == "block"
+        let mode = CommandLine.arguments.dropFirst().first ?? "calm"
+        let block = mode == "block"
         let tasks = 400
         let spinner = Spinner()
         let sum = await withTaskGroup(of: Int.self) { group in
+            // 100 tickers keep the pool busy with short jobs for the whole run.
+            for i in 0..<100 {
+                group.addTask {
+                    var n = 0
+                    let end = monotonicNs() + 1_200_000_000
+                    while monotonicNs() < end {
+                        try? await Task.sleep(nanoseconds: UInt64(4_000_000 + i * 10_000))
+                        n += 1
+                    }
+                    return 0 * n
+                }
+            }
             for i in 0..<tasks {
                 group.addTask {
                     if block {
@@ -102,5 +115,6 @@ func wellBehaved(_ i: Int) async -> Int {
         }
         log.dump()
         print("OK \(sum)")
+        if mode == "exit3" { exit(3) }
     }
 }

@@ -1,0 +1,218 @@
+// The Swift recorder end to end, on real Swift programs built here with `swiftc -g`:
+// `unclog record` (LD_PRELOAD and the UnclogRecorder library), `unclog import` (with offline
+// symbolization), then the stalls read back from the database. Tests/SwiftPrograms/Blocking.swift
+// blocks its worker thread four ways (usleep, Thread.sleep, DispatchSemaphore.wait, a CPU loop in an
+// actor), 200 ms each, among 500 well-behaved tasks; each blocking line is marked `// BLOCK:<name>`.
+
+import Foundation
+import Testing
+import UnclogStore
+
+/// What a run of Blocking.swift printed: name → measured duration of the blocking call.
+struct RunResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var blocks: [String: UInt64] {
+        var r: [String: UInt64] = [:]
+        for line in stdout.split(separator: "\n") where line.hasPrefix("BLOCK ") {
+            let f = line.split(separator: " ")
+            if f.count == 4, let a = UInt64(f[2]), let b = UInt64(f[3]) { r[String(f[1])] = b - a }
+        }
+        return r
+    }
+}
+
+struct StallRow {
+    var gt: Int64
+    var duration: Int64
+    var function: String?
+    var file: String?
+    var line: Int64?
+    var samples: Int64
+}
+
+enum SwiftPrograms {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let source = root.appendingPathComponent("Tests/SwiftPrograms/Blocking.swift").path
+
+    /// The build directory holding `unclog`, `libUnclogPreload.so` and the UnclogRecorder objects.
+    static let buildDir: String? = {
+        var dirs: [String] = []
+        if let arg0 = CommandLine.arguments.first {
+            let url = URL(fileURLWithPath: arg0, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+            var u = url.standardizedFileURL.resolvingSymlinksInPath().deletingLastPathComponent()
+            for _ in 0..<4 { dirs.append(u.path); u = u.deletingLastPathComponent() }
+        }
+        dirs.append(root.appendingPathComponent(".build/debug").path)
+        return dirs.first { FileManager.default.fileExists(atPath: $0 + "/unclog") && FileManager.default.fileExists(atPath: $0 + "/libUnclogPreload.so") }
+    }()
+
+    static let markers: [String: Int] = {
+        var m: [String: Int] = [:]
+        let text = (try? String(contentsOfFile: source, encoding: .utf8)) ?? ""
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if let r = line.range(of: "// BLOCK:") { m[String(line[r.upperBound...])] = i + 1 }
+        }
+        return m
+    }()
+
+    static let workDir: String = {
+        let d = NSTemporaryDirectory() + "unclog-swift-tests-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }()
+
+    /// Builds Blocking.swift once per variant: "preload" (plain), "library" (links UnclogRecorder),
+    /// "static" (-static-stdlib, no recorder library).
+    static func build(_ variant: String) throws -> String {
+        let out = workDir + "/blocking-\(variant)"
+        if FileManager.default.fileExists(atPath: out) { return out }
+        var args = ["-g", "-parse-as-library", source, "-o", out]
+        switch variant {
+        case "library":
+            guard let b = buildDir else { throw TestFailure("build directory not found") }
+            args += ["-DUNCLOG_LIBRARY", "-I", b + "/Modules",
+                     "-Xcc", "-I" + root.appendingPathComponent("Sources/CUnclogRecorder/include").path,
+                     "-Xcc", "-fmodule-map-file=\(b)/CUnclogRecorder.build/module.modulemap",
+                     "-Xcc", "-fmodule-map-file=\(b)/CUnclogHookRefs.build/module.modulemap",
+                     b + "/UnclogRecorder.build/UnclogRecorder.swift.o",
+                     b + "/CUnclogRecorder.build/recorder.c.o", b + "/CUnclogHookRefs.build/hook_refs.c.o"]
+        case "static":
+            args.append("-static-stdlib")
+        default: break
+        }
+        let r = try run("/usr/bin/env", ["swiftc"] + args)
+        guard r.status == 0 else { throw TestFailure("swiftc failed: \(r.stderr)") }
+        return out
+    }
+
+    static func run(_ exe: String, _ args: [String], env: [String: String] = [:]) throws -> RunResult {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        p.environment = e
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read both pipes concurrently (either may fill up).
+        nonisolated(unsafe) var errData = Data()
+        let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        while !reader.isFinished { usleep(1000) }
+        return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// `unclog record` then `unclog import`; returns the run and the database path.
+    static func record(_ program: String, _ args: [String], name: String) throws -> (RunResult, String) {
+        guard let b = buildDir else { throw TestFailure("unclog and libUnclogPreload.so not found: build the package first") }
+        let trace = workDir + "/\(name).trace", db = workDir + "/\(name).db"
+        unlink(db)
+        let r = try run(b + "/unclog", ["record", "--threshold", "50ms", "--sample-interval", "10ms", "-o", trace, "--", program] + args)
+        let i = try run(b + "/unclog", ["import", trace, "-o", db, "--quiet"])
+        guard i.status == 0 else { throw TestFailure("import failed: \(i.stderr)") }
+        return (r, db)
+    }
+
+    static func stalls(_ db: String) throws -> [StallRow] {
+        let d = try Database(path: db, readOnly: true)
+        let q = try d.prepare("""
+            SELECT g.gt, s.duration_ns, s.function, s.file, s.line, s.samples
+            FROM stall_sites s JOIN greenthreads g ON g.key = s.gt_key ORDER BY s.start_ns
+            """)
+        var rows: [StallRow] = []
+        while try q.step() {
+            rows.append(StallRow(gt: q.int(0), duration: q.int(1), function: q.text(2), file: q.text(3), line: q.optInt(4), samples: q.int(5)))
+        }
+        return rows
+    }
+
+    static func scalar(_ db: String, _ sql: String) throws -> Int64 {
+        try Database(path: db, readOnly: true).scalar(sql) ?? -1
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// The four blocks, found at the right function and line, with the right duration.
+func checkBlocks(_ run: RunResult, _ db: String) throws {
+    let expected: [(name: String, function: String)] = [
+        ("usleep", "sleepWithUsleep()"), ("thread_sleep", "sleepWithThreadSleep()"),
+        ("semaphore", "waitOnSemaphore()"), ("actor_spin", "Spinner.spin()"),
+    ]
+    let blocks = run.blocks
+    let stalls = try SwiftPrograms.stalls(db)
+    #expect(stalls.count == 4, "stalls: \(stalls)")
+    for e in expected {
+        let measured = try #require(blocks[e.name], "the program did not report \(e.name): \(run.stdout)")
+        // No EINTR: the sleeping calls slept their full 200 ms although the watchdog sampled them.
+        #expect(measured >= 200_000_000, "\(e.name) took \(measured) ns: cut short?")
+        let line = try #require(SwiftPrograms.markers[e.name])
+        let stall = try #require(stalls.first { $0.function == e.function }, "no stall at \(e.function): \(stalls)")
+        #expect(stall.file?.hasSuffix("Tests/SwiftPrograms/Blocking.swift") == true)
+        #expect(stall.line == Int64(line), "\(e.name): line \(stall.line ?? 0), expected \(line)")
+        #expect(stall.samples >= 5, "\(e.name): \(stall.samples) samples")
+        let tolerance = max(5_000_000, Double(measured) * 0.05)
+        #expect(Double(abs(stall.duration - Int64(measured))) <= tolerance,
+                "\(e.name): stall \(stall.duration) ns, blocking call \(measured) ns")
+    }
+}
+
+@Suite(.serialized) struct SwiftRecorderTests {
+    @Test func preloadFindsEachBlock() throws {
+        let exe = try SwiftPrograms.build("preload")
+        let (run, db) = try SwiftPrograms.record(exe, ["block"], name: "preload-block")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("OK 4000"))
+        try checkBlocks(run, db)
+        #expect(try SwiftPrograms.scalar(db, "SELECT clean_end FROM traces") == 1)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE is_hub = 0") >= 500)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM images WHERE path LIKE '%libswift_Concurrency.so' AND build_id IS NOT NULL") == 1)
+    }
+
+    @Test func libraryFindsEachBlock() throws {
+        let exe = try SwiftPrograms.build("library")
+        let (run, db) = try SwiftPrograms.record(exe, ["block"], name: "library-block")
+        #expect(run.status == 0, "\(run.stderr)")
+        try checkBlocks(run, db)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'recorder' AND value LIKE '%library%'") == 1)
+    }
+
+    @Test func wellBehavedProgramHasNoStalls() throws {
+        let exe = try SwiftPrograms.build("preload")
+        let (run, db) = try SwiftPrograms.record(exe, ["calm"], name: "calm")
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("OK 4000"))
+        #expect(try SwiftPrograms.stalls(db).isEmpty)
+        // Every task's jobs are in the timeline: 500 tasks, thousands of slices.
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE is_hub = 0") >= 500)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM slices") >= 5000)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM stall_samples") == 0)
+    }
+
+    @Test func exitCodeAndOutputAreKept() throws {
+        let exe = try SwiftPrograms.build("preload")
+        let (run, db) = try SwiftPrograms.record(exe, ["exit3"], name: "exit3")
+        #expect(run.status == 3)
+        #expect(run.stdout.hasSuffix("OK 4000\n"))
+        #expect(try SwiftPrograms.scalar(db, "SELECT clean_end FROM traces") == 1)
+    }
+
+    @Test func staticBinaryIsRefusedClearly() throws {
+        let exe = try SwiftPrograms.build("static")
+        guard let b = SwiftPrograms.buildDir else { throw TestFailure("no build dir") }
+        let r = try SwiftPrograms.run(b + "/unclog", ["record", "-o", SwiftPrograms.workDir + "/static.trace", "--", exe, "calm"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("statically linked Swift program"))
+        #expect(r.stderr.contains("UnclogRecorder"))
+    }
+}
