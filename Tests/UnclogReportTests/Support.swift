@@ -37,7 +37,8 @@ func ms(_ v: Int64) -> Int64 { v * 1_000_000 }
 ///            since its start is its victim, then runs 1 ms
 ///     extra  (optional) worker 3 stalls `extraStall` ms in `compress` (zlib_util.py:5)
 ///
-/// Worker 2 thus runs twice (a flow chain of 2), the others once or twice.
+/// Worker 2 thus runs twice (a flow chain of 2), the others once or twice. As a recorder does,
+/// a stall is reported (StallEnd) only when it reaches the 10 ms threshold.
 struct Scenario {
     var fetchLine: UInt64 = 42
     var fetchStall: Int64 = 60
@@ -89,12 +90,12 @@ struct Scenario {
         at(t, th, .switchTo(to: 2, reason: .io, readyDelta: UInt64(ms(1))))
         at(t + ms(fetchStall) / 2, wd, .stallSample(tid: th, stack: 1, state: 1))
         t += ms(fetchStall)
-        at(t, th, .stallEnd(gt: 2, duration: UInt64(ms(fetchStall)), stack: 1))
+        if fetchStall >= 10 { at(t, th, .stallEnd(gt: 2, duration: UInt64(ms(fetchStall)), stack: 1)) }
         at(t, th, .switchToHub)
-        at(t, th, .switchTo(to: 3, reason: .timer, readyDelta: UInt64(t - ms(20))))
+        at(t, th, .switchTo(to: 3, reason: .timer, readyDelta: UInt64(max(0, t - ms(20)))))
         t += ms(2)
         at(t, th, .switchToHub)
-        at(t, th, .switchTo(to: 4, reason: .io, readyDelta: UInt64(t - ms(25))))
+        at(t, th, .switchTo(to: 4, reason: .io, readyDelta: UInt64(max(0, t - ms(25)))))
         t += ms(1)
         at(t, th, .switchToHub)
         at(t, th, .ioWaitBegin(timeout: nil))
@@ -105,7 +106,7 @@ struct Scenario {
         let s2 = t
         at(t, th, .switchTo(to: 5, reason: .io, readyDelta: 0))
         t += ms(parseStall)
-        at(t, th, .stallEnd(gt: 5, duration: UInt64(ms(parseStall)), stack: 2))
+        if parseStall >= 10 { at(t, th, .stallEnd(gt: 5, duration: UInt64(ms(parseStall)), stack: 2)) }
         at(t, th, .switchToHub)
         at(t, th, .switchTo(to: 2, reason: .io, readyDelta: UInt64(t - s2)))
         t += ms(1)
