@@ -282,14 +282,17 @@ private final class StreamingImport {
         nextSample = traceID << 40
         summary.traceID = traceID
 
+        // Time 0: the anchor key, else the first chunk's base_ns (a metadata chunk's base_ns is
+        // the anchor, spec §3; without metadata, the first events chunk's).
+        let firstBase = first?.baseTime
         if let c = first, c.kind == ChunkKind.metadata.rawValue {
             readMetadata(c)
             first = nil
         }
         if case let .uint(anchor)? = metadata["anchor_mono_ns"] {
             start = anchor
-        } else if let c = first {
-            start = c.baseTime
+        } else if let firstBase {
+            start = firstBase
         }
         let ins = try db.prepare("""
             INSERT INTO traces (id, path, fingerprint, imported_at, start_mono_ns, events, chunks, file_bytes, bytes_lost,
@@ -612,6 +615,9 @@ private final class StreamingImport {
             try addStall(th, gt: b.gt, start: b.start, end: max(end, b.start), endStack: BatchInserter.null, complete: false)
         }
 
+        // Thread 0 means "none" (the End marker's chunk): not an OS thread, unless a writer ran
+        // greenthreads under it.
+        threads = threads.filter { $0.key != 0 || $0.value.slices > 0 || $0.value.ios > 0 }
         for th in threads.values {
             let s = try db.prepare("""
                 INSERT INTO threads (key, trace_id, tid, name_key, hub_key, slices, busy_ns, io_wait_ns) VALUES (?,?,?,?,?,?,?,?)

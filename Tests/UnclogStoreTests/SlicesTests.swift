@@ -1,6 +1,7 @@
 // The rebuilt timeline: run slices from switch events, hub time, I/O waits, per-greenthread
 // and per-thread totals, on a hand-built trace whose every row is known.
 
+import Foundation
 import Testing
 import UnclogStore
 import UnclogTrace
@@ -207,5 +208,56 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
         #expect(summary.events == 32)  // 31 scripted events and End
         #expect(try store.rows("SELECT value FROM trace_metadata WHERE key = 'clock'") == [[.text("CLOCK_MONOTONIC")]])
         #expect(try store.int("SELECT COUNT(*) FROM trace_metadata") == 9)
+    }
+}
+
+@Suite struct EdgeCaseTests {
+    /// Recording began inside a greenthread: its first slice has no ready time and reason 0
+    /// (unknown); the hub was learnt from the same `Running` event.
+    @Test func recordingStartsInsideAGreenthread() throws {
+        let tr = ScriptedTrace()
+        tr.at(50, 10, .running(gt: 2, hub: 1))
+        tr.at(300, 10, .switchToHub)
+        tr.at(400, 10, .switchTo(to: 2, reason: .timer, readyDelta: 20))
+        tr.at(450, 10, .switchTo(to: 1, reason: .other, readyDelta: 0))
+        tr.finish(at: 500)
+        let dir = TempDir()
+        try importTrace(tr, in: dir)
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try store.rows("SELECT gt_key, ready_ns, start_ns, end_ns, reason, prev_id FROM slices ORDER BY id") == [
+            [.int(key(2)), .null, .int(50), .int(300), .int(0), .null],
+            [.int(key(2)), .int(380), .int(400), .int(450), .int(1), .int(rowID(0))],
+        ])
+        #expect(try store.rows("SELECT gt, is_hub, created_ns, run_ns, ready_wait_ns FROM greenthreads ORDER BY gt") == [
+            [.int(1), .int(1), .null, .int(0), .int(0)],
+            [.int(2), .int(0), .null, .int(300), .int(20)],
+        ])
+    }
+
+    /// The `threads` table lists OS threads; thread 0 ("none", the End marker's chunk) is not one.
+    @Test func noThreadZero() throws {
+        let dir = TempDir()
+        let summary = try importTrace(slicesTrace(), in: dir)
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try store.rows("SELECT tid FROM threads") == [[.int(10)]])
+        #expect(summary.threads == 1)
+    }
+
+    /// Without an `anchor_mono_ns` key, time 0 is the metadata chunk's base_ns, which the spec
+    /// (§3) makes the anchor: times are still relative to the trace start.
+    @Test func anchorFromTheMetadataChunkWhenTheKeyIsMissing() throws {
+        final class Sink { var bytes: [UInt8] = [] }
+        let sink = Sink()
+        let b = TraceBuilder(metadata: [MetadataEntry("runtime", .string("gevent"))], anchorTime: anchor, sink: { sink.bytes += $0 })
+        b.append(TraceEvent(time: anchor + 100, .running(gt: 1, hub: 1)), thread: 10)
+        b.append(TraceEvent(time: anchor + 200, .switchTo(to: 2, reason: .spawn, readyDelta: 10)), thread: 10)
+        b.append(TraceEvent(time: anchor + 700, .switchToHub), thread: 10)
+        b.finish(at: anchor + 1000)
+        let dir = TempDir()
+        FileManager.default.createFile(atPath: dir.file("t.trace"), contents: Data(sink.bytes))
+        try TraceImporter.run(ImportOptions(tracePath: dir.file("t.trace"), databasePath: dir.file("t.db")))
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try store.rows("SELECT start_mono_ns, duration_ns, runtime FROM traces") == [[.int(Int64(anchor)), .int(1000), .text("gevent")]])
+        #expect(try store.rows("SELECT ready_ns, start_ns, end_ns FROM slices") == [[.int(190), .int(200), .int(700)]])
     }
 }
