@@ -76,7 +76,7 @@ public struct ChunkEncoder: Sendable {
         case let .skipped(code, length):
             // Writes a length-prefixed event of `length` zero bytes (tests of forward compatibility).
             bytes.append(code); bytes.appendUvarint(dt); u(UInt64(length))
-            bytes.append(contentsOf: repeatElement(0, count: length))
+            bytes.append(contentsOf: [UInt8](repeating: 0, count: length))
         }
     }
 

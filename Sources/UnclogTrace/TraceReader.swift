@@ -289,7 +289,7 @@ struct ByteSource {
         var chunkSize = max(n - available, 1 << 20)
         while available < n && !eof {
             let old = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: chunkSize))
+            buffer.append(contentsOf: [UInt8](repeating: 0, count: chunkSize))
             let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + old, chunkSize) }
             if got < 0 && errno == EINTR {
                 buffer.removeLast(chunkSize)
