@@ -88,3 +88,14 @@ bench: build venv
 
 clean:
 	rm -rf .build .bench $(DEMO_DIR) .deps-stamp
+
+# --- Swift recorder ---
+# Per-job cost of the Swift recorder (.bench/swift.json: ns_per_job_added, slowdown): 1M
+# Task.yield() across 100 tasks, recorded (LD_PRELOAD) vs not, same run. `make bench` runs it too.
+.PHONY: bench-swift
+bench: bench-swift
+bench-swift: build
+	@mkdir -p .bench
+	swift build -c release --product UnclogPreload $(SWIFT_BUILD_FLAGS)
+	Benchmarks/swift/bench.sh .bench
+# --- end Swift recorder ---

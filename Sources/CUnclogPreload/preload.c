@@ -42,14 +42,6 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
         .recorder_name = "unclog-swift 0.1.0 (LD_PRELOAD)",
         .quiet = 0,
     };
-    // Children are not recorded: forget the contract and restore the program's LD_PRELOAD.
-    unsetenv("UNCLOG_OUTPUT");
-    unsetenv("UNCLOG_THRESHOLD_NS");
-    unsetenv("UNCLOG_SAMPLE_INTERVAL_NS");
-    const char *orig = getenv("UNCLOG_ORIG_LD_PRELOAD");
-    if (orig) setenv("LD_PRELOAD", orig, 1); else unsetenv("LD_PRELOAD");
-    unsetenv("UNCLOG_ORIG_LD_PRELOAD");
-
     unclog_runtime rt = {
         .enqueue_global_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueGlobal_hook"),
         .job_run = dlsym(RTLD_DEFAULT, "swift_job_run"),
@@ -61,11 +53,18 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
         .swift_task_getCurrent = dlsym(RTLD_DEFAULT, "swift_task_getCurrent"),
     };
     if (!rt.enqueue_global_hook) {
-        say("unclog: this program does not load the Swift Concurrency runtime dynamically "
-            "(libswift_Concurrency.so); nothing recorded. Statically linked programs can link the "
-            "UnclogRecorder library instead.\n");
+        // Not a Swift Concurrency process (e.g. a wrapper such as `taskset` or `env` that will exec
+        // the Swift program): leave the environment alone so the program it starts is recorded.
         return;
     }
+    // Children are not recorded: forget the contract and restore the program's LD_PRELOAD.
+    unsetenv("UNCLOG_OUTPUT");
+    unsetenv("UNCLOG_THRESHOLD_NS");
+    unsetenv("UNCLOG_SAMPLE_INTERVAL_NS");
+    const char *orig = getenv("UNCLOG_ORIG_LD_PRELOAD");
+    if (orig) setenv("LD_PRELOAD", orig, 1); else unsetenv("LD_PRELOAD");
+    unsetenv("UNCLOG_ORIG_LD_PRELOAD");
+
     char error[512];
     if (unclog_recorder_start(&cfg, &rt, error, sizeof error) != 0) {
         char line[640];
