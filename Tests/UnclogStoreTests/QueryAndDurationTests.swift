@@ -6,25 +6,10 @@ import Testing
 import UnclogStore
 import UnclogTrace
 
-/// One imported database shared by the SQL tests: every statement they run must leave it
-/// byte-identical, so sharing it also checks that nothing before them changed it.
-final class SharedStallDatabase: @unchecked Sendable {
-    let dir = TempDir()
-    let path: String
-    let bytes: [UInt8]
-
-    init() {
-        path = dir.file("t.db")
-        _ = try? importTrace(StallScenario().trace, in: dir)
-        bytes = contents(path)
-    }
-
-    static let shared = SharedStallDatabase()
-}
-
 @Suite struct SQLQueryTests {
     func store() throws -> (TraceStore, String, TempDir) {
-        let shared = SharedStallDatabase.shared
+        // Shared with other suites, which only read it: it must stay as the import left it.
+        let shared = Fixture.stalls
         #expect(contents(shared.path) == shared.bytes)
         return (try TraceStore(path: shared.path), shared.path, shared.dir)
     }

@@ -85,21 +85,18 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
     }
 
     @Test func exactSliceRows() throws {
-        let dir = TempDir()
-        let summary = try importTrace(slicesTrace(), in: dir)
+        let summary = try Fixture.slices.summary
         #expect(summary.traceID == 1)
         #expect(summary.slices == 6)
         #expect(summary.greenthreads == 3)  // the hub is not counted
         #expect(summary.cleanEnd)
         #expect(summary.damage.isEmpty && summary.bytesLost == 0)
-        let store = try TraceStore(path: dir.file("t.db"))
+        let store = try Fixture.slices.store()
         #expect(try sliceRows(store) == expectedRows())
     }
 
     @Test func hubTimeIsNotASlice() throws {
-        let dir = TempDir()
-        try importTrace(slicesTrace(), in: dir)
-        let store = try TraceStore(path: dir.file("t.db"))
+        let store = try Fixture.slices.store()
         #expect(try store.int("SELECT COUNT(*) FROM slices WHERE gt_key = ?", [.int(key(1))]) == 0)
         let hub = try store.rows("SELECT is_hub, slices, run_ns, ready_wait_ns, last_slice_id, name FROM greenthreads WHERE key = ?",
                                  [.int(key(1))])
@@ -110,9 +107,7 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
     }
 
     @Test func greenthreadTotals() throws {
-        let dir = TempDir()
-        try importTrace(slicesTrace(), in: dir)
-        let store = try TraceStore(path: dir.file("t.db"))
+        let store = try Fixture.slices.store()
         let rows = try store.rows("""
             SELECT gt, name, is_hub, created_ns, exited_ns, slices, run_ns, ready_wait_ns, last_slice_id, parent_key
             FROM greenthreads WHERE is_hub = 0 ORDER BY gt
@@ -162,10 +157,8 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
     }
 
     @Test func ioWaitsWithTimeouts() throws {
-        let dir = TempDir()
-        let summary = try importTrace(slicesTrace(), in: dir)
-        #expect(summary.ioWaits == 4)
-        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try Fixture.slices.summary.ioWaits == 4)
+        let store = try Fixture.slices.store()
         let rows = try store.rows("SELECT id, thread_key, start_ns, end_ns, timeout_ns, nready FROM io_waits ORDER BY id")
         #expect(rows == [
             [.int(rowID(0)), .int(key(10)), .int(0), .int(100), .null, .int(1)],        // wait forever
@@ -194,9 +187,9 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
     }
 
     @Test func traceRowAndMetadata() throws {
-        let dir = TempDir()
-        let summary = try importTrace(slicesTrace(), in: dir)
-        let store = try TraceStore(path: dir.file("t.db"))
+        let summary = try Fixture.slices.summary
+        let store = try Fixture.slices.store()
+        let dir = Fixture.slices.dir
         let rows = try store.rows("""
             SELECT id, runtime, runtime_version, pid, argv, threshold_ns, sample_interval_ns, start_mono_ns, anchor_wall_ns,
                    duration_ns, events, chunks, file_bytes, bytes_lost, clean_end FROM traces
@@ -236,9 +229,8 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
 
     /// The `threads` table lists OS threads; thread 0 ("none", the End marker's chunk) is not one.
     @Test func noThreadZero() throws {
-        let dir = TempDir()
-        let summary = try importTrace(slicesTrace(), in: dir)
-        let store = try TraceStore(path: dir.file("t.db"))
+        let summary = try Fixture.slices.summary
+        let store = try Fixture.slices.store()
         #expect(try store.rows("SELECT tid FROM threads") == [[.int(10)]])
         #expect(summary.threads == 1)
     }

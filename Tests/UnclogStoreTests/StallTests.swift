@@ -85,7 +85,9 @@ struct StallScenario {
 }
 
 @Suite struct StallTests {
-    func imported(_ s: StallScenario = StallScenario()) throws -> (TraceStore, ImportSummary, TempDir) {
+    /// The shared import of the default scenario, or a fresh import of `s`.
+    func imported(_ s: StallScenario? = nil) throws -> (TraceStore, ImportSummary, TempDir) {
+        guard let s else { return (try Fixture.stalls.store(), try Fixture.stalls.summary, Fixture.stalls.dir) }
         let dir = TempDir()
         let summary = try importTrace(s.trace, in: dir)
         return (try TraceStore(path: dir.file("t.db")), summary, dir)
@@ -110,8 +112,8 @@ struct StallScenario {
     /// Samples written before and after the StallEnd in the file are all attached; samples
     /// outside every stall stay unattached.
     @Test func samplesMatchedByTime() throws {
-        let s = StallScenario()
-        let (store, _, _) = try imported(s)
+        let s = StallScenario()  // the same ids as the shared import
+        let (store, _, _) = try imported()
         let rows = try store.rows("""
             SELECT m.ts_ns, m.thread_key, m.stack_key, m.state, st.start_ns FROM stall_samples m
             LEFT JOIN stalls st ON st.id = m.stall_id ORDER BY m.ts_ns
@@ -130,8 +132,8 @@ struct StallScenario {
     }
 
     @Test func representativeStackAndCallSite() throws {
-        let s = StallScenario()
-        let (store, _, _) = try imported(s)
+        let s = StallScenario()  // the same ids as the shared import
+        let (store, _, _) = try imported()
         let rows = try store.rows("""
             SELECT s.start_ns, s.stack_key, st.end_stack_key, s.function, s.file, s.line
             FROM stall_sites s JOIN stalls st ON st.id = s.stall_id ORDER BY s.start_ns

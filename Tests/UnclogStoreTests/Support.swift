@@ -229,3 +229,33 @@ extension Array where Element == SliceRow {
         map { Slice(gtKey: $0.gtKey, threadKey: $0.threadKey, readyNs: $0.readyNs, startNs: $0.startNs, endNs: $0.endNs, reason: $0.reason) }
     }
 }
+
+/// A trace imported once and shared by the tests that only read it (imports dominate the
+/// run time of this suite in debug builds). Tests must not write to it; the SQL tests check
+/// that its bytes never change.
+final class Fixture: @unchecked Sendable {
+    let dir: TempDir
+    let path: String
+    private let result: Result<ImportSummary, any Error>
+    /// The database file right after the import.
+    let bytes: [UInt8]
+
+    init(_ make: () -> ScriptedTrace) {
+        let d = TempDir()
+        dir = d
+        path = d.file("t.db")
+        let trace = make()
+        result = Result { try importTrace(trace, in: d) }
+        bytes = contents(path)
+    }
+
+    var summary: ImportSummary { get throws { try result.get() } }
+    func store() throws -> TraceStore {
+        _ = try result.get()
+        return try TraceStore(path: path)
+    }
+
+    static let slices = Fixture { slicesTrace() }
+    static let stalls = Fixture { StallScenario().trace }
+    static let top = Fixture { topTrace() }
+}

@@ -48,11 +48,11 @@ struct ManySlices {
 @Suite struct TimelineTests {
     nonisolated(unsafe) static let data = ManySlices()
 
+    static let imported = Fixture { TimelineTests.data.trace }
+
     func store() throws -> (TraceStore, TempDir) {
-        let dir = TempDir()
-        let summary = try importTrace(TimelineTests.data.trace, in: dir)
-        #expect(summary.slices == 4 * ManySlices.rounds)
-        return (try TraceStore(path: dir.file("t.db")), dir)
+        #expect(try TimelineTests.imported.summary.slices == 4 * ManySlices.rounds)
+        return (try TimelineTests.imported.store(), TimelineTests.imported.dir)
     }
 
     static let windows: [(Int64, Int64)] = [

@@ -47,10 +47,8 @@ func topTrace(pid: UInt64 = 4242) -> ScriptedTrace {
 
 @Suite struct TopTests {
     func store() throws -> (TraceStore, TempDir) {
-        let dir = TempDir()
-        let summary = try importTrace(topTrace(), in: dir)
-        #expect(summary.stalls == 13)
-        return (try TraceStore(path: dir.file("t.db")), dir)
+        #expect(try Fixture.top.summary.stalls == 13)
+        return (try Fixture.top.store(), Fixture.top.dir)
     }
 
     @Test func selfByLine() throws {
