@@ -86,7 +86,7 @@ public enum TraceJSON {
             type = "switch"; n("to", to); f.append(("reason", JSONWriter.quote(reason.description))); n("ready_dt", readyDelta)
         case let .ioWaitBegin(timeout):
             type = "io_wait_begin"; f.append(("timeout_ns", timeout.map(String.init) ?? "null"))
-        case let .ioWaitEnd(ready): type = "io_wait_end"; n("ready", ready)
+        case let .ioWaitEnd(ready): type = "io_wait_end"; n("nready", ready)
         case let .stallBegin(tid, gt, sinceDelta): type = "stall_begin"; n("tid", tid); n("gt", gt); n("since_dt", sinceDelta)
         case let .stallSample(tid, stack, state): type = "stall_sample"; n("tid", tid); n("stack", stack); n("state", state)
         case let .stallEnd(gt, duration, stack): type = "stall_end"; n("gt", gt); n("duration", duration); n("stack", stack)

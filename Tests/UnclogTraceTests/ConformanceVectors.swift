@@ -272,6 +272,28 @@ struct ConformanceVectorTests {
         for n in names { #expect(readme.contains("`\(n)`"), "README.md does not mention \(n)") }
     }
 
+    @Test("an independent reader written from the spec (schema/vectors/check.py) agrees with every vector")
+    func pythonReaderAgrees() throws {
+        guard !Self.regenerate else { return }
+        let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let python else {
+            // Not a failure of the format: say so instead of passing silently.
+            Issue.record("python3 not found: schema/vectors/check.py not run")
+            return
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [Vectors.directory.appendingPathComponent("check.py").path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+        #expect(text.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == Vectors.all.count, "\(text)")
+    }
+
     // What each vector is meant to show, checked on the decoded content rather than the JSON
     // text, so a vector cannot silently stop exercising its case when regenerated.
 
