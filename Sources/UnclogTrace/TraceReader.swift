@@ -169,9 +169,11 @@ public final class TraceReader {
                 let found = resynchronise()
                 let lost = source.offset - start
                 if truncated && !found {
-                    report(TraceDamage(offset: start, bytesLost: lost, reason: reason))
+                    report(TraceDamage(offset: start, bytesLost: lost, reason: "file truncated inside a chunk (\(reason))"))
                     return nil
                 }
+                // A chunk running past the end with an intact chunk after it: its length is
+                // damaged, the file is not truncated; the reason then says only what it claims.
                 report(TraceDamage(offset: start, bytesLost: lost,
                                    reason: found ? "\(reason); resumed at the next intact chunk at byte \(source.offset)"
                                                  : "\(reason); no intact chunk after it"))
@@ -198,7 +200,7 @@ public final class TraceReader {
         let total = TraceFormat.chunkHeaderSize + length
         let have = source.fill(total)
         guard have >= total else {
-            return .damaged("file truncated inside a chunk (it has \(have - TraceFormat.chunkHeaderSize) of its \(length) payload bytes)",
+            return .damaged("it claims \(length) payload bytes, the file holds \(have - TraceFormat.chunkHeaderSize) more",
                             truncated: true)
         }
         let stored = le32(h, 8)

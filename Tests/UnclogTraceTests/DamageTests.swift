@@ -80,6 +80,17 @@ struct DamageTests {
         #expect(reason.contains("truncated"), "\(reason)")
     }
 
+    @Test("a length running past the end of the file, with an intact chunk after it, is not called truncation")
+    func damagedLengthIsNotTruncation() throws {
+        let b = smallRecording().builder
+        var file = b.bytes
+        file[b.chunks[2].offset + 6] = 0x7F  // length += ~8 MB: past the end of this small file
+        let got = try readAll(file)
+        #expect(spans(got.damage) == [[UInt64(b.chunks[2].offset), UInt64(b.chunks[2].size)]])
+        let reason = try #require(got.damage.first?.reason)
+        #expect(!reason.contains("truncated") && reason.contains("resumed at the next intact chunk"), "\(reason)")
+    }
+
     @Test("a flipped byte anywhere loses exactly the chunk holding it")
     func flipEverywhere() throws {
         let b = smallRecording().builder
