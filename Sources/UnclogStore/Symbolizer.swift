@@ -36,7 +36,7 @@ public enum Symbolizer {
         var imgs: [Int64: Img] = [:]
         let qi = try db.prepare("SELECT key, path, load_bias, build_id FROM images WHERE key >= \(k0) AND key < \(k1)")
         while try qi.step() { imgs[qi.int(0)] = Img(path: qi.text(1), bias: qi.int(2), buildID: qi.text(3)) }
-        var byImage: [Int64: [(key: Int64, lookup: UInt64)]] = [:]
+        var byImage: [Int64: [(key: Int64, lookup: UInt64, returnAddress: Bool)]] = [:]
         var orphans: [Int64] = []
         let qf = try db.prepare("SELECT key, image_key, address, flags FROM frames WHERE key >= \(k0) AND key < \(k1) AND address IS NOT NULL")
         while try qf.step() {
@@ -44,8 +44,9 @@ public enum Symbolizer {
             let key = qf.int(0)
             guard let ik = qf.optInt(1), let img = imgs[ik] else { orphans.append(key); continue }
             var a = UInt64(bitPattern: qf.int(2)) &- UInt64(bitPattern: img.bias)
-            if qf.int(3) & 2 != 0 { a &-= 1 }  // a return address: look up the call instruction
-            byImage[ik, default: []].append((key, a))
+            let isReturn = qf.int(3) & 2 != 0
+            if isReturn { a &-= 1 }  // a return address: look up the call instruction
+            byImage[ik, default: []].append((key, a, isReturn))
         }
         guard report.frames > 0 else { return report }
 
@@ -76,7 +77,25 @@ public enum Symbolizer {
                 for f in frames { resolved.append((f.key, nil, nil, nil, isInternal)) }
                 continue
             }
-            let answers = runSymbolizer(symbolizer, object: path, addresses: frames.map(\.lookup))
+            var answers = runSymbolizer(symbolizer, object: path, addresses: frames.map(\.lookup))
+            // An exact pc (a sampled running thread) on compiler-generated code has line 0: take
+            // the line of the nearest instruction before it in the same function.
+            let backs: [UInt64] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]
+            var retry: [(index: Int, address: UInt64)] = []
+            for (i, f) in frames.enumerated() where !f.returnAddress && i < answers.count {
+                if let a = answers[i], a.function != nil, a.line == nil {
+                    for b in backs where f.lookup >= b { retry.append((i, f.lookup - b)) }
+                }
+            }
+            if !retry.isEmpty {
+                let more = runSymbolizer(symbolizer, object: path, addresses: retry.map(\.address))
+                for (k, r) in retry.enumerated() where k < more.count {
+                    guard let m = more[k], m.line != nil, m.function == answers[r.index]?.function,
+                          answers[r.index]?.line == nil else { continue }
+                    answers[r.index]?.line = m.line
+                    answers[r.index]?.file = m.file
+                }
+            }
             var named = 0, lines = 0
             for (i, f) in frames.enumerated() {
                 let a = i < answers.count ? answers[i] : nil
@@ -120,7 +139,7 @@ public enum Symbolizer {
         return report
     }
 
-    static func markInternal(byImage: [Int64: [(key: Int64, lookup: UInt64)]], imgs: [Int64: String?],
+    static func markInternal(byImage: [Int64: [(key: Int64, lookup: UInt64, returnAddress: Bool)]], imgs: [Int64: String?],
                              update: Statement) throws(StoreError) {
         for (ik, frames) in byImage where isInternalImage(imgs[ik] ?? nil) {
             for f in frames {
