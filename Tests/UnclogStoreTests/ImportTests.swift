@@ -270,3 +270,52 @@ import UnclogTrace
         }
     }
 }
+
+@Suite struct RecorderCountersAndDamageInsideChunks {
+    /// A hand-assembled file: an events chunk whose payload holds good events, then an unknown
+    /// event type (damage inside an intact chunk: the events before it are kept), a chunk of an
+    /// unknown kind (skipped), skippable events, Dropped counters and an Image.
+    @Test func countersSkipsAndMalformedEvents() throws {
+        var file = TraceEncoding.fileHeader()
+        file += TraceEncoding.chunk(kind: ChunkKind.metadata.rawValue, baseTime: anchor, thread: 0, seq: 0,
+                                    payload: TraceEncoding.metadataPayload([MetadataEntry("anchor_mono_ns", .uint(anchor))]))
+        var good = ChunkEncoder(baseTime: anchor)
+        good.append(TraceEvent(time: anchor + 10, .string(id: 1, value: "/usr/lib/libfoo.so")))
+        good.append(TraceEvent(time: anchor + 10, .image(id: 1, path: 1, loadBias: 0x1000, start: 0x2000, end: 0x3000,
+                                                           buildID: [0xDE, 0xAD, 0x01])))
+        good.append(TraceEvent(time: anchor + 20, .dropped(reason: 1, count: 5)))
+        good.append(TraceEvent(time: anchor + 30, .dropped(reason: 2, count: 2)))
+        good.append(TraceEvent(time: anchor + 40, .skipped(code: 0x90, length: 3)))
+        good.append(TraceEvent(time: anchor + 50, .running(gt: 1, hub: 1)))
+        good.append(TraceEvent(time: anchor + 60, .switchTo(to: 2, reason: .spawn, readyDelta: 0)))
+        let malformedAt = good.bytes.count
+        let payload = good.bytes + [0x50, 0x00, 0x01, 0x10, 0x00]  // 0x50: not a defined event type
+        let eventsChunkOffset = file.count
+        file += TraceEncoding.chunk(kind: ChunkKind.events.rawValue, baseTime: anchor, thread: 10, seq: 0, payload: payload)
+        file += TraceEncoding.chunk(kind: 9, baseTime: anchor, thread: 10, seq: 1, payload: [1, 2, 3])
+        var tail = ChunkEncoder(baseTime: anchor + 100)
+        tail.append(TraceEvent(time: anchor + 100, .running(gt: 2, hub: 1)))
+        tail.append(TraceEvent(time: anchor + 300, .switchToHub))
+        tail.append(TraceEvent(time: anchor + 400, .end(chunks: 4, events: 10)))
+        file += TraceEncoding.chunk(kind: ChunkKind.events.rawValue, baseTime: anchor + 100, thread: 10, seq: 2, payload: tail.bytes)
+
+        let dir = TempDir()
+        FileManager.default.createFile(atPath: dir.file("c.trace"), contents: Data(file))
+        let summary = try TraceImporter.run(ImportOptions(tracePath: dir.file("c.trace"), databasePath: dir.file("c.db")))
+        let damageOffset = UInt64(eventsChunkOffset + TraceFormat.chunkHeaderSize + malformedAt)
+        #expect(summary.damage.map(\.offset) == [damageOffset])
+        #expect(summary.bytesLost == 5)
+        #expect(summary.eventsDropped == 7)
+        #expect(summary.recorderErrors == 2)
+        #expect(summary.skippedEvents == 1)
+        #expect(summary.skippedChunks == 1)
+        #expect(summary.cleanEnd)
+        let store = try TraceStore(path: dir.file("c.db"))
+        #expect(try store.rows("SELECT events_dropped, recorder_errors, bytes_lost, clean_end FROM traces") == [[.int(7), .int(2), .int(5), .int(1)]])
+        #expect(try store.rows("SELECT offset, bytes_lost FROM import_damage") == [[.int(Int64(damageOffset)), .int(5)]])
+        #expect(try store.rows("SELECT path, load_bias, start, end, build_id FROM images") ==
+                [[.text("/usr/lib/libfoo.so"), .int(0x1000), .int(0x2000), .int(0x3000), .text("dead01")]])
+        // The slice begun before the damage continues into the next chunk, whose Running agrees.
+        #expect(try store.rows("SELECT gt_key, start_ns, end_ns FROM slices") == [[.int(key(2)), .int(60), .int(300)]])
+    }
+}
