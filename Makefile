@@ -99,3 +99,34 @@ bench-swift: build
 	swift build -c release --product UnclogPreload $(SWIFT_BUILD_FLAGS)
 	Benchmarks/swift/bench.sh .bench
 # --- end Swift recorder ---
+
+# --- visualization ---
+# Issue 5: notebooks/, `unclog export` (Perfetto), `unclog report` (HTML), `unclog diff`.
+# Headless Chromium renders the HTML report in the Swift tests (Tests/UnclogReportTests) and
+# in Tests/visualization, which also runs the notebooks (nbclient) on a recording of
+# examples/eventlet_crawler.py; their Python packages are pinned in requirements-dev.txt.
+VIS_DEB_PACKAGES := chromium fonts-dejavu-core
+.PHONY: deps-visualization test-visualization notebooks
+VIS_STAMP := .build/.deps-visualization-stamp
+deps-visualization: $(VIS_STAMP)
+$(VIS_STAMP): Makefile
+	@missing=""; for p in $(VIS_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@mkdir -p $(dir $@) && touch $@
+test-swift: deps-visualization
+test: test-visualization
+test-visualization: build venv deps-visualization
+	UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) -m pytest -q Tests/visualization
+
+# Runs every notebook against UNCLOG_DB (default: the `make demo` recording, made if missing)
+# and writes them with their figures to .demo/notebooks/ (NAME.ipynb, and NAME.html to open).
+UNCLOG_DB ?= $(DEMO_DIR)/crawler.db
+notebooks: build venv
+	@if [ ! -f "$(UNCLOG_DB)" ] && [ "$(UNCLOG_DB)" = "$(DEMO_DIR)/crawler.db" ]; then $(MAKE) --no-print-directory demo >/dev/null; fi
+	$(VPY) notebooks/render.py --db $(UNCLOG_DB) --out $(DEMO_DIR)/notebooks
+	@echo "open $(DEMO_DIR)/notebooks/*.html in a browser (or the .ipynb files in Jupyter)"
+# --- end visualization ---
