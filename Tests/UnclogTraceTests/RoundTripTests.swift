@@ -41,6 +41,32 @@ func randomKind(_ r: inout SeededRandom, case k: Int) -> TraceEvent.Kind {
     }
 }
 
+/// The case of a kind, by an exhaustive switch: a new `TraceEvent.Kind` case stops this file
+/// compiling until the generator above (and the coverage test below) know about it.
+func caseNumber(_ k: TraceEvent.Kind) -> Int {
+    switch k {
+    case .string: 0
+    case .frame: 1
+    case .nativeFrame: 2
+    case .stack: 3
+    case .image: 4
+    case .thread: 5
+    case .greenthreadCreate: 6
+    case .greenthreadExit: 7
+    case .running: 8
+    case .switchToHub: 9
+    case .switchTo: 10
+    case .ioWaitBegin: 11
+    case .ioWaitEnd: 12
+    case .stallBegin: 13
+    case .stallSample: 14
+    case .stallEnd: 15
+    case .dropped: 16
+    case .end: 17
+    case .skipped: 18
+    }
+}
+
 /// A random sequence of `count` events with non-decreasing times from `base`, covering every kind.
 func randomEvents(_ r: inout SeededRandom, count: Int, base: UInt64) -> [TraceEvent] {
     var t = base
@@ -86,6 +112,16 @@ struct RoundTripTests {
                 break
             }
         }
+    }
+
+    @Test("the generator covers every kind and every switch reason")
+    func generatorCoverage() {
+        var r = SeededRandom(seed: 1)
+        let events = randomEvents(&r, count: 400, base: 0)
+        #expect(Set(events.map { caseNumber($0.kind) }) == Set(0..<19))
+        let reasons = Set(events.compactMap { e -> SwitchReason? in
+            if case let .switchTo(_, reason, _) = e.kind { reason } else { nil } })
+        #expect(reasons == Set(SwitchReason.allCases))
     }
 
     @Test("metadata of every value type round-trips, unknown keys included", arguments: 0..<10)
