@@ -1,6 +1,7 @@
 // `make bench`: generates a synthetic 10M-event Eventlet-like trace, measures its size, the
 // import rate against SQLite's raw insert ceiling measured in the same run, import peak
-// memory at two trace sizes, and the query commands' times. Writes .bench/core.json.
+// memory at two trace sizes, the query commands' times, and the Perfetto export and HTML
+// report times and peak memory. Writes .bench/core.json.
 
 import Foundation
 import UnclogTrace
@@ -118,6 +119,22 @@ let topIncl = measure([args.unclog, "top", bigDB, "--inclusive", "--by", "functi
 let timelineRun = measure([args.unclog, "timeline", bigDB, "--greenthread", "500", "--from", "20s", "--to", "30s"])
 let timelineAll = measure([args.unclog, "timeline", bigDB, "--from", "20s", "--to", "21s"])
 
+// Perfetto JSON export and HTML report (issue 5), at both sizes: time, peak memory (flat?), output size.
+print("exporting and reporting…")
+func outputMB(_ path: String) -> Double {
+    let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.doubleValue ?? 0
+    unlink(path)
+    return size / 1_048_576
+}
+let exportRun = measure([args.unclog, "export", bigDB, "-o", "\(args.out)/export.json", "--quiet"])
+let exportMB = outputMB("\(args.out)/export.json")
+let exportSmall = measure([args.unclog, "export", smallDB, "-o", "\(args.out)/export.json", "--quiet"])
+_ = outputMB("\(args.out)/export.json")
+let reportRun = measure([args.unclog, "report", bigDB, "-o", "\(args.out)/report.html", "--quiet"])
+let reportKB = outputMB("\(args.out)/report.html") * 1024
+let reportSmall = measure([args.unclog, "report", smallDB, "-o", "\(args.out)/report.html", "--quiet"])
+_ = outputMB("\(args.out)/report.html")
+
 let rows: [(String, String, String)] = [
     ("trace events", "\(g.events)", "\(g.stalls) stalls, \(g.bytes >> 20) MiB, generated in \(f(g.seconds)) s"),
     ("bytes per event", f(bytesPerEvent, 3), "target ≤ 6"),
@@ -129,6 +146,8 @@ let rows: [(String, String, String)] = [
     ("top", "\(f(topRun.seconds, 3)) s", "inclusive by function: \(f(topIncl.seconds, 3)) s; target < 1 s"),
     ("timeline, 1 greenthread", "\(f(timelineRun.seconds, 3)) s", "10 s window; target < 0.2 s"),
     ("timeline, all, 1 s", "\(f(timelineAll.seconds, 3)) s", "thread + 40 busiest greenthreads"),
+    ("export (Perfetto JSON)", "\(f(exportRun.seconds)) s", "\(f(exportMB, 0)) MiB; peak \(f(exportRun.peakMB, 0)) MB (\(f(exportSmall.peakMB, 0)) MB at \(gs.events) events)"),
+    ("report (HTML)", "\(f(reportRun.seconds)) s", "\(f(reportKB, 0)) KiB; peak \(f(reportRun.peakMB, 0)) MB (\(f(reportSmall.peakMB, 0)) MB at \(gs.events) events)"),
 ]
 let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
 print("")
@@ -147,7 +166,14 @@ let json = """
       "import_peak_mb_small": \(f(impSmall.peakMB, 1)),
       "stalls_s": \(f(stallsRun.seconds, 3)),
       "top_s": \(f(topRun.seconds, 3)),
-      "timeline_s": \(f(timelineRun.seconds, 3))
+      "timeline_s": \(f(timelineRun.seconds, 3)),
+      "export_s": \(f(exportRun.seconds, 3)),
+      "export_peak_mb": \(f(exportRun.peakMB, 1)),
+      "export_peak_mb_small": \(f(exportSmall.peakMB, 1)),
+      "export_mb": \(f(exportMB, 1)),
+      "report_s": \(f(reportRun.seconds, 3)),
+      "report_peak_mb": \(f(reportRun.peakMB, 1)),
+      "report_peak_mb_small": \(f(reportSmall.peakMB, 1))
     }
 
     """
