@@ -10,6 +10,9 @@ extern void dispatch_queue_create(void);
 extern void dispatch_queue_attr_make_with_qos_class(void);
 extern void dispatch_queue_set_width(void);
 extern char _dispatch_queue_attr_concurrent;
+extern void *swift_task_enqueueMainExecutor_hook;
+extern void swift_task_getMainExecutor(void);
+extern char _dispatch_main_q;
 
 void unclog_runtime_linked(unclog_runtime *rt) {
     rt->enqueue_global_hook = &swift_task_enqueueGlobal_hook;
@@ -20,4 +23,7 @@ void unclog_runtime_linked(unclog_runtime *rt) {
     rt->dispatch_queue_attr_make_with_qos_class = (void *)&dispatch_queue_attr_make_with_qos_class;
     rt->dispatch_queue_set_width = (void *)&dispatch_queue_set_width;
     rt->dispatch_queue_attr_concurrent = &_dispatch_queue_attr_concurrent;
+    rt->enqueue_main_hook = &swift_task_enqueueMainExecutor_hook;
+    rt->get_main_executor = (void *)&swift_task_getMainExecutor;
+    rt->dispatch_main_q = &_dispatch_main_q;
 }

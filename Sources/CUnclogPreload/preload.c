@@ -51,6 +51,9 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
         .dispatch_queue_set_width = dlsym(RTLD_DEFAULT, "dispatch_queue_set_width"),
         .dispatch_queue_attr_concurrent = dlsym(RTLD_DEFAULT, "_dispatch_queue_attr_concurrent"),
         .swift_task_getCurrent = dlsym(RTLD_DEFAULT, "swift_task_getCurrent"),
+        .enqueue_main_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueMainExecutor_hook"),
+        .get_main_executor = dlsym(RTLD_DEFAULT, "swift_task_getMainExecutor"),
+        .dispatch_main_q = dlsym(RTLD_DEFAULT, "_dispatch_main_q"),
     };
     if (!rt.enqueue_global_hook) {
         // Not a Swift Concurrency process (e.g. a wrapper such as `taskset` or `env` that will exec

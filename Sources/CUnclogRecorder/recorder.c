@@ -57,6 +57,7 @@ typedef struct { void *identity; uintptr_t implementation; } swift_executor_ref;
 typedef SWIFTCALL void (*enqueue_original_fn)(swift_job *job);
 typedef SWIFTCALL void (*enqueue_hook_fn)(swift_job *job, enqueue_original_fn original);
 typedef SWIFTCALL void (*job_run_fn)(swift_job *job, swift_executor_ref executor);
+typedef SWIFTCALL swift_executor_ref (*get_main_executor_fn)(void);
 
 typedef void (*dispatch_function_t)(void *);
 typedef void (*dispatch_async_f_fn)(void *queue, void *ctx, dispatch_function_t fn);
@@ -234,6 +235,10 @@ static struct {
     char output[PATH_MAX];
     enqueue_hook_fn previous_hook;
     void **hook_slot;
+    enqueue_hook_fn previous_main_hook;
+    void **main_hook_slot;
+    void *main_queue;
+    swift_executor_ref main_executor;
     job_run_fn job_run;
     dispatch_async_f_fn async_f;
     dispatch_queue_create_fn queue_create;
@@ -433,8 +438,8 @@ static uint32_t actor_gt(swift_job *job) {
     return 0xFFFFFFFEu;  // table full: all remaining non-task jobs share one id
 }
 
-static void trampoline(void *ctx) {
-    swift_job *job = ctx;
+// Runs one job on `executor`, timed. The job's enqueue time is in its scheduler-private word.
+static inline void run_timed(swift_job *job, swift_executor_ref executor) {
     uint32_t flags = job->flags;
     uint32_t gt = (flags & 0xFF) == 0 ? job->id : actor_gt(job);
     uint64_t enq = (uint64_t)(uintptr_t)job->schedulerPrivate[1];
@@ -443,7 +448,7 @@ static void trampoline(void *ctx) {
         if (atomic_load_explicit(&R.active, memory_order_relaxed)) b = register_thread(1);
     }
     if (__builtin_expect(!b || b->in_job || atomic_load_explicit(&R.stopping, memory_order_relaxed), 0)) {
-        R.job_run(job, (swift_executor_ref){ NULL, 0 });
+        R.job_run(job, executor);
         return;
     }
     if (gt == 0) gt = 0xFFFFFFFDu;
@@ -451,11 +456,26 @@ static void trampoline(void *ctx) {
     b->in_job = 1;
     atomic_store_explicit(&b->job_gt, gt, memory_order_relaxed);
     atomic_store_explicit(&b->job_start, start, memory_order_release);
-    R.job_run(job, (swift_executor_ref){ NULL, 0 });
+    R.job_run(job, executor);
     uint64_t end = ticks();
     atomic_store_explicit(&b->job_start, 0, memory_order_relaxed);
     b->in_job = 0;
     record_job(b, gt, enq, start, end);
+}
+
+static void trampoline(void *ctx) { run_timed(ctx, (swift_executor_ref){ NULL, 0 }); }
+
+// Main-actor jobs: run on the main queue with the main executor, as the runtime's
+// swift_dispatchEnqueueMain does.
+static void trampoline_main(void *ctx) { run_timed(ctx, R.main_executor); }
+
+static SWIFTCALL void enqueue_main_hook(swift_job *job, enqueue_original_fn original) {
+    if (atomic_load_explicit(&R.stopping, memory_order_relaxed) || R.previous_main_hook) {
+        if (R.previous_main_hook) R.previous_main_hook(job, original); else original(job);
+        return;
+    }
+    job->schedulerPrivate[1] = (void *)(uintptr_t)ticks();
+    R.async_f(R.main_queue, job, trampoline_main);
 }
 
 static void *queue_for(uint32_t priority) {
@@ -1136,6 +1156,14 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
         static const char msg[] = "unclog: another executor hook was installed first; its jobs are not timed\n";
         ssize_t w = write(2, msg, sizeof msg - 1); (void)w;
     }
+    // Main-actor jobs, when the runtime lets us (Dispatch main queue and the main executor).
+    if (rt->enqueue_main_hook && rt->get_main_executor && rt->dispatch_main_q && !getenv("UNCLOG_NO_MAIN_HOOK")) {
+        R.main_executor = ((get_main_executor_fn)rt->get_main_executor)();
+        R.main_queue = rt->dispatch_main_q;
+        R.main_hook_slot = rt->enqueue_main_hook;
+        R.previous_main_hook = (enqueue_hook_fn)__atomic_load_n(R.main_hook_slot, __ATOMIC_ACQUIRE);
+        __atomic_store_n(R.main_hook_slot, (void *)enqueue_main_hook, __ATOMIC_RELEASE);
+    }
     static int registered;
     if (!registered) { registered = 1; atexit(at_exit); pthread_atfork(NULL, NULL, in_child); }
     return 0;
@@ -1147,6 +1175,8 @@ void unclog_recorder_stop(void) {
     if (atomic_exchange(&R.stopping, 1)) return;
     if (__atomic_load_n(R.hook_slot, __ATOMIC_ACQUIRE) == (void *)enqueue_hook)
         __atomic_store_n(R.hook_slot, (void *)R.previous_hook, __ATOMIC_RELEASE);
+    if (R.main_hook_slot && __atomic_load_n(R.main_hook_slot, __ATOMIC_ACQUIRE) == (void *)enqueue_main_hook)
+        __atomic_store_n(R.main_hook_slot, (void *)R.previous_main_hook, __ATOMIC_RELEASE);
     pthread_join(R.watchdog, NULL);
     uint64_t events = 0, dropped = 0;
     for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {

@@ -22,6 +22,9 @@ typedef struct unclog_runtime {
     void *dispatch_queue_set_width;          // void (queue, long)
     void *dispatch_queue_attr_concurrent;    // &_dispatch_queue_attr_concurrent (DISPATCH_QUEUE_CONCURRENT)
     void *swift_task_getCurrent;             // optional: AsyncTask *(void), swiftcall
+    void **enqueue_main_hook;                // optional: &swift_task_enqueueMainExecutor_hook (main-actor jobs)
+    void *get_main_executor;                 // optional: swift_task_getMainExecutor (swiftcall, returns the executor ref)
+    void *dispatch_main_q;                   // optional: &_dispatch_main_q (dispatch_get_main_queue())
 } unclog_runtime;
 
 typedef struct unclog_config {
