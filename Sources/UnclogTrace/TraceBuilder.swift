@@ -41,6 +41,7 @@ public final class TraceBuilder {
         }
         if b.encoder.eventCount == 0 && b.knowsState {
             b.encoder.append(TraceEvent(time: event.time, .running(gt: b.current, hub: b.hub)))
+            events += 1  // End counts every event in the file's chunks (spec §4.2), these too
         }
         b.encoder.append(event)
         events += 1
