@@ -174,6 +174,8 @@ private final class ThreadState {
 /// Per greenthread: totals and the tail of its slice chain.
 private final class GreenthreadState {
     var lastSlice: Int64 = BatchInserter.null
+    /// When its last slice ended (it was not ready to run before that).
+    var lastEnd = Int64.min
     var slices = 0
     var runNs: Int64 = 0
     var readyWaitNs: Int64 = 0
@@ -232,8 +234,11 @@ private final class StreamingImport {
         checkpointsOut = try BatchInserter(db, table: "slice_checkpoints", columns: ["kind", "key", "start_ns", "row_id"])
         samplesOut = try BatchInserter(db, table: "stall_samples",
                                        columns: ["id", "trace_id", "thread_key", "ts_ns", "stack_key", "state"], rowsPerStatement: 16)
+        // OR IGNORE: a garbled trace (times jumping back) could repeat a (stall, greenthread,
+        // ready) key; that must not fail the whole import.
         victimsOut = try BatchInserter(db, table: "stall_victims",
-                                       columns: ["stall_id", "gt_key", "ready_ns", "resumed_ns", "wait_ns"], rowsPerStatement: 16)
+                                       columns: ["stall_id", "gt_key", "ready_ns", "resumed_ns", "wait_ns"], rowsPerStatement: 16,
+                                       orIgnore: true)
         stackFramesOut = try db.prepare("INSERT OR IGNORE INTO stack_frames (stack_key, depth, frame_key) VALUES (?,?,?)")
         stringsOut = try db.prepare("INSERT OR IGNORE INTO strings (key, trace_id, value) VALUES (?,?,?)")
         framesOut = try db.prepare("""
@@ -495,6 +500,7 @@ private final class StreamingImport {
             try checkpointsOut.add(1, th.key, th.sliceStart, id)
         }
         g.lastSlice = id
+        g.lastEnd = t
         g.slices += 1
         th.slices += 1
         summary.slices += 1
@@ -512,7 +518,12 @@ private final class StreamingImport {
         th.sliceReady = ready
         th.sliceReason = reason
         guard ready != BatchInserter.null else { return }
-        greenthread(gt).readyWaitNs += t - ready
+        let g = greenthread(gt)
+        // A greenthread does not wait while it runs: a ready time before the end of its previous
+        // slice (a recorder repeating a stale wake-up time) counts from that end.
+        let ready = max(ready, g.lastEnd)
+        th.sliceReady = ready
+        g.readyWaitNs += t - ready
         // Most greenthreads became ready after the last stall ended: one comparison skips the loop.
         if ready < th.recentStallsEnd { try chargeVictim(th, gt: gt, ready: ready, resumed: t) }
     }

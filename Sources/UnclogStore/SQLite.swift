@@ -192,12 +192,12 @@ final class BatchInserter {
     /// `NULL` is written for a value equal to `BatchInserter.null`.
     static let null = Int64.min
 
-    init(_ db: Database, table: String, columns: [String], rowsPerStatement: Int = 64) throws(StoreError) {
+    init(_ db: Database, table: String, columns: [String], rowsPerStatement: Int = 64, orIgnore: Bool = false) throws(StoreError) {
         self.db = db
         self.columns = columns.count
         self.rowsPerStatement = rowsPerStatement
         let placeholders = "(" + Array(repeating: "?", count: columns.count).joined(separator: ",") + ")"
-        let head = "INSERT INTO \(table) (\(columns.joined(separator: ","))) VALUES "
+        let head = "INSERT \(orIgnore ? "OR IGNORE " : "")INTO \(table) (\(columns.joined(separator: ","))) VALUES "
         wide = try db.prepare(head + Array(repeating: placeholders, count: rowsPerStatement).joined(separator: ","))
         single = try db.prepare(head + placeholders)
         values = [Int64](repeating: 0, count: columns.count * rowsPerStatement)

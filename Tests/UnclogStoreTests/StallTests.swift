@@ -280,3 +280,28 @@ struct StallScenario {
         #expect(try store.rows("SELECT victims, victim_wait_ns FROM stalls") == [[.int(0), .int(0)]])
     }
 }
+
+@Suite struct OddButValidTraces {
+    /// A greenthread reported ready since the same instant on two switches (a recorder that
+    /// repeats the original wake-up time): the import must not fail on the repeated
+    /// (stall, greenthread, ready) victim and counts the stall's wait on it once.
+    @Test func sameReadyTimeTwice() throws {
+        let tr = ScriptedTrace()
+        tr.at(0, 10, .running(gt: 1, hub: 1))
+        tr.at(ms(10), 10, .switchTo(to: 2, reason: .timer, readyDelta: 0))
+        tr.at(ms(70), 10, .stallEnd(gt: 2, duration: UInt64(ms(60)), stack: 0))
+        tr.at(ms(70), 10, .switchToHub)
+        tr.at(ms(70), 10, .switchTo(to: 3, reason: .timer, readyDelta: UInt64(ms(50))))  // ready since 20 ms
+        tr.at(ms(71), 10, .switchToHub)
+        tr.at(ms(72), 10, .switchTo(to: 3, reason: .timer, readyDelta: UInt64(ms(52))))  // "ready since 20 ms" again
+        tr.at(ms(73), 10, .switchToHub)
+        tr.finish(at: ms(80))
+        let dir = TempDir()
+        let summary = try importTrace(tr, in: dir)
+        #expect(summary.stalls == 1)
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try store.rows("SELECT gt_key, ready_ns, resumed_ns, wait_ns FROM stall_victims") ==
+                [[.int(key(3)), .int(ms(20)), .int(ms(70)), .int(ms(50))]])
+        #expect(try store.rows("SELECT victims, victim_wait_ns FROM stalls") == [[.int(1), .int(ms(50))]])
+    }
+}
