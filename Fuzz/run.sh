@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer target for the trace reader (Fuzz/TraceReaderFuzz.swift compiled
 # together with Sources/UnclogTrace/*.swift, ASan + libFuzzer) and runs it for SECONDS
-# (default 30) on a scratch corpus seeded from schema/vectors/*.bin.
+# (default 30) on a scratch corpus seeded from schema/vectors/*.bin and from the inputs
+# earlier runs kept in .build/fuzz/corpus (new ones are added back there).
 # Exit status: 0 when nothing was found, non-zero on a crash, leak, timeout or build failure.
 # Crashing inputs are kept in .build/fuzz/artifacts/ (reproduce:
 #   SWIFT_BACKTRACE=enable=no .build/fuzz/trace-reader FILE).
@@ -32,11 +33,15 @@ if [ "$stale" = 1 ]; then
   mv "$bin.tmp" "$bin"
 fi
 
+# A scratch corpus: the vectors, plus what earlier runs found (kept in .build/fuzz/corpus so
+# the short run of `make test` starts where the long `make fuzz` runs got to).
 corpus="$(mktemp -d "${TMPDIR:-/tmp}/unclog-fuzz.XXXXXX")"
 trap 'rm -rf "$corpus"' EXIT
 cp "$root"/schema/vectors/*.bin "$corpus"/ 2>/dev/null || true
+mkdir -p "$out/corpus"
+find "$out/corpus" -type f -exec cp -n {} "$corpus"/ \;
 
-echo "fuzz: running for ${seconds}s on $(ls "$corpus" | wc -l) seed inputs"
+echo "fuzz: running for ${seconds}s on $(ls "$corpus" | wc -l) seed inputs ($(ls "$out/corpus" | wc -l) from earlier runs)"
 jobs=()
 if [ -n "${FUZZ_JOBS:-}" ] && [ "${FUZZ_JOBS}" -gt 1 ]; then
   jobs=(-fork="$FUZZ_JOBS")
@@ -49,6 +54,8 @@ SWIFT_BACKTRACE=enable=no "$bin" "$corpus" -dict="$root/Fuzz/trace.dict" -max_to
   "${jobs[@]}" 2>&1 | grep -v -E '^#[0-9]+.*(NEW|REDUCE|pulse)|# Uses: '
 status="${PIPESTATUS[0]}"
 set -e
+# Keep the inputs that reached new code for the next run (file names are content hashes).
+find "$corpus" -type f -exec cp -n {} "$out/corpus"/ \;
 if [ "$status" != 0 ]; then
   echo "fuzz: FAILED (exit $status); crashing inputs in $out/artifacts/" >&2
   exit "$status"
