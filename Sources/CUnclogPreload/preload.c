@@ -9,9 +9,11 @@
 #include "unclog_recorder.h"
 
 #include <dlfcn.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <unistd.h>
 
 static int started;
@@ -76,4 +78,20 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
         return;
     }
     started = 1;
+}
+
+// Event-loop threads: SwiftNIO (and any loop on a thread named in UNCLOG_LOOP_THREADS) waits in
+// epoll_wait; the time between two waits is one loop iteration. Other threads pay one TLS check.
+typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
+int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout) {
+    static epoll_wait_fn real;
+    if (!real) real = (epoll_wait_fn)dlsym(RTLD_NEXT, "epoll_wait");
+    int recorded = started ? unclog_loop_wait_begin(timeout) : 0;
+    int r = real(epfd, events, maxevents, timeout);
+    if (recorded) {
+        int saved = errno;
+        unclog_loop_wait_end(r);
+        errno = saved;
+    }
+    return r;
 }

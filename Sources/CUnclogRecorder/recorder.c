@@ -70,7 +70,8 @@ typedef void (*dispatch_set_width_fn)(void *queue, long width);
 
 enum {
     EV_STRING = 0x01, EV_NATIVE_FRAME = 0x03, EV_STACK = 0x04, EV_IMAGE = 0x05, EV_THREAD = 0x06,
-    EV_RUNNING = 0x09, EV_SWITCH_HUB = 0x10, EV_SWITCH_SPAWN = 0x13, EV_SWITCH_OTHER = 0x15,
+    EV_GT_CREATE = 0x07, EV_RUNNING = 0x09, EV_SWITCH_HUB = 0x10, EV_SWITCH_IO = 0x12, EV_SWITCH_SPAWN = 0x13,
+    EV_SWITCH_OTHER = 0x15, EV_IO_WAIT_BEGIN = 0x20, EV_IO_WAIT_END = 0x21,
     EV_STALL_BEGIN = 0x30, EV_STALL_SAMPLE = 0x31, EV_STALL_END = 0x32, EV_DROPPED = 0x40, EV_END = 0x7F,
 };
 #define CHUNK_HEADER 32
@@ -368,6 +369,9 @@ static inline void record_job(tbuf *b, uint32_t gt, uint64_t enq, uint64_t start
     unlock_buf(b);
 }
 
+static void emit_string(tbuf *b, uint32_t id, const char *s, size_t n);
+static void emit_simple(tbuf *b, uint8_t type, uint64_t t, int n, const uint64_t *f);
+
 static void thread_gone(void *arg) {
     tbuf *b = arg;
     atomic_store(&b->dead, 1);
@@ -500,6 +504,122 @@ static SWIFTCALL void enqueue_hook(swift_job *job, enqueue_original_fn original)
     if (R.previous_hook) { R.previous_hook(job, original); return; }
     job->schedulerPrivate[1] = (void *)(uintptr_t)ticks();
     R.async_f(queue_for((job->flags >> 8) & 0xFF), job, trampoline);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event-loop threads (epoll_wait interposed by the LD_PRELOAD library)
+
+static __thread int loop_state __attribute__((tls_model("initial-exec")));  // 0 unknown, 1 loop, 2 not
+static __thread uint32_t loop_gt __attribute__((tls_model("initial-exec")));    // the loop's work; hub = loop_gt - 1
+static __thread uint64_t tick_start __attribute__((tls_model("initial-exec"))); // ticks; 0 = waiting
+static _Atomic uint32_t next_loop_gt = 0xC0000000u;
+static char loop_prefixes[256] = "NIO-ELT";
+static _Atomic uint32_t string_ids = 0xF0000000u;  // strings written by loop threads themselves
+
+static int is_loop_thread(void) {
+    char name[32] = "";
+    if (pthread_getname_np(pthread_self(), name, sizeof name) != 0) return 0;
+    char list[256];
+    snprintf(list, sizeof list, "%s", loop_prefixes);
+    for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (*p && strncmp(name, p, strlen(p)) == 0) return 1;
+    }
+    return 0;
+}
+
+static void loop_emit_name(tbuf *b, uint32_t gt, const char *name) {
+    uint32_t sid = atomic_fetch_add(&string_ids, 1);
+    emit_string(b, sid, name, strlen(name));
+    uint64_t f[4] = { gt, sid, 0, 0 };
+    emit_simple(b, EV_GT_CREATE, now_ns(), 4, f);
+}
+
+static tbuf *loop_thread(void) {
+    if (__builtin_expect(loop_state == 1, 1)) return tls_buf;
+    if (loop_state == 2 || !atomic_load_explicit(&R.active, memory_order_relaxed)) return NULL;
+    if (!is_loop_thread()) { loop_state = 2; return NULL; }
+    tbuf *b = tls_buf ? tls_buf : register_thread(1);
+    if (!b) { loop_state = 2; return NULL; }
+    loop_gt = atomic_fetch_add(&next_loop_gt, 2) + 1;
+    char name[32] = "", label[64];
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    snprintf(label, sizeof label, "%s (event loop)", name);
+    loop_emit_name(b, loop_gt - 1, label);
+    snprintf(label, sizeof label, "%s (loop iteration)", name);
+    loop_emit_name(b, loop_gt, label);
+    loop_state = 1;
+    return b;
+}
+
+int unclog_loop_wait_begin(int timeout_ms) {
+    tbuf *b = loop_thread();
+    if (!b || b->in_job || atomic_load_explicit(&R.stopping, memory_order_relaxed)) return 0;
+    uint64_t t = ticks();
+    const clock_params *cp = clock_now_params();
+    uint64_t now = to_ns_p(cp, t);
+    uint32_t hub = loop_gt - 1;
+    lock_buf(b);
+    uint8_t *p = begin_event(b, now);
+    if (b->used == CHUNK_HEADER) {
+        *p++ = EV_RUNNING; *p++ = 0;
+        p = put_uvarint(p, tick_start ? loop_gt : hub);
+        p = put_uvarint(p, hub);
+        b->events++;
+    }
+    if (tick_start) {  // the iteration since the last wait ends here
+        atomic_store_explicit(&b->job_start, 0, memory_order_relaxed);
+        uint64_t start = to_ns_p(cp, tick_start);
+        uint64_t dur = now > start ? now - start : 0;
+        if (dur > R.cfg.threshold_ns) {
+            *p++ = EV_STALL_END;
+            p = put_dt(b, p, now);
+            p = put_uvarint(p, loop_gt);
+            p = put_uvarint(p, dur);
+            *p++ = 0;
+            b->events++;
+        }
+        *p++ = EV_SWITCH_HUB;
+        p = put_dt(b, p, now);
+        b->events++;
+        b->jobs++;
+        tick_start = 0;
+    }
+    *p++ = EV_IO_WAIT_BEGIN;
+    p = put_dt(b, p, now);
+    p = put_uvarint(p, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms * 1000000ull + 1);
+    b->events++;
+    b->used = (uint32_t)(p - b->data);
+    unlock_buf(b);
+    return 1;
+}
+
+void unclog_loop_wait_end(int nready) {
+    tbuf *b = tls_buf;
+    if (!b || loop_state != 1) return;
+    uint64_t t = ticks();
+    uint64_t now = to_ns(t);
+    uint32_t hub = loop_gt - 1;
+    lock_buf(b);
+    uint8_t *p = begin_event(b, now);
+    if (b->used == CHUNK_HEADER) {
+        *p++ = EV_RUNNING; *p++ = 0;
+        p = put_uvarint(p, hub);
+        p = put_uvarint(p, hub);
+        b->events++;
+    }
+    *p++ = EV_IO_WAIT_END;
+    p = put_dt(b, p, now);
+    p = put_uvarint(p, nready < 0 ? 0 : (uint64_t)nready);
+    *p++ = EV_SWITCH_IO;  // the iteration: handlers and tasks until the next wait
+    p = put_dt(b, p, now);
+    p = put_uvarint(p, loop_gt);
+    *p++ = 0;
+    b->events += 2;
+    b->used = (uint32_t)(p - b->data);
+    unlock_buf(b);
+    tick_start = t;
+    atomic_store_explicit(&b->job_gt, loop_gt, memory_order_relaxed);
+    atomic_store_explicit(&b->job_start, t, memory_order_release);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1105,6 +1225,7 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     R.pid = getpid();
     clock_start();
     debug_walk = getenv("UNCLOG_DEBUG_WALK") != NULL;
+    if (getenv("UNCLOG_LOOP_THREADS")) snprintf(loop_prefixes, sizeof loop_prefixes, "%s", getenv("UNCLOG_LOOP_THREADS"));
     write_header_and_metadata();
 
     // The sampling signal: a real-time signal nobody handles (workers unblock it at their first job).
@@ -1149,9 +1270,13 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
 
     // Install the hook. Whoever installed one first keeps control (e.g. SwiftNIO's event loops as
     // the global executor): we chain to it and cannot time its jobs.
+    // UNCLOG_EXECUTOR_HOOK=off leaves the hook free (e.g. for SwiftNIO's compare-and-swap install of its
+    // event loops as the global executor, which fails when any hook is set): loops are still recorded.
+    const char *hook_env = getenv("UNCLOG_EXECUTOR_HOOK");
+    int hook_off = hook_env && (strcmp(hook_env, "off") == 0 || strcmp(hook_env, "0") == 0);
     void *prev = __atomic_load_n(R.hook_slot, __ATOMIC_ACQUIRE);
     R.previous_hook = (enqueue_hook_fn)prev;
-    __atomic_store_n(R.hook_slot, (void *)enqueue_hook, __ATOMIC_RELEASE);
+    if (!hook_off) __atomic_store_n(R.hook_slot, (void *)enqueue_hook, __ATOMIC_RELEASE);
     if (prev && !config->quiet) {
         static const char msg[] = "unclog: another executor hook was installed first; its jobs are not timed\n";
         ssize_t w = write(2, msg, sizeof msg - 1); (void)w;

@@ -35,6 +35,7 @@ struct StallRow {
 enum SwiftPrograms {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let source = root.appendingPathComponent("Tests/SwiftPrograms/Blocking.swift").path
+    static let loopSource = root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.swift").path
 
     /// The build directory holding `unclog`, `libUnclogPreload.so` and the UnclogRecorder objects.
     static let buildDir: String? = {
@@ -50,9 +51,11 @@ enum SwiftPrograms {
 
     static let markers: [String: Int] = {
         var m: [String: Int] = [:]
-        let text = (try? String(contentsOfFile: source, encoding: .utf8)) ?? ""
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            if let r = line.range(of: "// BLOCK:") { m[String(line[r.upperBound...])] = i + 1 }
+        for file in [source, loopSource] {
+            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                if let r = line.range(of: "// BLOCK:") { m[String(line[r.upperBound...])] = i + 1 }
+            }
         }
         return m
     }()
@@ -70,6 +73,8 @@ enum SwiftPrograms {
         if FileManager.default.fileExists(atPath: out) { return out }
         var args = ["-g", "-parse-as-library", source, "-o", out]
         switch variant {
+        case "loop":
+            args = ["-g", "-import-objc-header", root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.h").path, loopSource, "-o", out]
         case "library":
             guard let b = buildDir else { throw TestFailure("build directory not found") }
             args += ["-DUNCLOG_LIBRARY", "-I", b + "/Modules",
@@ -205,6 +210,29 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(run.status == 3)
         #expect(run.stdout.hasSuffix("OK 4000\n"))
         #expect(try SwiftPrograms.scalar(db, "SELECT clean_end FROM traces") == 1)
+    }
+
+    /// A SwiftNIO-style event loop (thread `NIO-ELT-0-#0` in epoll_wait): its waits, its iterations,
+    /// and the iteration whose handler blocked, at the handler's line.
+    @Test func eventLoopIterationStall() throws {
+        let exe = try SwiftPrograms.build("loop")
+        let (run, db) = try SwiftPrograms.record(exe, [], name: "loop")
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("handled 40"))
+        let measured = try #require(run.blocks["loop_usleep"], "\(run.stdout)")
+        #expect(measured >= 150_000_000)
+        let stalls = try SwiftPrograms.stalls(db)
+        #expect(stalls.count == 1, "\(stalls)")
+        let stall = try #require(stalls.first)
+        #expect(stall.function == "handle(_:_:)")
+        #expect(stall.file?.hasSuffix("Tests/SwiftPrograms/EventLoop.swift") == true)
+        #expect(stall.line == Int64(SwiftPrograms.markers["loop_usleep"] ?? -1))
+        #expect(Double(abs(stall.duration - Int64(measured))) <= max(5_000_000, Double(measured) * 0.05),
+                "stall \(stall.duration) ns, blocking call \(measured) ns")
+        // The loop thread's time: waits in epoll (I/O) and iterations (busy).
+        #expect(try SwiftPrograms.scalar(db, "SELECT io_wait_ns FROM threads WHERE name = 'NIO-ELT-0-#0'") > 100_000_000)
+        #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM threads WHERE name = 'NIO-ELT-0-#0'") >= 20)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM io_waits") >= 20)
     }
 
     @Test func staticBinaryIsRefusedClearly() throws {

@@ -42,6 +42,13 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *run
 /// closes the file. Safe to call twice; also run at exit.
 void unclog_recorder_stop(void);
 
+/// Event-loop threads (SwiftNIO's `NIO-ELT-…`, or the thread-name prefixes in UNCLOG_LOOP_THREADS,
+/// comma-separated): the LD_PRELOAD library calls these around each epoll_wait. The time between two
+/// waits is one loop iteration (a slice); an iteration longer than the threshold is a stall and is
+/// sampled like a job. `unclog_loop_wait_begin` returns 1 when the wait is recorded.
+int unclog_loop_wait_begin(int timeout_ms);
+void unclog_loop_wait_end(int nready);
+
 /// 1 while recording.
 int unclog_recorder_active(void);
 
