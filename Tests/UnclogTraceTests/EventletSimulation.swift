@@ -50,10 +50,8 @@ struct EventletSimulation {
         var isInternal: Bool
     }
 
-    static let hubSwitch = FrameSpec(function: "switch", file: "eventlet/hubs/hub.py", line: 310, isInternal: true)
     static let gtMain = FrameSpec(function: "main", file: "eventlet/greenthread.py", line: 265, isInternal: true)
     static let spawnN = FrameSpec(function: "spawn_n", file: "eventlet/greenpool.py", line: 102, isInternal: true)
-    static let trampoline = FrameSpec(function: "trampoline", file: "eventlet/hubs/__init__.py", line: 159, isInternal: true)
     static let serve = FrameSpec(function: "serve", file: "app/server.py", line: 20, isInternal: false)
     static let handle = FrameSpec(function: "handle", file: "app/server.py", line: 41, isInternal: false)
     static let fetchRemote = FrameSpec(function: "fetch_remote", file: "app/client.py", line: 33, isInternal: false)
@@ -86,8 +84,6 @@ struct EventletSimulation {
 
     private var hub: ChunkEncoder
     private var watchdog: ChunkEncoder
-    private var hubEvents = 0
-    private var watchdogEvents = 0
     private var running: UInt32 = mainGt
 
     init(_ config: Config) {
