@@ -253,3 +253,50 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
         #expect(try store.rows("SELECT ready_ns, start_ns, end_ns FROM slices") == [[.int(190), .int(200), .int(700)]])
     }
 }
+
+@Suite struct ManyGreenthreadsTests {
+    /// Over 10 000 greenthreads exit, so the importer writes and forgets exited ones during the
+    /// import (bounded memory); their rows must be the same as if kept to the end. gt 1 000 000
+    /// runs before and after every flush and keeps its whole slice chain.
+    @Test func exitedGreenthreadsFlushedMidImport() throws {
+        let n = 10_500
+        let tr = ScriptedTrace()
+        let th: UInt32 = 10
+        tr.at(0, th, .running(gt: 1, hub: 1))
+        var t: Int64 = 10
+        for i in 0..<n {
+            let gt = UInt32(100 + i)
+            tr.at(t, th, .greenthreadCreate(gt: gt, name: 0, spawnStack: 0, parent: 1))
+            tr.at(t + 5, th, .switchTo(to: gt, reason: .spawn, readyDelta: 5))
+            tr.at(t + 25, th, .switchToHub)
+            tr.at(t + 25, th, .greenthreadExit(gt: gt))
+            if i % 100 == 0 {
+                tr.at(t + 30, th, .switchTo(to: 1_000_000, reason: .timer, readyDelta: 2))
+                tr.at(t + 40, th, .switchToHub)
+            }
+            t += 50
+        }
+        tr.finish(at: t)
+        let dir = TempDir()
+        let summary = try importTrace(tr, in: dir)
+        #expect(summary.greenthreads == n + 1)
+        let store = try TraceStore(path: dir.file("t.db"))
+        let totals = try store.rows("""
+            SELECT COUNT(*), SUM(slices), SUM(run_ns), SUM(ready_wait_ns), COUNT(exited_ns), MIN(created_ns), COUNT(last_slice_id)
+            FROM greenthreads WHERE gt >= 100 AND gt < 1000000
+            """)
+        let count = Int64(n)
+        let want: [SQLValue] = [.int(count), .int(count), .int(count * 20), .int(count * 5), .int(count), .int(10), .int(count)]
+        #expect(totals == [want])
+        let long = Int64((n + 99) / 100)  // i = 0, 100, …, 10 400
+        #expect(try store.rows("SELECT slices, run_ns, ready_wait_ns, exited_ns FROM greenthreads WHERE gt = 1000000") ==
+                [[.int(long), .int(long * 10), .int(long * 2), .null]])
+        let all = try store.greenthreadSlices(gtKey: key(1_000_000), from: 0, to: t)
+        #expect(all.count == Int(long))
+        let starts: [Int64] = (0..<long).map { 10 + $0 * 100 * 50 + 30 }
+        #expect(all.map(\.startNs) == starts)
+        // A flushed greenthread's one slice is still found.
+        let one: Int64 = 10 + 5_000 * 50 + 5
+        #expect(try store.greenthreadSlices(gtKey: key(100 + 5_000), from: 0, to: t).map(\.startNs) == [one])
+    }
+}
