@@ -137,7 +137,8 @@ public enum TraceImporter {
         } catch {
             if !exists { unlink(workPath); unlink(workPath + "-journal") }
             if ImportCancellation.requested { throw .cancelled }
-            throw .store(error)
+            // Name the database the user asked for, not the temporary file it was built in.
+            throw .store(exists ? error : StoreError(error.message.replacing(workPath, with: options.databasePath)))
         }
     }
 }

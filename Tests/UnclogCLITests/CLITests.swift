@@ -126,6 +126,18 @@ final class Imported: @unchecked Sendable {
         #expect(contents(dir.file("keep.db")) == before)
     }
 
+    @Test func unwritableOutputNamesTheDatabase() throws {
+        let dir = TempDir()
+        let trace = Recording().write(to: dir.file("t.trace"))
+        let db = dir.file("no/such/dir/t.db")
+        let r = try CLI.run(["import", trace, "-o", db])
+        #expect(r.status == 2, "\(r)")
+        #expect(r.stderrLines.count == 1, "\(r)")
+        #expect(r.stderr.hasPrefix("unclog: \(db): cannot open database"), "\(r)")
+        #expect(!r.stderr.contains("importing-"), "\(r)")
+        #expect(dir.listing() == ["t.trace"])
+    }
+
     @Test func refusesAForeignDatabase() throws {
         let dir = TempDir()
         let trace = Recording().write(to: dir.file("t.trace"))
