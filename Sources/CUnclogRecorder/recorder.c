@@ -631,6 +631,7 @@ typedef struct {
     uintptr_t bias, start, end;
     char path[256];
     int libc_like;  // frames here are usually frameless (scan for return addresses)
+    int concurrency;  // libswift_Concurrency: a return into it ends the running funclets
 } image;
 static image images[MAX_IMAGES];
 static int n_images;
@@ -685,6 +686,7 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *data) {
         name = exe;
     }
     snprintf(im->path, sizeof im->path, "%s", name);
+    im->concurrency = strstr(im->path, "libswift_Concurrency.so") != NULL;
     im->libc_like = strstr(im->path, "/libc.so") || strstr(im->path, "/libm.so") || strstr(im->path, "ld-linux")
                     || strstr(im->path, "/libpthread") || strstr(im->path, "linux-vdso");
     emit_image(ctx->out, im, bid, bid_len);
@@ -906,9 +908,26 @@ static int walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, const uint8_t *mem, si
     // The frame-pointer chain. Functions without a frame record of their own (async funclets,
     // frameless library code) leave only their return address between two records: scan each gap.
     uintptr_t f = chain;
+    int async_done = 0;
     while (f && f + 16 <= end && n < max) {
         uintptr_t ret = WORD(f + 8), next = WORD(f);
-        if (!find_image(ret)) break;
+        const image *rim = find_image(ret);
+        if (!rim) break;
+        if (!async_done && rim->concurrency && f >= sp + 8) {
+            // The frame at f is the funclet the runtime resumed; its async context sits just below
+            // the frame pointer. Its callers are not on the native stack: follow the contexts'
+            // (Parent, ResumeParent) links, reading with process_vm_readv (no crash on a stale pointer).
+            async_done = 1;
+            uintptr_t ctx = WORD(f - 8);
+            for (int depth = 0; ctx && (ctx & 7) == 0 && depth < 64 && n < max; depth++) {
+                uintptr_t link[2];
+                struct iovec local = { link, sizeof link }, remote = { (void *)ctx, sizeof link };
+                if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof link) break;
+                if (!link[1] || !find_image(link[1])) break;
+                out[n] = link[1]; flags[n] = 4; n++;
+                ctx = link[0];
+            }
+        }
         out[n] = ret; flags[n] = 2; n++;
         if (next <= f || (next & 7)) break;
         uintptr_t gap_end = next + 16 <= end ? next : end;

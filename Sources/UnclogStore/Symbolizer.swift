@@ -128,7 +128,7 @@ public enum Symbolizer {
             if r.line != nil { report.withLines += 1 }
             update.bind(1, fn); update.bind(2, r.file)
             if let l = r.line { update.bind(3, l) } else { update.bindNull(3) }
-            let isInternal = r.isInternal || isInternalFunction(r.function)
+            let isInternal = r.isInternal || isInternalFunction(r.function) || isCompilerThunk(fn)
             if !r.isInternal {
                 report.programFrames += 1
                 if fn != nil { report.programNamed += 1 }
@@ -171,6 +171,17 @@ public enum Symbolizer {
             return true
         }
         if let module = swiftModule(raw) { return internalModules.contains(module) }
+        return false
+    }
+
+    /// Compiler-generated glue in the program's own module (thunks, partial applies, outlined copies):
+    /// never the call site a user wants to see.
+    static func isCompilerThunk(_ demangled: String?) -> Bool {
+        guard let d = demangled else { return false }
+        for p in ["partial apply for ", "thunk for ", "reabstraction thunk", "protocol witness for ", "outlined ",
+                  "merged ", "implicit closure #", "type metadata accessor", "value witness"] where d.hasPrefix(p) {
+            return true
+        }
         return false
     }
 

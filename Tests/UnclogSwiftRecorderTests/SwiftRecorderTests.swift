@@ -182,6 +182,16 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(try SwiftPrograms.scalar(db, "SELECT clean_end FROM traces") == 1)
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE is_hub = 0") >= 500)
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM images WHERE path LIKE '%libswift_Concurrency.so' AND build_id IS NOT NULL") == 1)
+        // The async caller, which is not on the native stack, comes from the async context chain:
+        // the line of `await sleepWithUsleep()` in the task's closure, as an async resume point.
+        let text = try String(contentsOfFile: SwiftPrograms.source, encoding: .utf8)
+        let callLine = (text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("await sleepWithUsleep()") } ?? -2) + 1
+        #expect(try SwiftPrograms.scalar(db, """
+            SELECT COUNT(*) FROM stall_sites s JOIN stack_frames sf ON sf.stack_key = s.stack_key
+            JOIN frames f ON f.key = sf.frame_key
+            WHERE s.function = 'sleepWithUsleep()' AND f.flags & 4 != 0 AND f.function LIKE '%Blocking.main()%'
+              AND f.line = \(callLine)
+            """) == 1)
     }
 
     @Test func libraryFindsEachBlock() throws {
