@@ -500,6 +500,9 @@ private final class StreamingImport {
         if th.slices % StreamingImport.checkpointEvery == 0 {
             try checkpointsOut.add(1, th.key, th.sliceStart, id)
         }
+        // A greenthread that moves between threads (a task of a thread pool) can have its slices
+        // reach the file out of time order; mark it so its chain is not cut short by time.
+        if th.sliceStart < g.lastEnd { try checkpointsOut.add(3, key(gt), th.sliceStart, id) }
         g.lastSlice = id
         g.lastEnd = t
         g.slices += 1

@@ -67,8 +67,10 @@ extension TraceStore {
 
     /// The slices of one greenthread that overlap [from, to], oldest first.
     public func greenthreadSlices(gtKey: Int64, from: Int64, to: Int64) throws(StoreError) -> [SliceRow] {
+        // A chain out of time order (kind 3 checkpoint) is walked whole, from the last slice.
+        let inOrder = try db.scalar("SELECT 1 FROM slice_checkpoints WHERE kind = 3 AND key = ? LIMIT 1", [.int(gtKey)]) == nil
         // Start from the first checkpoint that begins after the window, else the last slice.
-        var startID = try db.scalar("""
+        var startID = !inOrder ? nil : try db.scalar("""
             SELECT row_id FROM slice_checkpoints WHERE kind = 0 AND key = ?1 AND start_ns > ?2 ORDER BY row_id LIMIT 1
             """, [.int(gtKey), .int(to)])
         if startID == nil { startID = try db.scalar("SELECT last_slice_id FROM greenthreads WHERE key = ?", [.int(gtKey)]) }
@@ -78,16 +80,16 @@ extension TraceStore {
               SELECT id, gt_key, thread_key, ready_ns, start_ns, end_ns, reason, prev_id FROM slices WHERE id = ?1
               UNION ALL
               SELECT s.id, s.gt_key, s.thread_key, s.ready_ns, s.start_ns, s.end_ns, s.reason, s.prev_id
-              FROM chain c JOIN slices s ON s.id = c.prev_id WHERE c.end_ns >= ?2)
+              FROM chain c JOIN slices s ON s.id = c.prev_id WHERE ?4 = 0 OR c.end_ns >= ?2)
             SELECT gt_key, thread_key, ready_ns, start_ns, end_ns, reason FROM chain WHERE end_ns >= ?2 AND start_ns <= ?3
             """)
-        try s.bind([.int(startID), .int(from), .int(to)])
+        try s.bind([.int(startID), .int(from), .int(to), .int(inOrder ? 1 : 0)])
         var out: [SliceRow] = []
         while try s.step() {
             out.append(SliceRow(gtKey: s.int(0), threadKey: s.int(1), readyNs: s.optInt(2), startNs: s.int(3),
                                 endNs: s.int(4), reason: s.int(5)))
         }
-        return out.reversed()
+        return inOrder ? out.reversed() : out.sorted { ($0.startNs, $0.endNs) < ($1.startNs, $1.endNs) }
     }
 
     /// The slices of one thread that overlap [from, to], in time order.
@@ -178,9 +180,14 @@ extension TraceStore {
             }
             if o.from == nil || o.to == nil {
                 // Default window: the greenthread's own life.
-                let first = try db.scalar("SELECT MIN(start_ns) FROM slice_checkpoints WHERE kind = 0 AND key = ?", [.int(gtKey)])
-                let last = try db.scalar("SELECT s.end_ns FROM greenthreads g JOIN slices s ON s.id = g.last_slice_id WHERE g.key = ?",
+                var first = try db.scalar("SELECT MIN(start_ns) FROM slice_checkpoints WHERE kind = 0 AND key = ?", [.int(gtKey)])
+                var last = try db.scalar("SELECT s.end_ns FROM greenthreads g JOIN slices s ON s.id = g.last_slice_id WHERE g.key = ?",
                                          [.int(gtKey)])
+                if try db.scalar("SELECT 1 FROM slice_checkpoints WHERE kind = 3 AND key = ? LIMIT 1", [.int(gtKey)]) != nil {
+                    let all = try greenthreadSlices(gtKey: gtKey, from: Int64.min, to: Int64.max)  // out of order: look at all
+                    first = all.map(\.startNs).min()
+                    last = all.map(\.endNs).max()
+                }
                 if o.from == nil, let first { from = first }
                 if o.to == nil, let last { to = last }
             }

@@ -70,6 +70,7 @@ struct ManySlices {
     @Test func greenthreadSlicesInWindows() throws {
         let (store, _) = try store()
         #expect(try store.int("SELECT COUNT(*) FROM slice_checkpoints WHERE kind = 0 AND key = ?", [.int(key(2))]) == 5)
+        #expect(try store.int("SELECT COUNT(*) FROM slice_checkpoints WHERE kind = 3") == 0)  // every chain in time order
         for (from, to) in TimelineTests.windows {
             for gt: Int64 in [2, 3, 4, 5] {
                 let got = try store.greenthreadSlices(gtKey: key(gt), from: from, to: to).plain
@@ -170,5 +171,36 @@ struct ManySlices {
         let store = try TraceStore(path: dir.file("t.db"))
         #expect(throws: StoreError.self) { try store.timeline(TimelineOptions(greenthread: 99)) }
         #expect(throws: StoreError.self) { try store.timeline(TimelineOptions(traceID: 5)) }
+    }
+}
+
+@Suite struct MigratingGreenthreadTests {
+    /// A task that moves between OS threads (Swift Concurrency's pool), whose threads' chunks
+    /// reach the file out of time order: thread 10's chunk (slices at 100 and 200 ns) is written
+    /// before thread 20's (the earlier slice at 0 ns), so its slice chain is not in time order.
+    @Test func slicesOutOfFileOrder() throws {
+        let tr = ScriptedTrace()
+        tr.at(0, 20, .running(gt: 2, hub: 0))  // a pool thread without a hub
+        tr.at(60, 20, .switchTo(to: 9, reason: .other, readyDelta: 0))
+        tr.at(90, 10, .running(gt: 9, hub: 0))
+        tr.at(100, 10, .switchTo(to: 2, reason: .explicit, readyDelta: 10))
+        tr.at(160, 10, .switchTo(to: 9, reason: .other, readyDelta: 0))
+        tr.at(200, 10, .switchTo(to: 2, reason: .explicit, readyDelta: 5))
+        tr.at(260, 10, .switchTo(to: 9, reason: .other, readyDelta: 0))
+        tr.finish(at: 300)  // flushes thread 10 first, then 20
+        let dir = TempDir()
+        try importTrace(tr, in: dir)
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try store.rows("SELECT start_ns FROM slice_checkpoints WHERE kind = 3 AND key = ?", [.int(key(2))]) == [[.int(0)]])
+        let all = [Slice(gtKey: key(2), threadKey: key(20), readyNs: nil, startNs: 0, endNs: 60, reason: 0),
+                   Slice(gtKey: key(2), threadKey: key(10), readyNs: 90, startNs: 100, endNs: 160, reason: 4),
+                   Slice(gtKey: key(2), threadKey: key(10), readyNs: 195, startNs: 200, endNs: 260, reason: 4)]
+        for (from, to) in [(Int64(0), Int64(300)), (90, 300), (150, 210), (0, 50), (61, 99), (250, 1000)] {
+            #expect(try store.greenthreadSlices(gtKey: key(2), from: from, to: to).plain == all.filter { $0.endNs >= from && $0.startNs <= to },
+                    "[\(from), \(to)]")
+        }
+        // The drawing's default window is the task's whole life.
+        let text = try store.timeline(TimelineOptions(greenthread: 2, width: 26))
+        #expect(text.hasPrefix("trace 1: 0ns … 260ns, one column = 10ns\n"), "\(text)")
     }
 }

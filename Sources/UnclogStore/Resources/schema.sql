@@ -149,9 +149,12 @@ CREATE TABLE slices (
 
 -- Every 256th slice of each greenthread (kind 0) and of each thread (kind 1), and every
 -- 256th I/O wait of each thread (kind 2): entry points into the id-ordered tables.
+-- Kind 3 marks a greenthread whose prev_id chain is not in time order (a slice that starts
+-- before the end of the one before it in the chain: a task that moved between threads whose
+-- chunks reached the file out of order); row_id is that slice. Its chain is walked whole.
 CREATE TABLE slice_checkpoints (
     kind     INTEGER NOT NULL,
-    key      INTEGER NOT NULL,               -- greenthread key (kind 0) or thread key (kinds 1, 2)
+    key      INTEGER NOT NULL,               -- greenthread key (kinds 0, 3) or thread key (kinds 1, 2)
     start_ns INTEGER NOT NULL,
     row_id   INTEGER NOT NULL,               -- slices.id (kinds 0, 1) or io_waits.id (kind 2)
     PRIMARY KEY (kind, key, row_id)
