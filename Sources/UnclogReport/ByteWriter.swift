@@ -15,10 +15,15 @@ import UnclogStore
 /// The buffer is raw memory (no array bounds or exclusivity checks per byte).
 public final class ByteWriter {
     private var base: UnsafeMutablePointer<UInt8>
+    /// File writers: the second buffer, filled while the first is being written.
+    private var spare: UnsafeMutablePointer<UInt8>?
+    private var spareCapacity = 0
     private var count = 0
     private var capacity: Int
     private let flushAt: Int
     private let fd: Int32
+    /// File writers: the thread that writes full buffers while the next one is filled.
+    private var sink: BackgroundSink?
     private let finalPath: String?
     private let tempPath: String?
     private var flushed: Int64 = 0
@@ -27,10 +32,12 @@ public final class ByteWriter {
     private var closed = false
 
     /// Writes to `path` ("-" is standard output). The file appears only on `finish()`.
-    public init(path: String, bufferSize: Int = 1 << 20) throws(StoreError) {
+    public init(path: String, bufferSize: Int = 4 << 20) throws(StoreError) {
         capacity = bufferSize + 64 << 10
         flushAt = bufferSize
         base = .allocate(capacity: capacity)
+        spare = .allocate(capacity: capacity)
+        spareCapacity = capacity
         if path == "-" {
             fd = 1
             finalPath = nil
@@ -40,12 +47,14 @@ public final class ByteWriter {
             let f = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard f >= 0 else {
                 base.deallocate()
+                spare?.deallocate()
                 throw StoreError("\(path): cannot write: \(String(cString: strerror(errno)))")
             }
             fd = f
             finalPath = path
             tempPath = tmp
         }
+        sink = BackgroundSink(fd: fd)
     }
 
     /// An in-memory writer for tests and small texts: never flushes; read `contents`.
@@ -59,11 +68,13 @@ public final class ByteWriter {
     }
 
     deinit {
+        _ = sink?.stop()
         if !closed, let tempPath, fd >= 0 {
             close(fd)
             unlink(tempPath)
         }
         base.deallocate()
+        spare?.deallocate()
     }
 
     /// Bytes written so far (flushed or buffered).
@@ -210,31 +221,25 @@ public final class ByteWriter {
         write(HTML.escape(s))
     }
 
-    /// Sends the buffer to the file.
+    /// Hands the buffer to the writing thread and goes on in the other one.
     public func flush() {
-        guard fd >= 0, count > 0 else { return }
-        var off = 0
-        while off < count {
-            #if canImport(Glibc)
-            let n = Glibc.write(fd, base + off, count - off)
-            #else
-            let n = Darwin.write(fd, base + off, count - off)
-            #endif
-            if n < 0 {
-                if errno == EINTR { continue }
-                if failed == nil { failed = String(cString: strerror(errno)) }
-                break
-            }
-            off += n
-        }
+        guard let sink, let spare, count > 0 else { return }
+        sink.submit(base, count)  // waits until the other buffer has been written
         flushed += Int64(count)
+        let c = capacity
+        self.spare = base
+        base = spare
+        capacity = spareCapacity
+        spareCapacity = c
         count = 0
     }
 
     /// Flushes and moves the file into place; throws if any write failed.
     public func finish() throws(StoreError) {
-        guard fd >= 0, !closed else { return }
+        guard fd >= 0, !closed, let sink else { return }
         flush()
+        failed = sink.stop()
+        self.sink = nil
         if let failed { throw StoreError("\(finalPath ?? "stdout"): write failed: \(failed)") }
         guard let tempPath, let finalPath else { return }
         if close(fd) != 0 { throw StoreError("\(finalPath): write failed: \(String(cString: strerror(errno)))") }
@@ -263,5 +268,100 @@ public enum HTML {
             }
         }
         return out
+    }
+}
+
+/// Writes buffers to a file descriptor on its own thread, one at a time, so formatting the
+/// next buffer overlaps the write system calls (on this kind of machine a large write costs
+/// about as much time in the kernel as formatting it does in the exporter).
+final class BackgroundSink: @unchecked Sendable {
+    // All mutable state is guarded by `lock`.
+    private let fd: Int32
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var job: (UnsafeMutablePointer<UInt8>, Int)?
+    private var stopping = false
+    private var error: String?
+    private var thread = pthread_t()
+    private var running = false
+
+    init(fd: Int32) {
+        self.fd = fd
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(changed, nil)
+        let me = Unmanaged.passRetained(self).toOpaque()
+        running = pthread_create(&thread, nil, { arg in
+            let sink = Unmanaged<BackgroundSink>.fromOpaque(arg!).takeRetainedValue()
+            sink.loop()
+            return nil
+        }, me) == 0
+        if !running { Unmanaged<BackgroundSink>.fromOpaque(me).release() }
+    }
+
+    deinit {
+        pthread_cond_destroy(changed)
+        pthread_mutex_destroy(lock)
+        changed.deallocate()
+        lock.deallocate()
+    }
+
+    /// Queues `n` bytes at `p` (which must stay untouched until the next submit or stop returns).
+    func submit(_ p: UnsafeMutablePointer<UInt8>, _ n: Int) {
+        guard running else {
+            let e = BackgroundSink.writeAll(fd, p, n)
+            if error == nil { error = e }
+            return
+        }
+        pthread_mutex_lock(lock)
+        while job != nil { pthread_cond_wait(changed, lock) }
+        job = (p, n)
+        pthread_cond_broadcast(changed)
+        pthread_mutex_unlock(lock)
+    }
+
+    /// Waits for the last buffer, ends the thread; returns the first write error, if any.
+    func stop() -> String? {
+        guard running else { return error }
+        pthread_mutex_lock(lock)
+        while job != nil { pthread_cond_wait(changed, lock) }
+        stopping = true
+        pthread_cond_broadcast(changed)
+        pthread_mutex_unlock(lock)
+        pthread_join(thread, nil)
+        running = false
+        return error
+    }
+
+    private func loop() {
+        pthread_mutex_lock(lock)
+        while true {
+            while job == nil && !stopping { pthread_cond_wait(changed, lock) }
+            guard let (p, n) = job else { break }
+            pthread_mutex_unlock(lock)
+            let e = BackgroundSink.writeAll(fd, p, n)
+            pthread_mutex_lock(lock)
+            if error == nil { error = e }
+            job = nil
+            pthread_cond_broadcast(changed)
+        }
+        pthread_mutex_unlock(lock)
+    }
+
+    /// Writes everything; the error text, or nil.
+    static func writeAll(_ fd: Int32, _ p: UnsafeMutablePointer<UInt8>, _ n: Int) -> String? {
+        var off = 0
+        while off < n {
+            #if canImport(Glibc)
+            let w = Glibc.write(fd, p + off, n - off)
+            #else
+            let w = Darwin.write(fd, p + off, n - off)
+            #endif
+            if w < 0 {
+                if errno == EINTR { continue }
+                return String(cString: strerror(errno))
+            }
+            off += w
+        }
+        return nil
     }
 }

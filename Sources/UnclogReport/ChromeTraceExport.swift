@@ -67,7 +67,11 @@ public enum ChromeTraceExport {
         tid >= 0 && tid < 0x4000_0000 ? 0x4000_0000 + tid : 0xF000_0000 + Int64(index)
     }
 
-    static let reasonNames: [StaticString] = ["unknown", "timer", "io", "spawn", "explicit", "other"]
+    /// `,"args":{"why":"<reason>"` for slices.reason 0…5 (switch_reasons).
+    static let reasonArgs: [StaticString] = [
+        ",\"args\":{\"why\":\"unknown\"", ",\"args\":{\"why\":\"timer\"", ",\"args\":{\"why\":\"io\"",
+        ",\"args\":{\"why\":\"spawn\"", ",\"args\":{\"why\":\"explicit\"", ",\"args\":{\"why\":\"other\"",
+    ]
 
     /// Writes the trace to `out` (and finishes it: the file appears complete or not at all).
     public static func export(_ store: TraceStore, to out: ByteWriter,
@@ -153,6 +157,7 @@ public enum ChromeTraceExport {
         }
 
         for th in threads {
+            let runPrefix = Array("{\"ph\":\"X\",\"pid\":\(pid),\"tid\":\(th.tid)".utf8)
             // Runs, flagged when a stall began with them (both cursors in time order).
             try stallStarts.bind([.int(th.key)])
             var nextStall: (start: Int64, gt: Int64, dur: Int64)? = try stallStarts.step()
@@ -167,23 +172,19 @@ public enum ChromeTraceExport {
                 }
                 let g = try names.info(gtKey)
                 begin()
-                common("X", tid: th.tid)
+                out.write(bytes: runPrefix)  // {"ph":"X","pid":…,"tid":…
                 time(",\"ts\":", start)
                 time(",\"dur\":", end - start)
-                out.write(",\"name\":\"")
-                out.write(bytes: g.jsonLabel)
-                out.write(stallNs == nil ? "\"" : "\",\"cat\":\"stall\"")
+                out.write(bytes: g.jsonName)  // ,"name":"…"
+                if stallNs != nil { out.write(",\"cat\":\"stall\"") }
                 let flowIn = !slices.isNull(6), flowOut = g.lastSliceID != id
                 if options.flows && (flowIn || flowOut) {
-                    out.write(",\"bind_id\":")
-                    out.int(g.gt)
+                    out.write(bytes: g.jsonBind)  // ,"bind_id":…
                     if flowIn { out.write(",\"flow_in\":true") }
                     if flowOut { out.write(",\"flow_out\":true") }
                 }
-                out.write(",\"args\":{\"why\":\"")
                 let reason = Int(slices.int(5))
-                out.write(reasonNames[reason >= 0 && reason < reasonNames.count ? reason : 0])
-                out.byte(UInt8(ascii: "\""))
+                out.write(reasonArgs[reason >= 0 && reason < reasonArgs.count ? reason : 0])
                 if !slices.isNull(2) {
                     out.write(",\"ready_us\":")
                     out.micros(start - slices.int(2), digits: 1)

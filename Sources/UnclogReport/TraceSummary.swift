@@ -99,13 +99,27 @@ extension TraceStore {
 /// Names of greenthreads, looked up on demand and cached up to a bound (memory stays flat
 /// however many greenthreads a trace has).
 final class GreenthreadNames {
-    struct Info {
-        var gt: Int64
-        var name: String
-        var isHub: Bool
-        var lastSliceID: Int64?
+    /// A class: handing one out per exported row costs one reference count, not one per field.
+    final class Info {
+        let gt: Int64
+        let name: String
+        let isHub: Bool
+        let lastSliceID: Int64?
         /// `name #gt`, escaped for a JSON string (no quotes).
-        var jsonLabel: [UInt8]
+        let jsonLabel: [UInt8]
+        /// `,"name":"name #gt"` and `,"bind_id":gt`: the export's run-event fields, made once.
+        let jsonName: [UInt8]
+        let jsonBind: [UInt8]
+
+        init(gt: Int64, name: String, isHub: Bool, lastSliceID: Int64?) {
+            self.gt = gt
+            self.name = name
+            self.isHub = isHub
+            self.lastSliceID = lastSliceID
+            jsonLabel = JSONText.escaped("\(name) #\(gt)")
+            jsonName = Array(#","name":""#.utf8) + jsonLabel + [UInt8(ascii: "\"")]
+            jsonBind = Array(#","bind_id":"#.utf8) + Array(String(gt).utf8)
+        }
     }
     private var cache: [Int64: Info] = [:]
     private let lookup: Statement
@@ -123,12 +137,10 @@ final class GreenthreadNames {
         if try lookup.step() {
             let gt = lookup.int(0)
             let name = lookup.text(1) ?? (lookup.int(2) != 0 ? "hub" : "greenthread")
-            info = Info(gt: gt, name: name, isHub: lookup.int(2) != 0, lastSliceID: lookup.optInt(3),
-                        jsonLabel: JSONText.escaped("\(name) #\(gt)"))
+            info = Info(gt: gt, name: name, isHub: lookup.int(2) != 0, lastSliceID: lookup.optInt(3))
         } else {
             let gt = key & 0xFFFF_FFFF
-            info = Info(gt: gt, name: "greenthread", isHub: false, lastSliceID: nil,
-                        jsonLabel: JSONText.escaped("greenthread #\(gt)"))
+            info = Info(gt: gt, name: "greenthread", isHub: false, lastSliceID: nil)
         }
         lookup.reset()
         if cache.count >= limit { cache.removeAll(keepingCapacity: true) }
