@@ -524,8 +524,9 @@ private final class StreamingImport {
         guard ready != BatchInserter.null else { return }
         let g = greenthread(gt)
         // A greenthread does not wait while it runs: a ready time before the end of its previous
-        // slice (a recorder repeating a stale wake-up time) counts from that end.
-        let ready = max(ready, g.lastEnd)
+        // slice (a recorder repeating a stale wake-up time) counts from that end. (Not when that
+        // slice is later in time: slices of other threads' chunks can come out of order.)
+        let ready = g.lastEnd <= t ? max(ready, g.lastEnd) : ready
         th.sliceReady = ready
         g.readyWaitNs += t - ready
         // Most greenthreads became ready after the last stall ended: one comparison skips the loop.

@@ -180,7 +180,8 @@ struct ManySlices {
     /// before thread 20's (the earlier slice at 0 ns), so its slice chain is not in time order.
     @Test func slicesOutOfFileOrder() throws {
         let tr = ScriptedTrace()
-        tr.at(0, 20, .running(gt: 2, hub: 0))  // a pool thread without a hub
+        tr.at(0, 20, .running(gt: 9, hub: 0))  // a pool thread without a hub
+        tr.at(10, 20, .switchTo(to: 2, reason: .explicit, readyDelta: 5))
         tr.at(60, 20, .switchTo(to: 9, reason: .other, readyDelta: 0))
         tr.at(90, 10, .running(gt: 9, hub: 0))
         tr.at(100, 10, .switchTo(to: 2, reason: .explicit, readyDelta: 10))
@@ -191,16 +192,18 @@ struct ManySlices {
         let dir = TempDir()
         try importTrace(tr, in: dir)
         let store = try TraceStore(path: dir.file("t.db"))
-        #expect(try store.rows("SELECT start_ns FROM slice_checkpoints WHERE kind = 3 AND key = ?", [.int(key(2))]) == [[.int(0)]])
-        let all = [Slice(gtKey: key(2), threadKey: key(20), readyNs: nil, startNs: 0, endNs: 60, reason: 0),
+        #expect(try store.rows("SELECT start_ns FROM slice_checkpoints WHERE kind = 3 AND key = ?", [.int(key(2))]) == [[.int(10)]])
+        // Its ready waits are what the switches said, whatever the file order.
+        #expect(try store.rows("SELECT slices, run_ns, ready_wait_ns FROM greenthreads WHERE gt = 2") == [[.int(3), .int(170), .int(20)]])
+        let all = [Slice(gtKey: key(2), threadKey: key(20), readyNs: 5, startNs: 10, endNs: 60, reason: 4),
                    Slice(gtKey: key(2), threadKey: key(10), readyNs: 90, startNs: 100, endNs: 160, reason: 4),
                    Slice(gtKey: key(2), threadKey: key(10), readyNs: 195, startNs: 200, endNs: 260, reason: 4)]
-        for (from, to) in [(Int64(0), Int64(300)), (90, 300), (150, 210), (0, 50), (61, 99), (250, 1000)] {
+        for (from, to) in [(Int64(0), Int64(300)), (90, 300), (150, 210), (0, 50), (61, 99), (250, 1000), (0, 5)] {
             #expect(try store.greenthreadSlices(gtKey: key(2), from: from, to: to).plain == all.filter { $0.endNs >= from && $0.startNs <= to },
                     "[\(from), \(to)]")
         }
         // The drawing's default window is the task's whole life.
         let text = try store.timeline(TimelineOptions(greenthread: 2, width: 26))
-        #expect(text.hasPrefix("trace 1: 0ns … 260ns, one column = 10ns\n"), "\(text)")
+        #expect(text.hasPrefix("trace 1: 10ns … 260ns, one column = 9ns\n"), "\(text)")
     }
 }
