@@ -47,7 +47,7 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
     unclog_runtime rt = {
         .enqueue_global_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueGlobal_hook"),
         .job_run = dlsym(RTLD_DEFAULT, "swift_job_run"),
-        .dispatch_async_f = dlsym(RTLD_DEFAULT, "dispatch_async_f"),
+        .dispatch_async_f = dlsym(RTLD_NEXT, "dispatch_async_f"),  // the real one: ours is below
         .dispatch_queue_create = dlsym(RTLD_DEFAULT, "dispatch_queue_create"),
         .dispatch_queue_attr_make_with_qos_class = dlsym(RTLD_DEFAULT, "dispatch_queue_attr_make_with_qos_class"),
         .dispatch_queue_set_width = dlsym(RTLD_DEFAULT, "dispatch_queue_set_width"),
@@ -56,6 +56,9 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
         .enqueue_main_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueMainExecutor_hook"),
         .get_main_executor = dlsym(RTLD_DEFAULT, "swift_task_getMainExecutor"),
         .dispatch_main_q = dlsym(RTLD_DEFAULT, "_dispatch_main_q"),
+        // Interposition (default): time the runtime's own Dispatch callbacks; UNCLOG_SWIFT_MODE=hook
+        // uses the executor hook instead (the UnclogRecorder library always does).
+        .interpose = !(getenv("UNCLOG_SWIFT_MODE") && strcmp(getenv("UNCLOG_SWIFT_MODE"), "hook") == 0),
     };
     if (!rt.enqueue_global_hook) {
         // Not a Swift Concurrency process (e.g. a wrapper such as `taskset` or `env` that will exec
@@ -94,4 +97,43 @@ int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
         errno = saved;
     }
     return r;
+}
+
+// Interposition mode: the Swift runtime hands every job to Dispatch with dispatch_async_f (global
+// and main-actor jobs) or dispatch_after_f (Task.sleep wake-ups), with its own callback; we run that
+// callback timed. Everything else passes straight through.
+typedef void (*dispatch_fn)(void *);
+typedef void (*dispatch_async_f_fn)(void *, void *, dispatch_fn);
+typedef void (*dispatch_after_f_fn)(uint64_t, void *, void *, dispatch_fn);
+static dispatch_fn swift_run_job;  // the runtime's job callback (one function), learnt at first use
+
+static void timed_swift_job(void *job) { unclog_run_job_interposed(job, swift_run_job); }
+
+static int wrap_job(void *ctx, dispatch_fn fn) {
+    if (!started || !unclog_interpose_mode() || !unclog_is_swift_job(ctx, fn)) return 0;
+    if (!swift_run_job) swift_run_job = fn;
+    return fn == swift_run_job;
+}
+
+void dispatch_async_f(void *queue, void *ctx, dispatch_fn fn) {
+    static dispatch_async_f_fn real;
+    if (!real) real = (dispatch_async_f_fn)dlsym(RTLD_NEXT, "dispatch_async_f");
+    if (wrap_job(ctx, fn)) {
+        unclog_job_enqueued(ctx, 0, 0);
+        real(queue, ctx, timed_swift_job);
+        return;
+    }
+    real(queue, ctx, fn);
+}
+
+void dispatch_after_f(uint64_t when, void *queue, void *ctx, dispatch_fn fn) {
+    static dispatch_after_f_fn real;
+    if (!real) real = (dispatch_after_f_fn)dlsym(RTLD_NEXT, "dispatch_after_f");
+    if (wrap_job(ctx, fn)) {
+        // Ready when the timer fires: `when` is CLOCK_MONOTONIC ns unless a flag bit says otherwise.
+        unclog_job_enqueued(ctx, (when >> 62) == 0 ? when : 0, 1);
+        real(when, queue, ctx, timed_swift_job);
+        return;
+    }
+    real(when, queue, ctx, fn);
 }

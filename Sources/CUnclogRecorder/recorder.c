@@ -339,7 +339,8 @@ static inline uint8_t *put_dt(tbuf *b, uint8_t *p, uint64_t t) {
 // The hot path: one job's slice on this thread.
 static inline void record_job(tbuf *b, uint32_t gt, uint64_t enq, uint64_t start, uint64_t end) {
     const clock_params *cp = clock_now_params();  // ticks → CLOCK_MONOTONIC ns
-    enq = enq ? to_ns_p(cp, enq) : 0;
+    enq = !enq ? 0 : (enq >> 63) ? (enq & ~(1ull << 63)) : to_ns_p(cp, enq);
+    if (enq > start) enq = 0;  // unknown (e.g. a timer's deadline in another clock)
     start = to_ns_p(cp, start);
     end = to_ns_p(cp, end);
     lock_buf(b);
@@ -413,10 +414,10 @@ static tbuf *register_thread(int worker) {
 // ---------------------------------------------------------------------------------------------
 // The hook and the trampoline
 
-// Actor drain jobs and other non-task jobs: one greenthread id per job object (2^31 and up).
+// Default-actor drain jobs: one greenthread id per actor (0xE0000000 and up).
 #define ACTOR_SLOTS 8192
 static _Atomic(uintptr_t) actor_keys[ACTOR_SLOTS];
-static _Atomic uint32_t next_actor_gt = 0x80000000u;
+static _Atomic uint32_t next_actor_gt = 0xE0000000u;
 static uint32_t actor_ids[ACTOR_SLOTS];
 
 static uint32_t actor_gt(swift_job *job) {
@@ -442,17 +443,32 @@ static uint32_t actor_gt(swift_job *job) {
     return 0xFFFFFFFEu;  // table full: all remaining non-task jobs share one id
 }
 
+// The greenthread of a job: a task's id; a default actor's inline drain job (kind 192, embedded in
+// the actor): one id per actor; other runtime jobs (separate actor jobs, continuation resumptions
+// such as Task.sleep wake-ups, isolated deinits): one id per kind, 0xFFFFFF00 | kind.
+static inline uint32_t job_gt(swift_job *job, uint32_t flags) {
+    uint32_t kind = flags & 0xFF;
+    if (kind == 0) return job->id;
+    if (kind == 192) return actor_gt(job);
+    return 0xFFFFFF00u | kind;
+}
+
 // Runs one job on `executor`, timed. The job's enqueue time is in its scheduler-private word.
-static inline void run_timed(swift_job *job, swift_executor_ref executor) {
+// (`fn` non-NULL: interposition mode, the runtime's own callback runs the job, enq given.)
+static inline void run_timed(swift_job *job, swift_executor_ref executor, void (*fn)(void *), uint64_t enq_given) {
     uint32_t flags = job->flags;
-    uint32_t gt = (flags & 0xFF) == 0 ? job->id : actor_gt(job);
-    uint64_t enq = (uint64_t)(uintptr_t)job->schedulerPrivate[1];
+    uint32_t gt = job_gt(job, flags);
+    uint64_t enq = fn ? enq_given : (uint64_t)(uintptr_t)job->schedulerPrivate[1];
+    if (fn && (enq >> 62) == 3) {  // a timer's job (Task.sleep wake-up): one greenthread for all
+        gt = 0xFFFFFFF0u;
+        enq &= ~(1ull << 62);
+    }
     tbuf *b = tls_buf;
     if (__builtin_expect(b == NULL, 0)) {
         if (atomic_load_explicit(&R.active, memory_order_relaxed)) b = register_thread(1);
     }
     if (__builtin_expect(!b || b->in_job || atomic_load_explicit(&R.stopping, memory_order_relaxed), 0)) {
-        R.job_run(job, executor);
+        if (fn) fn(job); else R.job_run(job, executor);
         return;
     }
     if (gt == 0) gt = 0xFFFFFFFDu;
@@ -460,18 +476,71 @@ static inline void run_timed(swift_job *job, swift_executor_ref executor) {
     b->in_job = 1;
     atomic_store_explicit(&b->job_gt, gt, memory_order_relaxed);
     atomic_store_explicit(&b->job_start, start, memory_order_release);
-    R.job_run(job, executor);
+    if (fn) fn(job); else R.job_run(job, executor);
     uint64_t end = ticks();
     atomic_store_explicit(&b->job_start, 0, memory_order_relaxed);
     b->in_job = 0;
     record_job(b, gt, enq, start, end);
 }
 
-static void trampoline(void *ctx) { run_timed(ctx, (swift_executor_ref){ NULL, 0 }); }
+static void trampoline(void *ctx) { run_timed(ctx, (swift_executor_ref){ NULL, 0 }, NULL, 0); }
 
 // Main-actor jobs: run on the main queue with the main executor, as the runtime's
 // swift_dispatchEnqueueMain does.
-static void trampoline_main(void *ctx) { run_timed(ctx, R.main_executor); }
+static void trampoline_main(void *ctx) { run_timed(ctx, R.main_executor, NULL, 0); }
+
+// Interposition mode. Enqueue times live in a direct-mapped table keyed by the job's address (a
+// collision loses one job's ready time, never more); ticks, or CLOCK_MONOTONIC ns | 1 << 63.
+#define ENQ_SLOTS 65536
+static struct { _Atomic(uintptr_t) job; _Atomic uint64_t t; } enq_table[ENQ_SLOTS];
+static uintptr_t conc_lo, conc_hi, conc_text_lo, conc_text_hi;  // libswift_Concurrency's mapping, text
+static int interpose_on;
+
+int unclog_interpose_mode(void) { return interpose_on && atomic_load_explicit(&R.active, memory_order_relaxed); }
+
+int unclog_is_swift_job(void *ctx, void (*fn)(void *)) {
+    uintptr_t f = (uintptr_t)fn;
+    if (f < conc_text_lo || f >= conc_text_hi || !ctx) return 0;
+    uintptr_t meta = *(const uintptr_t *)ctx;  // a job's metadata is the runtime's own
+    return meta >= conc_lo && meta < conc_hi;
+}
+
+static inline uint32_t enq_slot(const void *job) { return (uint32_t)(((uintptr_t)job >> 4) * 2654435761u) & (ENQ_SLOTS - 1); }
+
+void unclog_job_enqueued(void *job, uint64_t ready_mono_ns, int timer) {
+    uint32_t h = enq_slot(job);
+    // Tags: bit 63 = the value is CLOCK_MONOTONIC ns (else ticks), bit 62 (with 63) = a timer's job.
+    uint64_t v = timer ? ((ready_mono_ns & ((1ull << 62) - 1)) | (3ull << 62))
+                       : ready_mono_ns ? (ready_mono_ns | (1ull << 63)) : ticks();
+    atomic_store_explicit(&enq_table[h].t, v, memory_order_relaxed);
+    atomic_store_explicit(&enq_table[h].job, (uintptr_t)job, memory_order_release);
+}
+
+void unclog_run_job_interposed(void *job, void (*fn)(void *)) {
+    uint32_t h = enq_slot(job);
+    uint64_t enq = 0;
+    if (atomic_load_explicit(&enq_table[h].job, memory_order_acquire) == (uintptr_t)job) {
+        enq = atomic_load_explicit(&enq_table[h].t, memory_order_relaxed);
+        atomic_store_explicit(&enq_table[h].job, 0, memory_order_relaxed);
+    }
+    run_timed(job, (swift_executor_ref){ NULL, 0 }, fn, enq);
+}
+
+static int conc_cb(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size; (void)data;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libswift_Concurrency.so")) return 0;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr, e = a + ph->p_memsz;
+        if (a < lo) lo = a;
+        if (e > hi) hi = e;
+        if (ph->p_flags & PF_X) { conc_text_lo = a; conc_text_hi = e; }
+    }
+    conc_lo = lo; conc_hi = hi;
+    return 1;
+}
 
 static SWIFTCALL void enqueue_main_hook(swift_job *job, enqueue_original_fn original) {
     if (atomic_load_explicit(&R.stopping, memory_order_relaxed) || R.previous_main_hook) {
@@ -1269,6 +1338,21 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     watchdog_buf->tid = (uint32_t)syscall(SYS_gettid);  // until the watchdog thread runs
     watchdog_buf->announced = 1;
     refresh_images(watchdog_buf, 1);
+    static const struct { uint32_t gt; const char *name; } special[] = {
+        { 0xFFFFFFF0u, "Swift timer jobs (Task.sleep wake-ups)" },
+        { 0xFFFFFFC1u, "Swift actor jobs (separate)" },
+        { 0xFFFFFFC2u, "Swift actor jobs (override)" },
+        { 0xFFFFFFC3u, "Swift continuation resumptions" },
+        { 0xFFFFFFC4u, "Swift isolated deinits" },
+        { 0xFFFFFFFEu, "Swift actors (beyond 8192)" },
+        { 0xFFFFFFFDu, "Swift jobs without a task id" },
+    };
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+        uint32_t sid = next_id++;
+        emit_string(watchdog_buf, sid, special[i].name, strlen(special[i].name));
+        uint64_t f[4] = { special[i].gt, sid, 0, 0 };
+        emit_simple(watchdog_buf, EV_GT_CREATE, now_ns(), 4, f);
+    }
     pthread_mutex_lock(&R.reg_lock);
     watchdog_buf->next = atomic_load(&R.threads);
     atomic_store(&R.threads, watchdog_buf);
@@ -1289,19 +1373,23 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
 
     // Install the hook. Whoever installed one first keeps control (e.g. SwiftNIO's event loops as
     // the global executor): we chain to it and cannot time its jobs.
+    if (rt->interpose) {
+        dl_iterate_phdr(conc_cb, NULL);
+        interpose_on = conc_text_hi != 0;
+    }
     // UNCLOG_EXECUTOR_HOOK=off leaves the hook free (e.g. for SwiftNIO's compare-and-swap install of its
     // event loops as the global executor, which fails when any hook is set): loops are still recorded.
     const char *hook_env = getenv("UNCLOG_EXECUTOR_HOOK");
     int hook_off = hook_env && (strcmp(hook_env, "off") == 0 || strcmp(hook_env, "0") == 0);
     void *prev = __atomic_load_n(R.hook_slot, __ATOMIC_ACQUIRE);
     R.previous_hook = (enqueue_hook_fn)prev;
-    if (!hook_off) __atomic_store_n(R.hook_slot, (void *)enqueue_hook, __ATOMIC_RELEASE);
-    if (prev && !config->quiet) {
+    if (!hook_off && !interpose_on) __atomic_store_n(R.hook_slot, (void *)enqueue_hook, __ATOMIC_RELEASE);
+    if (prev && !interpose_on && !config->quiet) {
         static const char msg[] = "unclog: another executor hook was installed first; its jobs are not timed\n";
         ssize_t w = write(2, msg, sizeof msg - 1); (void)w;
     }
     // Main-actor jobs, when the runtime lets us (Dispatch main queue and the main executor).
-    if (rt->enqueue_main_hook && rt->get_main_executor && rt->dispatch_main_q && !getenv("UNCLOG_NO_MAIN_HOOK")) {
+    if (!interpose_on && rt->enqueue_main_hook && rt->get_main_executor && rt->dispatch_main_q && !getenv("UNCLOG_NO_MAIN_HOOK")) {
         R.main_executor = ((get_main_executor_fn)rt->get_main_executor)();
         R.main_queue = rt->dispatch_main_q;
         R.main_hook_slot = rt->enqueue_main_hook;

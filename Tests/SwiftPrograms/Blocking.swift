@@ -1,5 +1,6 @@
 // A Swift Concurrency program for unclog's recorder tests: hundreds of well-behaved tasks and,
-// with `block`, four tasks that block their worker thread in the ways issue 4 names. Each
+// with `block`, four tasks that block their worker thread in the ways issue 4 names (with
+// `mainactor`, one main-actor function that blocks). Each
 // blocking call is on a line marked `// BLOCK:<name>`; the program prints, at the end, how long
 // each blocking call took (CLOCK_MONOTONIC), so a test can compare the recorded stall with it.
 // Built by the tests with `swiftc -g -parse-as-library` (add -DUNCLOG_LIBRARY to record through the
@@ -45,6 +46,12 @@ func waitOnSemaphore() async {
     let t0 = monotonicNs()
     _ = semaphore.wait(timeout: .now() + .milliseconds(Int(blockMs)))  // BLOCK:semaphore
     log.add("semaphore", t0, monotonicNs())
+}
+
+@MainActor func blockOnMainActor() {
+    let t0 = monotonicNs()
+    usleep(blockMs * 1000)  // BLOCK:main_usleep
+    log.add("main_usleep", t0, monotonicNs())
 }
 
 actor Spinner {
@@ -105,6 +112,10 @@ func wellBehaved(_ i: Int) async -> Int {
                         case 350: try? await Task.sleep(nanoseconds: 860_000_000); _ = await spinner.spin()
                         default: break
                         }
+                    }
+                    if mode == "mainactor" && i == 100 {
+                        try? await Task.sleep(nanoseconds: 20_000_000)
+                        await blockOnMainActor()
                     }
                     return await wellBehaved(i)
                 }

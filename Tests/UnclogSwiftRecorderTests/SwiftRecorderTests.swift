@@ -181,6 +181,8 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         try checkBlocks(run, db)
         #expect(try SwiftPrograms.scalar(db, "SELECT clean_end FROM traces") == 1)
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE is_hub = 0") >= 500)
+        // Interposition mode also times the runtime's timer jobs (Task.sleep wake-ups), as one greenthread.
+        #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = 4294967280") > 1000)
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM images WHERE path LIKE '%libswift_Concurrency.so' AND build_id IS NOT NULL") == 1)
         // The async caller, which is not on the native stack, comes from the async context chain:
         // the line of `await sleepWithUsleep()` in the task's closure, as an async resume point.
@@ -200,6 +202,34 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(run.status == 0, "\(run.stderr)")
         try checkBlocks(run, db)
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'recorder' AND value LIKE '%library%'") == 1)
+    }
+
+    /// Main-actor jobs do not go through the executor hook in Swift 6.3; the LD_PRELOAD recorder
+    /// times the runtime's own Dispatch callbacks, so a blocking main-actor function is found too.
+    @Test func mainActorBlockIsFound() throws {
+        let exe = try SwiftPrograms.build("preload")
+        let (run, db) = try SwiftPrograms.record(exe, ["mainactor"], name: "mainactor")
+        #expect(run.status == 0)
+        let measured = try #require(run.blocks["main_usleep"], "\(run.stdout)")
+        let stalls = try SwiftPrograms.stalls(db)
+        #expect(stalls.count == 1, "\(stalls)")
+        let stall = try #require(stalls.first)
+        #expect(stall.function == "blockOnMainActor()")
+        #expect(stall.line == Int64(SwiftPrograms.markers["main_usleep"] ?? -1))
+        #expect(Double(abs(stall.duration - Int64(measured))) <= max(5_000_000, Double(measured) * 0.05),
+                "stall \(stall.duration) ns, blocking call \(measured) ns")
+    }
+
+    /// The executor-hook mode of the LD_PRELOAD recorder (UNCLOG_SWIFT_MODE=hook) finds the same blocks.
+    @Test func hookModeFindsEachBlock() throws {
+        let exe = try SwiftPrograms.build("preload")
+        setenv("UNCLOG_SWIFT_MODE", "hook", 1)
+        defer { unsetenv("UNCLOG_SWIFT_MODE") }
+        let (run, db) = try SwiftPrograms.record(exe, ["block"], name: "hook-block")
+        #expect(run.status == 0)
+        try checkBlocks(run, db)
+        // Timer jobs (Task.sleep wake-ups) are not seen by the hook.
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE gt = 4294967280 AND slices > 0") == 0)
     }
 
     @Test func wellBehavedProgramHasNoStalls() throws {

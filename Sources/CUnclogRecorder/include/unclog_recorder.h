@@ -25,6 +25,7 @@ typedef struct unclog_runtime {
     void **enqueue_main_hook;                // optional: &swift_task_enqueueMainExecutor_hook (main-actor jobs)
     void *get_main_executor;                 // optional: swift_task_getMainExecutor (swiftcall, returns the executor ref)
     void *dispatch_main_q;                   // optional: &_dispatch_main_q (dispatch_get_main_queue())
+    int interpose;                           // 1: the caller interposes dispatch_async_f/after_f (no hook)
 } unclog_runtime;
 
 typedef struct unclog_config {
@@ -48,6 +49,17 @@ void unclog_recorder_stop(void);
 /// sampled like a job. `unclog_loop_wait_begin` returns 1 when the wait is recorded.
 int unclog_loop_wait_begin(int timeout_ms);
 void unclog_loop_wait_end(int nready);
+
+/// Interposition mode (LD_PRELOAD): instead of installing the executor hook, the preload library
+/// interposes dispatch_async_f / dispatch_after_f and times the Swift runtime's own job callbacks.
+/// The runtime keeps its queues, main-actor and Task.sleep wake-up jobs are timed too, and the
+/// executor hook stays free for SwiftNIO. `unclog_is_swift_job` says whether (ctx, fn) is a job of
+/// libswift_Concurrency; `unclog_job_enqueued` notes its enqueue (or ready) time;
+/// `unclog_run_job_interposed` runs fn(ctx) timed.
+int unclog_interpose_mode(void);
+int unclog_is_swift_job(void *ctx, void (*fn)(void *));
+void unclog_job_enqueued(void *job, uint64_t ready_mono_ns, int timer);
+void unclog_run_job_interposed(void *job, void (*fn)(void *));
 
 /// 1 while recording.
 int unclog_recorder_active(void);
