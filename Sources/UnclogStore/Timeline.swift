@@ -173,6 +173,14 @@ extension TraceStore {
             return "gt \(s.int(0)) \(s.text(1) ?? "")"
         }
 
+        // A window the user set that holds nothing (e.g. --from past the end) is an error, not
+        // an empty drawing.
+        func checkWindow() throws(StoreError) {
+            guard o.from != nil || o.to != nil, to <= from else { return }
+            throw StoreError("\(db.path): empty window \(DurationText.format(from)) … \(DurationText.format(to)) "
+                             + "(trace \(trace) runs from 0ns to \(DurationText.format(traceEnd)))")
+        }
+
         if let gt = o.greenthread {
             let gtKey = keyBase | gt
             guard try db.scalar("SELECT 1 FROM greenthreads WHERE key = ?", [.int(gtKey)]) != nil else {
@@ -191,9 +199,11 @@ extension TraceStore {
                 if o.from == nil, let first { from = first }
                 if o.to == nil, let last { to = last }
             }
+            try checkWindow()
             let slices = try greenthreadSlices(gtKey: gtKey, from: from, to: to)
             rows.append((try label(gtKey: gtKey), paintGreenthread(slices, stalls: try stallsOf("gt_key", gtKey))))
         } else {
+            try checkWindow()
             let ts = try db.prepare("SELECT key, tid, name FROM threads WHERE trace_id = ? ORDER BY tid")
             try ts.bind([.int(trace)])
             var threadRows: [(Int64, String)] = []

@@ -58,6 +58,11 @@ final class Imported: @unchecked Sendable {
         let noExtension = try CLI.run(["import", "--quiet", "rec.bin"], cwd: dir.path)
         #expect(noExtension.status == 0 && noExtension.stdout.isEmpty, "\(noExtension)")
         #expect(dir.listing() == ["custom.sqlite", "rec.bin", "rec.db"])
+        // Only the file name's extension is replaced; a dot in a directory name is kept.
+        try FileManager.default.createDirectory(atPath: dir.file("run.v2"), withIntermediateDirectories: false)
+        Recording().write(to: dir.file("run.v2/rec"))
+        #expect(try CLI.run(["import", "--quiet", "run.v2/rec"], cwd: dir.path).status == 0)
+        #expect(FileManager.default.fileExists(atPath: dir.file("run.v2/rec.db")))
     }
 
     @Test func damagedTraceExitsTwoAndKeepsWhatIsIntact() throws {
@@ -256,6 +261,10 @@ final class Imported: @unchecked Sendable {
         let gt = try #require(one.stdoutLines.first { $0.hasPrefix("gt 3 handle_request") })
         // 10 ms per column: ready 30…130 ms (columns 3–12), then stalled 130…170 ms (13–16).
         #expect(gt.contains("|   ----------!!!!"), "\(gt)")
+
+        let past = try CLI.run(["timeline", imported.db, "--from", "100s"])
+        #expect(past.status == 2, "\(past)")
+        #expect(past.stderr.contains("empty window 1m40s … 250ms"), "\(past)")
 
         let bad = try CLI.run(["timeline", imported.db, "--greenthread", "999"])
         #expect(bad.status == 2)

@@ -71,6 +71,24 @@ import UnclogTrace
         #expect(dir.listing() == ["copy.trace", "t.db", "t.trace"])
     }
 
+    /// A recording imported while it was still being written, then again when complete: the
+    /// same recording (same first chunk), so refused, and --replace brings in the rest.
+    @Test func grownRecordingIsTheSameRecording() throws {
+        let full = StallScenario(killed: false).trace.bytes
+        let offsets = chunkOffsets(full)
+        let dir = TempDir()
+        FileManager.default.createFile(atPath: dir.file("live.trace"), contents: Data(full[..<offsets[3]]))
+        let early = try TraceImporter.run(ImportOptions(tracePath: dir.file("live.trace"), databasePath: dir.file("live.db")))
+        #expect(!early.cleanEnd && early.stalls < 4)
+        FileManager.default.createFile(atPath: dir.file("live.trace"), contents: Data(full))
+        #expect(try TraceImporter.run(ImportOptions(tracePath: dir.file("live.trace"), databasePath: dir.file("live.db"))).alreadyImported)
+        let replaced = try TraceImporter.run(ImportOptions(tracePath: dir.file("live.trace"), databasePath: dir.file("live.db"), replace: true))
+        #expect(replaced.replaced && replaced.cleanEnd && replaced.stalls == 4)
+        let store = try TraceStore(path: dir.file("live.db"))
+        #expect(try store.traceIDs().count == 1)
+        #expect(try store.stalls().count == 4)
+    }
+
     @Test func replaceKeepsRowCounts() throws {
         let dir = TempDir()
         let db = dir.file("t.db")

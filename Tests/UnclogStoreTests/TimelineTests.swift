@@ -171,6 +171,17 @@ struct ManySlices {
         let store = try TraceStore(path: dir.file("t.db"))
         #expect(throws: StoreError.self) { try store.timeline(TimelineOptions(greenthread: 99)) }
         #expect(throws: StoreError.self) { try store.timeline(TimelineOptions(traceID: 5)) }
+        // A window after the end of the trace (it ends at 1 µs) holds nothing: an error.
+        do {
+            _ = try store.timeline(TimelineOptions(from: 5_000))
+            Issue.record("no error for an empty window")
+        } catch {
+            #expect(error.message.hasSuffix("empty window 5us … 1us (trace 1 runs from 0ns to 1us)"), "\(error.message)")
+        }
+        #expect(throws: StoreError.self) { try store.timeline(TimelineOptions(greenthread: 2, from: 5_000)) }
+        #expect(throws: StoreError.self) { try store.timeline(TimelineOptions(to: -5)) }
+        // Windows that overlap the trace are fine, even partly outside it.
+        #expect(try store.timeline(TimelineOptions(from: 900, to: 5_000, width: 10)).contains("thread 10"))
     }
 }
 

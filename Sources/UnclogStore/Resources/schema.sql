@@ -21,7 +21,7 @@ PRAGMA user_version = 1;
 CREATE TABLE traces (
     id                 INTEGER PRIMARY KEY,  -- T
     path               TEXT NOT NULL,        -- the trace file as given to `unclog import`
-    fingerprint        TEXT NOT NULL UNIQUE, -- CRC-32 of the file header and first chunk, and the file size: a re-import of the same file is refused
+    fingerprint        TEXT NOT NULL UNIQUE, -- the recording: CRC-32 of the first chunk's payload (the metadata: pid, clock anchor), its base_ns and thread; a re-import of the same recording (even grown or copied) is refused, or replaces it with --replace
     imported_at        TEXT NOT NULL,        -- UTC, ISO 8601
     runtime            TEXT,                 -- eventlet, gevent, greenlet, swift-concurrency, swiftnio (metadata `runtime`)
     runtime_version    TEXT,
