@@ -58,6 +58,7 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
         .dispatch_main_q = dlsym(RTLD_DEFAULT, "_dispatch_main_q"),
         // Interposition (default): time the runtime's own Dispatch callbacks; UNCLOG_SWIFT_MODE=hook
         // uses the executor hook instead (the UnclogRecorder library always does).
+        .loops = 1,
         .interpose = !(getenv("UNCLOG_SWIFT_MODE") && strcmp(getenv("UNCLOG_SWIFT_MODE"), "hook") == 0),
     };
     if (!rt.enqueue_global_hook) {

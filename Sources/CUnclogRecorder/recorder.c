@@ -495,6 +495,7 @@ static void trampoline_main(void *ctx) { run_timed(ctx, R.main_executor, NULL, 0
 static struct { _Atomic(uintptr_t) job; _Atomic uint64_t t; } enq_table[ENQ_SLOTS];
 static uintptr_t conc_lo, conc_hi, conc_text_lo, conc_text_hi;  // libswift_Concurrency's mapping, text
 static int interpose_on;
+static int loops_on;
 
 int unclog_interpose_mode(void) { return interpose_on && atomic_load_explicit(&R.active, memory_order_relaxed); }
 
@@ -1153,6 +1154,19 @@ static void write_header_and_metadata(void) {
     KEY("recorder"); STR(R.cfg.recorder_name ? R.cfg.recorder_name : "unclog-swift 0.1.0");
     KEY("threshold_ns"); UINT(R.cfg.threshold_ns);
     KEY("sample_interval_ns"); UINT(R.cfg.sample_interval_ns);
+    // What this recording cannot see, named in the trace (and printed by `unclog record`).
+    {
+        const char *missing[4];
+        int k = 0;
+        missing[k++] = "jobs on custom serial executors and task executors";
+        if (!interpose_on) missing[k++] = "main-actor jobs and timer (Task.sleep wake-up) jobs";
+        if (!loops_on) missing[k++] = "event-loop threads (epoll_wait is interposed only by the LD_PRELOAD recorder)";
+        KEY("not_recorded");
+        *p++ = 2;
+        p = put_uvarint(p, (uint64_t)k);
+        for (int i = 0; i < k; i++) { size_t l = strlen(missing[i]); p = put_uvarint(p, l); memcpy(p, missing[i], l); p += l; }
+        KEY("swift_recorder_mode"); STR(interpose_on ? "interpose" : "hook");
+    }
     // argv from /proc/self/cmdline (NUL-separated)
     char cmd[4096];
     int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
@@ -1311,6 +1325,11 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     R.fd = open(R.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (R.fd < 0) FAIL("%s: cannot create: %s", R.output, strerror(errno));
     R.pid = getpid();
+    loops_on = rt->loops;
+    if (rt->interpose) {
+        dl_iterate_phdr(conc_cb, NULL);
+        interpose_on = conc_text_hi != 0;
+    }
     clock_start();
     debug_walk = getenv("UNCLOG_DEBUG_WALK") != NULL;
     if (getenv("UNCLOG_LOOP_THREADS")) snprintf(loop_prefixes, sizeof loop_prefixes, "%s", getenv("UNCLOG_LOOP_THREADS"));
@@ -1373,10 +1392,6 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
 
     // Install the hook. Whoever installed one first keeps control (e.g. SwiftNIO's event loops as
     // the global executor): we chain to it and cannot time its jobs.
-    if (rt->interpose) {
-        dl_iterate_phdr(conc_cb, NULL);
-        interpose_on = conc_text_hi != 0;
-    }
     // UNCLOG_EXECUTOR_HOOK=off leaves the hook free (e.g. for SwiftNIO's compare-and-swap install of its
     // event loops as the global executor, which fails when any hook is set): loops are still recorded.
     const char *hook_env = getenv("UNCLOG_EXECUTOR_HOOK");

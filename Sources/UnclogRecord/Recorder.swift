@@ -2,6 +2,7 @@
 // keeps its stdio, forwards the signals meant for it, and reports how it ended.
 
 import Foundation
+import UnclogTrace
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -155,6 +156,10 @@ public enum Recorder {
         env["UNCLOG_SAMPLE_INTERVAL_NS"] = String(options.sampleIntervalNs)
 
         let status = try spawnAndWait(options.command, env: env)
+        if kind == .swiftPreload || kind == .swiftLinked, let missing = notRecorded(output), !missing.isEmpty {
+            let message = "unclog: not recorded in this Swift recording: \(missing.joined(separator: "; "))\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+        }
         if access(output, F_OK) != 0 {
             let why: String
             switch kind {
@@ -167,6 +172,16 @@ public enum Recorder {
             _ = message.withCString { write(2, $0, strlen($0)) }
         }
         return status
+    }
+
+    /// The trace's `not_recorded` metadata (what the Swift recorder could not see), if any.
+    static func notRecorded(_ trace: String) -> [String]? {
+        guard let reader = try? TraceReader(path: trace), let first = reader.nextChunk(),
+              first.kind == ChunkKind.metadata.rawValue else { return nil }
+        for e in EventDecoder.decodeMetadata(first).entries where e.key == "not_recorded" {
+            if case let .list(l) = e.value { return l }
+        }
+        return nil
     }
 
     /// posix_spawn with the given environment; SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to unclog

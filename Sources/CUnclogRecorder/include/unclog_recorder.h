@@ -26,6 +26,7 @@ typedef struct unclog_runtime {
     void *get_main_executor;                 // optional: swift_task_getMainExecutor (swiftcall, returns the executor ref)
     void *dispatch_main_q;                   // optional: &_dispatch_main_q (dispatch_get_main_queue())
     int interpose;                           // 1: the caller interposes dispatch_async_f/after_f (no hook)
+    int loops;                               // 1: the caller interposes epoll_wait (event-loop threads)
 } unclog_runtime;
 
 typedef struct unclog_config {
