@@ -12,7 +12,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from conftest import ROOT
+from visualization_support import ROOT
 
 NOTEBOOKS = ROOT / "notebooks"
 # Figures each notebook draws: one Gantt per worst stall (3), distribution + over time, two attribution charts.
