@@ -20,12 +20,12 @@ struct DiffCommand: ParsableCommand {
         commandName: "diff",
         abstract: "Compare the stalls of two recordings call site by call site (a CI gate with --fail-on-regression).",
         discussion: """
-            Each call site (the blocking call: function and file, so an edit that moves its line
-            keeps the match) is listed with its stall time, number of stalls and the wait it added to
-            other greenthreads in BEFORE and AFTER, biggest change in stall time first. The last row
-            sums all sites. With --fail-on-regression 20% the exit code is 1 when any site, or all of
-            them together, got more than 20% worse on one of those measures; a site that did not
-            stall in BEFORE counts as a regression. --ignore-below keeps small sites out of the gate.
+            Each call site (the blocking call: function and file, so an edit that moves its line keeps the \
+            match) is listed with its stall time, number of stalls and the wait it added to other greenthreads \
+            in BEFORE and AFTER, biggest change in stall time first. The last row sums all sites. With \
+            --fail-on-regression 20% the exit code is 1 when any site, or all of them together, got more than \
+            20% worse on one of those measures; a site that did not stall in BEFORE counts as a regression. \
+            --ignore-below keeps small sites out of the gate.
 
               unclog diff before.db after.db --fail-on-regression 20%
 

@@ -9,13 +9,12 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write a trace as Chrome Trace Event JSON (open it in ui.perfetto.dev or chrome://tracing).",
         discussion: """
-            One track per OS thread with a slice for every greenthread run (named by greenthread,
-            coloured by it) and every hub I/O wait; beside it a "stalls on …" track with each stall,
-            whose details carry the call site, the whole stack and the greenthreads it kept waiting.
-            Selecting a run shows flow arrows to the same greenthread's previous and next runs
-            (--no-flows leaves them out, for a smaller file). The file is written as it is read
-            (memory stays flat) and appears only when complete. A long recording makes a big file
-            (about 170 bytes per run): --from/--to export a window of it.
+            One track per OS thread with a slice for every greenthread run (named by greenthread, coloured by \
+            it) and every hub I/O wait; beside it a "stalls on …" track with each stall, whose details carry the \
+            call site, the whole stack and the greenthreads it kept waiting. Selecting a run shows flow arrows \
+            to the same greenthread's previous and next runs (--no-flows leaves them out, for a smaller file). \
+            The file is written as it is read (memory stays flat) and appears only when complete. A long \
+            recording makes a big file (about 170 bytes per run): --from/--to export a window of it.
 
               unclog export app.db -o app.json      # then open app.json in ui.perfetto.dev
               unclog export app.db --from 20s --to 30s -o window.json

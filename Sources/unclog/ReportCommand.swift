@@ -9,12 +9,11 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Write an HTML report of a trace: timeline of the worst minutes, top call sites, worst stalls.",
         discussion: """
-            The page needs no network: styles, the SVG timelines and its little script are inline.
-            It shows how much of the recording was stalled and when; per worst minute, each OS
-            thread (busy, waiting on I/O, stalled) and the greenthreads involved (running, ready
-            but kept waiting, stalling); the call sites ranked by stall time; and the worst stalls
-            with their whole stack and the greenthreads they kept waiting. A recording shorter
-            than 90 s is drawn whole.
+            The page needs no network: styles, the SVG timelines and its little script are inline. It shows how \
+            much of the recording was stalled and when; per worst minute, each OS thread (busy, waiting on I/O, \
+            stalled) and the greenthreads involved (running, ready but kept waiting, stalling); the call sites \
+            ranked by stall time; and the worst stalls with their whole stack and the greenthreads they kept \
+            waiting. A recording shorter than 90 s is drawn whole.
 
               unclog report app.db -o report.html
             """
