@@ -583,6 +583,9 @@ static __thread int loop_state __attribute__((tls_model("initial-exec")));  // 0
 static __thread uint32_t loop_gt __attribute__((tls_model("initial-exec")));    // the loop's work; hub = loop_gt - 1
 static __thread uint64_t tick_start __attribute__((tls_model("initial-exec"))); // ticks; 0 = waiting
 static _Atomic uint32_t next_loop_gt = 0xC0000000u;
+static __thread uint32_t span_gt __attribute__((tls_model("initial-exec")));
+static __thread uint64_t span_start __attribute__((tls_model("initial-exec")));  // ticks
+
 static char loop_prefixes[256] = "NIO-ELT";
 static _Atomic uint32_t string_ids = 0xF0000000u;  // strings written by loop threads themselves
 
@@ -636,6 +639,7 @@ int unclog_loop_wait_begin(int timeout_ms) {
         p = put_uvarint(p, hub);
         b->events++;
     }
+    span_gt = 0;  // a span left open (no end call) ends with the iteration
     if (tick_start) {  // the iteration since the last wait ends here
         atomic_store_explicit(&b->job_start, 0, memory_order_relaxed);
         uint64_t start = to_ns_p(cp, tick_start);
@@ -690,6 +694,105 @@ void unclog_loop_wait_end(int nready) {
     tick_start = t;
     atomic_store_explicit(&b->job_gt, loop_gt, memory_order_relaxed);
     atomic_store_explicit(&b->job_start, t, memory_order_release);
+}
+
+// Spans: a name → greenthread table (names are few: handler types), and per thread the open span.
+#define SPAN_NAMES 1024
+static struct { const char *name; uint32_t gt; } span_names[SPAN_NAMES];
+static pthread_mutex_t span_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint32_t next_span_gt = 0xD0000000u;
+
+static uint32_t span_id(tbuf *b, const char *name) {
+    uint32_t h = 0;
+    for (const char *c = name; *c; c++) h = h * 31 + (uint8_t)*c;
+    for (int i = 0; i < SPAN_NAMES; i++) {
+        uint32_t k = (h + (uint32_t)i) & (SPAN_NAMES - 1);
+        const char *n = __atomic_load_n(&span_names[k].name, __ATOMIC_ACQUIRE);
+        if (n && strcmp(n, name) == 0) return span_names[k].gt;
+        if (!n) {
+            pthread_mutex_lock(&span_lock);
+            if (!span_names[k].name) {
+                uint32_t gt = atomic_fetch_add(&next_span_gt, 1);
+                span_names[k].gt = gt;
+                __atomic_store_n(&span_names[k].name, strdup(name), __ATOMIC_RELEASE);
+                pthread_mutex_unlock(&span_lock);
+                loop_emit_name(b, gt, name);
+                return gt;
+            }
+            pthread_mutex_unlock(&span_lock);
+            i--;  // re-check this slot
+        }
+    }
+    return 0;
+}
+
+uint32_t unclog_span_begin(const char *name) {
+    tbuf *b = loop_thread();
+    if (!b || !tick_start || span_gt || atomic_load_explicit(&R.stopping, memory_order_relaxed)) return 0;
+    uint32_t gt = span_id(b, name);
+    if (!gt) return 0;
+    uint64_t t = ticks(), now = to_ns(t);
+    lock_buf(b);
+    uint8_t *p = begin_event(b, now);
+    if (b->used == CHUNK_HEADER) {
+        *p++ = EV_RUNNING; *p++ = 0;
+        p = put_uvarint(p, loop_gt);
+        p = put_uvarint(p, loop_gt - 1);
+        b->events++;
+    }
+    *p++ = EV_SWITCH_OTHER;
+    p = put_dt(b, p, now);
+    p = put_uvarint(p, gt);
+    *p++ = 0;
+    b->events++;
+    b->used = (uint32_t)(p - b->data);
+    unlock_buf(b);
+    span_gt = gt;
+    span_start = t;
+    atomic_store_explicit(&b->job_gt, gt, memory_order_relaxed);
+    atomic_store_explicit(&b->job_start, t, memory_order_release);  // the watchdog times the span
+    return gt;
+}
+
+void unclog_span_end(uint32_t token) {
+    tbuf *b = tls_buf;
+    if (!token || !b || token != span_gt) return;
+    uint64_t t = ticks();
+    const clock_params *cp = clock_now_params();
+    uint64_t now = to_ns_p(cp, t), start = to_ns_p(cp, span_start);
+    uint64_t dur = now > start ? now - start : 0;
+    uint64_t iteration = to_ns_p(cp, tick_start);
+    lock_buf(b);
+    uint8_t *p = begin_event(b, now);
+    if (b->used == CHUNK_HEADER) {
+        *p++ = EV_RUNNING; *p++ = 0;
+        p = put_uvarint(p, token);
+        p = put_uvarint(p, loop_gt - 1);
+        b->events++;
+    }
+    if (dur > R.cfg.threshold_ns) {
+        *p++ = EV_STALL_END;
+        p = put_dt(b, p, now);
+        p = put_uvarint(p, token);
+        p = put_uvarint(p, dur);
+        *p++ = 0;
+        b->events++;
+    }
+    *p++ = EV_SWITCH_OTHER;  // back to the loop iteration
+    p = put_dt(b, p, now);
+    p = put_uvarint(p, loop_gt);
+    *p++ = 0;
+    b->events++;
+    b->used = (uint32_t)(p - b->data);
+    unlock_buf(b);
+    span_gt = 0;
+    // A long span was the stall: the iteration's clock restarts so it is not counted twice. The
+    // iteration otherwise keeps its start (its time includes the span).
+    uint64_t resume = dur > R.cfg.threshold_ns ? t : tick_start;
+    if (dur > R.cfg.threshold_ns) tick_start = t;
+    (void)iteration;
+    atomic_store_explicit(&b->job_gt, loop_gt, memory_order_relaxed);
+    atomic_store_explicit(&b->job_start, resume, memory_order_release);
 }
 
 // ---------------------------------------------------------------------------------------------

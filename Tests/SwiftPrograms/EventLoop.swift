@@ -1,6 +1,7 @@
 // An event loop like SwiftNIO's, without NIO, for unclog's recorder tests: a thread named
 // `NIO-ELT-0-#0` waits in epoll_wait on a pipe; a writer sends 40 messages, 10 ms apart; the
-// handler of message 20 blocks the loop (usleep, marked `// BLOCK:loop_usleep`). Prints the
+// handler of message 20 blocks the loop (usleep, marked `// BLOCK:loop_usleep`); messages from 30
+// on are handled in a recorder span named "handler Echo", and message 35 blocks inside it. Prints the
 // blocking call's measured duration and how many messages the loop handled. Built with
 // `swiftc -g -import-objc-header EventLoop.h EventLoop.swift`.
 
@@ -15,9 +16,20 @@ func monotonicNs() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-final class Box: @unchecked Sendable { var blocked: (UInt64, UInt64)? = nil; var handled = 0 }
+// The recorder's span functions (what UnclogNIO's UnclogTimedHandler uses), when preloaded.
+typealias SpanBegin = @convention(c) (UnsafePointer<CChar>) -> UInt32
+typealias SpanEnd = @convention(c) (UInt32) -> Void
+let spanBegin = dlsym(nil, "unclog_span_begin").map { unsafeBitCast($0, to: SpanBegin.self) }
+let spanEnd = dlsym(nil, "unclog_span_end").map { unsafeBitCast($0, to: SpanEnd.self) }
+
+final class Box: @unchecked Sendable { var blocked: (UInt64, UInt64)? = nil; var spanBlocked: (UInt64, UInt64)? = nil; var handled = 0 }
 
 func handle(_ message: UInt8, _ box: Box) {
+    if message == 35 {
+        let t0 = monotonicNs()
+        usleep(120_000)  // BLOCK:span_usleep
+        box.spanBlocked = (t0, monotonicNs())
+    }
     if message == 20 {
         let t0 = monotonicNs()
         usleep(150_000)  // BLOCK:loop_usleep
@@ -46,7 +58,10 @@ let started = pthread_create(&thread, nil, { _ in
         var byte: UInt8 = 0
         while read(readFD, &byte, 1) == 1 {
             if byte == 255 { done = true; break }
+            // Messages from 30 on are handled inside a span ("handler Echo"), like UnclogTimedHandler.
+            let token = byte >= 30 ? spanBegin?("handler Echo") ?? 0 : 0
             handle(byte, box)
+            if token != 0 { spanEnd?(token) }
             var more = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
             if poll(&more, 1, 0) <= 0 { break }
         }
@@ -63,4 +78,5 @@ var end: UInt8 = 255
 _ = write(writeFD, &end, 1)
 pthread_join(thread, nil)
 if let (a, b) = box.blocked { print("BLOCK loop_usleep \(a) \(b)") }
+if let (a, b) = box.spanBlocked { print("BLOCK span_usleep \(a) \(b)") }
 print("handled \(box.handled)")

@@ -262,11 +262,20 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         let measured = try #require(run.blocks["loop_usleep"], "\(run.stdout)")
         #expect(measured >= 150_000_000)
         let stalls = try SwiftPrograms.stalls(db)
-        #expect(stalls.count == 1, "\(stalls)")
+        #expect(stalls.count == 2, "\(stalls)")
         let stall = try #require(stalls.first)
         #expect(stall.function == "handle(_:_:)")
         #expect(stall.file?.hasSuffix("Tests/SwiftPrograms/EventLoop.swift") == true)
         #expect(stall.line == Int64(SwiftPrograms.markers["loop_usleep"] ?? -1))
+        // The block inside a span is charged to the span's greenthread ("handler Echo"), once.
+        let spanMeasured = try #require(run.blocks["span_usleep"], "\(run.stdout)")
+        let spanStall = try #require(stalls.last)
+        #expect(spanStall.line == Int64(SwiftPrograms.markers["span_usleep"] ?? -1))
+        #expect(Double(abs(spanStall.duration - Int64(spanMeasured))) <= max(5_000_000, Double(spanMeasured) * 0.05),
+                "span stall \(spanStall.duration) ns, blocking call \(spanMeasured) ns")
+        #expect(try SwiftPrograms.scalar(db, """
+            SELECT COUNT(*) FROM stalls s JOIN greenthreads g ON g.key = s.gt_key WHERE g.name = 'handler Echo'
+            """) == 1)
         #expect(Double(abs(stall.duration - Int64(measured))) <= max(5_000_000, Double(measured) * 0.05),
                 "stall \(stall.duration) ns, blocking call \(measured) ns")
         // The loop thread's time: waits in epoll (I/O) and iterations (busy).

@@ -51,6 +51,13 @@ void unclog_recorder_stop(void);
 int unclog_loop_wait_begin(int timeout_ms);
 void unclog_loop_wait_end(int nready);
 
+/// Spans on event-loop threads (per-handler attribution, e.g. the UnclogNIO timing handler): the
+/// loop iteration switches to the greenthread named `name` (one per distinct name) until
+/// `unclog_span_end(token)`. A span longer than the threshold is a stall of that greenthread (and
+/// the iteration's own stall clock restarts). Returns 0 (and does nothing) outside loop threads.
+uint32_t unclog_span_begin(const char *name);
+void unclog_span_end(uint32_t token);
+
 /// Interposition mode (LD_PRELOAD): instead of installing the executor hook, the preload library
 /// interposes dispatch_async_f / dispatch_after_f and times the Swift runtime's own job callbacks.
 /// The runtime keeps its queues, main-actor and Task.sleep wake-up jobs are timed too, and the
