@@ -379,6 +379,8 @@ static void thread_gone(void *arg) {
     tls_buf = NULL;
 }
 
+static tbuf *watchdog_buf;
+
 static tbuf *register_thread(int worker) {
     tbuf *b = calloc(1, sizeof *b);
     if (!b) return NULL;
@@ -1168,6 +1170,14 @@ static uint32_t sample_thread(tbuf *out, tbuf *t, uint64_t *state) {
         *state = 1;
         atomic_store(&sample.done, 0);
         atomic_store(&sample.target, t->tid);
+        // The program may have taken the signal for itself since: then never send it again.
+        struct sigaction cur;
+        if (sigaction(R.sample_signal, NULL, &cur) != 0 || !(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != sample_handler) {
+            R.sample_signal = 0;
+            atomic_store(&sample.target, 0);
+            *state = 1;
+            return 0;
+        }
         if (pthread_kill(t->thread, R.sample_signal) != 0) { atomic_store(&sample.target, 0); return 0; }
         uint64_t deadline = now_ns() + 20000000ull;
         while (!atomic_load(&sample.done) && now_ns() < deadline) {
@@ -1308,8 +1318,6 @@ static void write_header_and_metadata(void) {
 // ---------------------------------------------------------------------------------------------
 // Watchdog
 
-static tbuf *watchdog_buf;
-
 static void announce_thread(tbuf *t) {
     char name[64] = "";
     pthread_getname_np(t->thread, name, sizeof name);
@@ -1323,18 +1331,40 @@ static void announce_thread(tbuf *t) {
     t->announced = 1;
 }
 
+static uint64_t gone_events, gone_jobs, gone_dropped;  // totals of freed (exited) threads' buffers
+
 static void flush_partial(int all, uint64_t now) {
     for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {
         lock_buf(t);
-        if (t->used > CHUNK_HEADER && (all || now - t->opened_ns >= 400000000ull)) seal_chunk(t);
+        if (t->used > CHUNK_HEADER && (all || now - t->opened_ns >= 400000000ull || atomic_load(&t->dead))) seal_chunk(t);
         unlock_buf(t);
     }
+}
+
+// Frees the buffers of threads that exited (Dispatch retires idle workers), once written.
+static void reap_threads(void) {
+    pthread_mutex_lock(&R.reg_lock);
+    tbuf *prev = NULL, *t = atomic_load(&R.threads);
+    while (t) {
+        tbuf *next = t->next;
+        if (t != watchdog_buf && atomic_load(&t->dead) && t->used == CHUNK_HEADER && !t->dropped) {
+            gone_events += t->events;
+            gone_jobs += t->jobs;
+            if (prev) prev->next = next; else atomic_store(&R.threads, next);
+            free(t->data);
+            free(t);
+        } else {
+            prev = t;
+        }
+        t = next;
+    }
+    pthread_mutex_unlock(&R.reg_lock);
 }
 
 static void check_stalls(uint64_t now) {
     for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {
         if (t == watchdog_buf) continue;
-        if (!t->announced) announce_thread(t);
+        if (!t->announced && !atomic_load(&t->dead)) announce_thread(t);
         uint64_t start_tick = atomic_load_explicit(&t->job_start, memory_order_acquire);
         if (!start_tick) continue;
         uint64_t start = to_ns(start_tick);
@@ -1382,6 +1412,7 @@ static void *watchdog_main(void *arg) {
         if (now - last_images >= 200000000ull) { refresh_images(watchdog_buf, 0); last_images = now; }
         if (now - last_flush >= 100000000ull) {
             flush_partial(0, now);
+            reap_threads();
             last_flush = now;
         }
         write_pending();
@@ -1528,7 +1559,7 @@ void unclog_recorder_stop(void) {
     if (R.main_hook_slot && __atomic_load_n(R.main_hook_slot, __ATOMIC_ACQUIRE) == (void *)enqueue_main_hook)
         __atomic_store_n(R.main_hook_slot, (void *)R.previous_main_hook, __ATOMIC_RELEASE);
     pthread_join(R.watchdog, NULL);
-    uint64_t events = 0, dropped = 0;
+    uint64_t events = gone_events, dropped = gone_dropped;
     for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {
         lock_buf(t);
         events += t->events;
@@ -1553,7 +1584,9 @@ void unclog_recorder_stop(void) {
 
 int unclog_recorder_active(void) { return atomic_load(&R.active); }
 uint64_t unclog_recorder_jobs(void) {
-    uint64_t n = 0;
+    pthread_mutex_lock(&R.reg_lock);  // the watchdog frees exited threads' buffers under this lock
+    uint64_t n = gone_jobs;
     for (tbuf *t = atomic_load(&R.threads); t; t = t->next) n += t->jobs;  // racy read: a statistic
+    pthread_mutex_unlock(&R.reg_lock);
     return n;
 }
