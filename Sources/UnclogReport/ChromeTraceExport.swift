@@ -20,9 +20,11 @@
 // multiplying a double by 1000 and truncating (Perfetto does) then get the exact nanosecond,
 // and back-to-back events never overlap by a rounding error.
 //
-// Streaming: rows go from SQLite cursors straight into a 1 MiB output buffer; the only state
-// kept is a bounded cache of greenthread names. Per thread, runs come from the slices id
-// range and stalls from the stalls_by_thread index, merged in time order.
+// Streaming: rows go from SQLite cursors straight into the output buffers (written by a
+// background thread); the only state kept is a bounded cache of greenthread names and one
+// stall cursor per OS thread. Runs come from one pass over the trace's slices id range
+// (each thread's rows are in its time order), merged with its stalls from the
+// stalls_by_thread index to flag the runs that stalled; I/O waits from one pass likewise.
 
 import UnclogStore
 
@@ -138,84 +140,119 @@ public enum ChromeTraceExport {
         }
 
         let from = options.from ?? Int64.min, to = options.to ?? Int64.max
+        // One pass over each table in id order (a thread's rows are in its time order), whatever
+        // the number of threads; in a window, from the earliest to the latest checkpoint needed.
+        func range(_ kind: Int64) throws(StoreError) -> [SQLValue] {
+            var lo = trace.id << 40, hi = (trace.id + 1) << 40
+            if options.from != nil || options.to != nil {
+                var l = Int64.max, h = Int64.min
+                for th in threads {
+                    let (a, b) = try store.checkpointRange(kind: kind, threadKey: th.key, trace: trace.id, from: from, to: to)
+                    l = min(l, a)
+                    h = max(h, b)
+                }
+                if l <= h { lo = max(lo, l); hi = min(hi, h) }
+            }
+            return [.int(lo), .int(hi), .int(from), .int(to)]
+        }
+
+        /// Per thread: its event prefix and a cursor over its stalls by start time, to flag the
+        /// runs that stalled.
+        final class ThreadCursor {
+            let tid: Int64
+            let prefix: [UInt8]
+            let stalls: Statement
+            var next: (start: Int64, gt: Int64, dur: Int64)?
+            init(_ store: TraceStore, key: Int64, tid: Int64, pid: Int64) throws(StoreError) {
+                self.tid = tid
+                prefix = Array("{\"ph\":\"X\",\"pid\":\(pid),\"tid\":\(tid)".utf8)
+                stalls = try store.db.prepare("SELECT start_ns, gt_key, duration_ns FROM stalls WHERE thread_key = ?1 ORDER BY start_ns")
+                try stalls.bind([.int(key)])
+                try advance()
+            }
+            func advance() throws(StoreError) {
+                next = try stalls.step() ? (stalls.int(0), stalls.int(1), stalls.int(2)) : nil
+            }
+            /// The duration of the stall that began with the run of `gt` at `start`, if one did.
+            func stall(at start: Int64, gt: Int64) throws(StoreError) -> Int64? {
+                var found: Int64? = nil
+                while let n = next, n.start <= start {
+                    if n.start == start && n.gt == gt { found = n.dur }
+                    try advance()
+                }
+                return found
+            }
+        }
+        var cursors: [Int64: ThreadCursor] = [:]
+        for th in threads { cursors[th.key] = try ThreadCursor(store, key: th.key, tid: th.tid, pid: pid) }
+
+        // Runs.
         let slices = try store.db.prepare("""
-            SELECT id, gt_key, ready_ns, start_ns, end_ns, reason, prev_id FROM slices
-            WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 AND end_ns >= ?4 AND start_ns <= ?5 ORDER BY id
+            SELECT id, gt_key, ready_ns, start_ns, end_ns, reason, prev_id, thread_key FROM slices
+            WHERE id >= ?1 AND id < ?2 AND end_ns >= ?3 AND start_ns <= ?4 ORDER BY id
             """)
-        let stallStarts = try store.db.prepare("""
-            SELECT start_ns, gt_key, duration_ns FROM stalls WHERE thread_key = ?1 ORDER BY start_ns
-            """)
+        try slices.bind(try range(1))
+        var th: ThreadCursor? = nil
+        var thKey = Int64.min
+        while try slices.step() {
+            let id = slices.int(0), gtKey = slices.int(1), start = slices.int(3), end = slices.int(4)
+            let key = slices.int(7)
+            if key != thKey {
+                th = cursors[key]
+                thKey = key
+            }
+            guard let th else { continue }
+            let stallNs = try th.stall(at: start, gt: gtKey)
+            let g = try names.info(gtKey)
+            begin()
+            out.write(bytes: th.prefix)  // {"ph":"X","pid":…,"tid":…
+            time(",\"ts\":", start)
+            time(",\"dur\":", end - start)
+            out.write(bytes: g.jsonName)  // ,"name":"…"
+            if stallNs != nil { out.write(",\"cat\":\"stall\"") }
+            let flowIn = !slices.isNull(6), flowOut = g.lastSliceID != id
+            if options.flows && (flowIn || flowOut) {
+                out.write(bytes: g.jsonBind)  // ,"bind_id":…
+                if flowIn { out.write(",\"flow_in\":true") }
+                if flowOut { out.write(",\"flow_out\":true") }
+            }
+            let reason = Int(slices.int(5))
+            out.write(reasonArgs[reason >= 0 && reason < reasonArgs.count ? reason : 0])
+            if !slices.isNull(2) {
+                out.write(",\"ready_us\":")
+                out.micros(start - slices.int(2), digits: 1)
+            }
+            if let stallNs {
+                out.write(",\"stall_ms\":")
+                out.micros(stallNs / 1000, digits: 3)
+            }
+            out.write("}}")
+            summary.runs += 1
+        }
+        slices.reset()
+
+        // Hub I/O waits.
         let ios = try store.db.prepare("""
-            SELECT start_ns, end_ns, timeout_ns, nready FROM io_waits
-            WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 AND end_ns >= ?4 AND start_ns <= ?5 ORDER BY id
+            SELECT start_ns, end_ns, timeout_ns, nready, thread_key FROM io_waits
+            WHERE id >= ?1 AND id < ?2 AND end_ns >= ?3 AND start_ns <= ?4 ORDER BY id
             """)
-        /// The id range of a thread's slices (kind 1) or I/O waits (kind 2) in the window.
-        func range(_ kind: Int64, _ th: ThreadSummary) throws(StoreError) -> [SQLValue] {
-            if options.from == nil && options.to == nil { return [.int(trace.id << 40), .int((trace.id + 1) << 40)] }
-            let (lo, hi) = try store.checkpointRange(kind: kind, threadKey: th.key, trace: trace.id, from: from, to: to)
-            return [.int(lo), .int(hi)]
+        try ios.bind(try range(2))
+        while try ios.step() {
+            guard let th = cursors[ios.int(4)] else { continue }
+            begin()
+            out.write(bytes: th.prefix)
+            let start = ios.int(0)
+            time(",\"ts\":", start)
+            time(",\"dur\":", ios.int(1) - start)
+            out.write(",\"name\":\"I/O wait\",\"cat\":\"io\",\"args\":{\"timeout_ms\":")
+            if ios.isNull(2) { out.write("null") } else { out.micros(ios.int(2) / 1000, digits: 3) }
+            out.write(",\"ready_fds\":")
+            if ios.isNull(3) { out.write("null") } else { out.int(ios.int(3)) }
+            out.write("}}")
+            summary.ioWaits += 1
         }
-
-        for th in threads {
-            let runPrefix = Array("{\"ph\":\"X\",\"pid\":\(pid),\"tid\":\(th.tid)".utf8)
-            // Runs, flagged when a stall began with them (both cursors in time order).
-            try stallStarts.bind([.int(th.key)])
-            var nextStall: (start: Int64, gt: Int64, dur: Int64)? = try stallStarts.step()
-                ? (stallStarts.int(0), stallStarts.int(1), stallStarts.int(2)) : nil
-            try slices.bind(try range(1, th) + [.int(th.key), .int(from), .int(to)])
-            while try slices.step() {
-                let id = slices.int(0), gtKey = slices.int(1), start = slices.int(3), end = slices.int(4)
-                var stallNs: Int64? = nil
-                while let ns = nextStall, ns.start <= start {
-                    if ns.start == start && ns.gt == gtKey { stallNs = ns.dur }
-                    nextStall = try stallStarts.step() ? (stallStarts.int(0), stallStarts.int(1), stallStarts.int(2)) : nil
-                }
-                let g = try names.info(gtKey)
-                begin()
-                out.write(bytes: runPrefix)  // {"ph":"X","pid":…,"tid":…
-                time(",\"ts\":", start)
-                time(",\"dur\":", end - start)
-                out.write(bytes: g.jsonName)  // ,"name":"…"
-                if stallNs != nil { out.write(",\"cat\":\"stall\"") }
-                let flowIn = !slices.isNull(6), flowOut = g.lastSliceID != id
-                if options.flows && (flowIn || flowOut) {
-                    out.write(bytes: g.jsonBind)  // ,"bind_id":…
-                    if flowIn { out.write(",\"flow_in\":true") }
-                    if flowOut { out.write(",\"flow_out\":true") }
-                }
-                let reason = Int(slices.int(5))
-                out.write(reasonArgs[reason >= 0 && reason < reasonArgs.count ? reason : 0])
-                if !slices.isNull(2) {
-                    out.write(",\"ready_us\":")
-                    out.micros(start - slices.int(2), digits: 1)
-                }
-                if let stallNs {
-                    out.write(",\"stall_ms\":")
-                    out.micros(stallNs / 1000, digits: 3)
-                }
-                out.write("}}")
-                summary.runs += 1
-            }
-            slices.reset()
-            stallStarts.reset()
-
-            // Hub I/O waits.
-            try ios.bind(try range(2, th) + [.int(th.key), .int(from), .int(to)])
-            while try ios.step() {
-                begin()
-                common("X", tid: th.tid)
-                let start = ios.int(0)
-                time(",\"ts\":", start)
-                time(",\"dur\":", ios.int(1) - start)
-                out.write(",\"name\":\"I/O wait\",\"cat\":\"io\",\"args\":{\"timeout_ms\":")
-                if ios.isNull(2) { out.write("null") } else { out.micros(ios.int(2) / 1000, digits: 3) }
-                out.write(",\"ready_fds\":")
-                if ios.isNull(3) { out.write("null") } else { out.int(ios.int(3)) }
-                out.write("}}")
-                summary.ioWaits += 1
-            }
-            ios.reset()
-        }
+        ios.reset()
+        cursors.removeAll()
 
         // Stalls, on each thread's stall track.
         var stallTid: [Int64: Int64] = [:]

@@ -289,3 +289,38 @@ func chromeTraceProblems(_ root: Any) -> [String] {
         #expect([s2.runs, s2.ioWaits, s2.stalls] == [1, 0, 1] as [Int])
     }
 }
+
+@Suite struct ExportThreadsTests {
+    /// Two OS threads: each gets its track and stall track, its own runs flagged, flows per
+    /// greenthread; interleaved rows of the two threads are told apart.
+    @Test func twoThreads() throws {
+        let dir = TempDir()
+        let db = try Scenario(secondThread: true).imported(in: dir)
+        let store = try TraceStore(path: db)
+        for (from, to) in [(nil, nil), (ms(11), ms(30))] as [(Int64?, Int64?)] {
+            let out = dir.file("two.json")
+            let summary = try ChromeTraceExport.export(store, to: try ByteWriter(path: out),
+                                                       options: ChromeExportOptions(from: from, to: to))
+            let json = try parseJSON(out)
+            #expect(chromeTraceProblems(json) == [])
+            let events = try #require((json as? [String: Any])?["traceEvents"] as? [[String: Any]])
+            let names = events.filter { $0["name"] as? String == "thread_name" }.map { ($0["args"] as? [String: Any])?["name"] as? String }
+            #expect(names == ["MainThread (10)", "stalls on MainThread (10)", "worker-thread (20)", "stalls on worker-thread (20)"])
+            let stall20 = Int(ChromeTraceExport.stallTrackTid(20, index: 1))
+            let on20 = events.filter { $0["ph"] as? String == "X" && $0["tid"] as? Int == 20 }
+            let stalls20 = events.filter { $0["ph"] as? String == "X" && $0["tid"] as? Int == stall20 }
+            #expect(stalls20.map { $0["name"] as? String } == ["stall: parse"])
+            #expect((stalls20.first?["args"] as? [String: Any])?["longest_waits"] as? [String] == ["job #52: 13ms"])
+            if from == nil {
+                #expect(on20.map { $0["name"] as? String } == ["job #51", "job #52", "job #51"])
+                #expect(on20.map { $0["cat"] as? String } == ["stall", nil, nil])
+                #expect(on20.map { $0["bind_id"] as? Int } == [51, nil, 51])
+                #expect(summary.runs == 8 && summary.stalls == 3)
+            } else {
+                // 11–30 ms: thread 10's fetch stall (10–70) and thread 20's first two runs.
+                #expect(on20.map { $0["name"] as? String } == ["job #51", "job #52"])
+                #expect(summary.runs == 3 && summary.stalls == 2 && summary.ioWaits == 0)
+            }
+        }
+    }
+}

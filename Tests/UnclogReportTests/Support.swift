@@ -46,6 +46,9 @@ struct Scenario {
     var parseStall: Int64 = 30
     var extraStall: Int64? = nil
     var pid: UInt64 = 4242
+    /// A second OS thread (tid 20, hub 50): worker 51 stalls 12–27 ms in `parse`, worker 52
+    /// (ready since 14 ms) is its victim, then 51 runs again at 40 ms.
+    var secondThread = false
 
     /// Times (ns) of the stalls, for the assertions.
     var fetchStart: Int64 { ms(10) }
@@ -117,6 +120,24 @@ struct Scenario {
             t += ms(extraStall)
             at(t, th, .stallEnd(gt: 3, duration: UInt64(ms(extraStall)), stack: 3))
             at(t, th, .switchToHub)
+        }
+        if secondThread {
+            let t2: UInt32 = 20
+            at(0, t2, .string(id: 900, value: "worker-thread"))
+            at(0, t2, .string(id: 901, value: "hub-2"))
+            at(0, t2, .string(id: 902, value: "job"))
+            at(0, t2, .thread(tid: t2, name: 900))
+            at(0, t2, .greenthreadCreate(gt: 50, name: 901, spawnStack: 0, parent: 0))
+            at(0, t2, .greenthreadCreate(gt: 51, name: 902, spawnStack: 0, parent: 50))
+            at(0, t2, .greenthreadCreate(gt: 52, name: 902, spawnStack: 0, parent: 50))
+            at(0, t2, .running(gt: 50, hub: 50))
+            at(ms(12), t2, .switchTo(to: 51, reason: .io, readyDelta: 0))
+            at(ms(27), t2, .stallEnd(gt: 51, duration: UInt64(ms(15)), stack: 2))
+            at(ms(27), t2, .switchToHub)
+            at(ms(27), t2, .switchTo(to: 52, reason: .timer, readyDelta: UInt64(ms(13))))
+            at(ms(28), t2, .switchToHub)
+            at(ms(40), t2, .switchTo(to: 51, reason: .io, readyDelta: 0))
+            at(ms(41), t2, .switchToHub)
         }
         b.finish(at: anchor + UInt64(t + ms(2)))
         return sink.bytes
