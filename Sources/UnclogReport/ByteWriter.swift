@@ -1,8 +1,9 @@
 // Streaming output for the exporters: a buffered byte writer to a file (written to a
 // temporary name and renamed into place when complete, so a failed export never leaves a
 // half-written file behind) or to standard output, plus fast JSON/HTML text encoding.
-// The exporters write millions of events; formatting goes byte by byte, never through
-// String interpolation in the hot loops.
+// The exporters write millions of events; formatting goes byte by byte into raw memory,
+// never through String interpolation in the hot loops, and two 4 MiB buffers alternate: one
+// is filled while a background thread writes the other (memory stays at 8 MiB).
 
 #if canImport(Glibc)
 import Glibc
