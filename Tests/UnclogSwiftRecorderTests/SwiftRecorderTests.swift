@@ -85,6 +85,12 @@ enum SwiftPrograms {
                      b + "/CUnclogRecorder.build/recorder.c.o", b + "/CUnclogHookRefs.build/hook_refs.c.o"]
         case "static":
             args.append("-static-stdlib")
+        case "nodebug":
+            args.removeFirst()  // no -g: names from the symbol table, no lines
+        case "stripped":
+            let r = try run("/usr/bin/env", ["strip", "-o", out, try build("preload")])
+            guard r.status == 0 else { throw TestFailure("strip failed: \(r.stderr)") }
+            return out
         default: break
         }
         let r = try run("/usr/bin/env", ["swiftc"] + args)
@@ -282,6 +288,29 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(try SwiftPrograms.scalar(db, "SELECT io_wait_ns FROM threads WHERE name = 'NIO-ELT-0-#0'") > 100_000_000)
         #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM threads WHERE name = 'NIO-ELT-0-#0'") >= 20)
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM io_waits") >= 20)
+    }
+
+    /// Import says when symbols are missing: a stripped binary (addresses only), no -g (names, no lines).
+    @Test func missingSymbolsAreReported() throws {
+        guard let b = SwiftPrograms.buildDir else { throw TestFailure("no build dir") }
+        for (variant, note) in [("stripped", "no symbols (stripped binary?)"), ("nodebug", "no line information")] {
+            let exe = try SwiftPrograms.build(variant)
+            let trace = SwiftPrograms.workDir + "/\(variant).trace", db = SwiftPrograms.workDir + "/\(variant).db"
+            let r = try SwiftPrograms.run(b + "/unclog", ["record", "-o", trace, "--", exe, "block"])
+            #expect(r.status == 0)
+            unlink(db)
+            let i = try SwiftPrograms.run(b + "/unclog", ["import", trace, "-o", db])
+            #expect(i.status == 0)
+            #expect(i.stderr.contains(note), "\(variant): \(i.stderr)")
+            let stalls = try SwiftPrograms.stalls(db)
+            #expect(stalls.count == 4)
+            if variant == "nodebug" {  // the functions are still found, without file and line
+                #expect(Set(stalls.compactMap(\.function)) == ["sleepWithUsleep()", "sleepWithThreadSleep()", "waitOnSemaphore()", "Spinner.spin()"])
+                #expect(stalls.allSatisfy { $0.line == nil })
+            } else {
+                #expect(stalls.allSatisfy { $0.function == nil })
+            }
+        }
     }
 
     @Test func staticBinaryIsRefusedClearly() throws {
