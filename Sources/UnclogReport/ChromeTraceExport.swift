@@ -15,6 +15,9 @@
 //    leads to its previous and next runs, across threads too;
 //  * process and thread names ("M" metadata events) and sort order.
 //
+// Perfetto's JSON reader takes an event's `ts` from its top-level keys and gives up on the
+// whole file if it meets an array there first: arrays (stacks, victims) live inside `args`.
+//
 // Times are microseconds since the trace start. Each is written as the exact nanosecond
 // value plus half a nanosecond (`12.3455` for 12 345 ns): viewers that parse a timestamp by
 // multiplying a double by 1000 and truncating (Perfetto does) then get the exact nanosecond,
@@ -124,7 +127,8 @@ public enum ChromeTraceExport {
             out.write("}}")
         }
 
-        out.write("{\"traceEvents\":[\n")
+        // displayTimeUnit first: Perfetto's reader only honours it (quietly) at the start.
+        out.write("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n")
 
         // Process and thread names.
         var processName = trace.commandLine
@@ -295,7 +299,7 @@ public enum ChromeTraceExport {
             summary.stalls += 1
         }
 
-        out.write("\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"generator\":\"unclog export\",\"unclog_trace_id\":")
+        out.write("\n],\"otherData\":{\"generator\":\"unclog export\",\"unclog_trace_id\":")
         out.int(trace.id)
         out.write(",\"trace_file\":")
         out.jsonString(trace.path)

@@ -38,6 +38,8 @@ func chromeTraceProblems(_ root: Any) -> [String] {
             }
         }
         if let a = e["args"], !(a is [String: Any]) { problems.append("event \(i): args is not an object") }
+        // Perfetto's tokenizer rejects the whole file when an event has an array-valued key.
+        for (k, v) in e where v is [Any] { problems.append("event \(i): top-level key \(k) holds an array") }
         if let c = e["cat"], !(c is String) { problems.append("event \(i): cat is not a string") }
         switch ph {
         case "M":
@@ -120,8 +122,9 @@ func chromeTraceProblems(_ root: Any) -> [String] {
             ["ph": "X", "pid": -1, "tid": 1, "ts": 0.0, "name": "a"],
             ["ph": "M", "pid": 1, "tid": 1, "name": "thread_name", "args": [:] as [String: Any]],
             ["ph": "Q", "pid": 1, "tid": 1],
+            ["ph": "X", "pid": 1, "tid": 1, "ts": 20.0, "dur": 1.0, "name": "a", "stack": ["f"]],
         ]]
-        #expect(chromeTraceProblems(bad).count == 4)
+        #expect(chromeTraceProblems(bad).count == 5)
     }
 
     /// One X event per run with Perfetto-exact nanoseconds, named by greenthread.

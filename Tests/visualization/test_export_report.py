@@ -37,6 +37,8 @@ TRACE_EVENT_SCHEMA = {
             "required": ["ph", "pid", "tid"],
             "properties": {"ph": {"enum": ["X", "M"]}, "pid": _uint32, "tid": _uint32, "cat": {"type": "string"},
                            "args": {"type": "object"}},
+            # Perfetto's tokenizer gives up on the whole file at an array-valued top-level key.
+            "additionalProperties": {"not": {"type": "array"}},
             "allOf": [
                 {"if": {"properties": {"ph": {"const": "X"}}},
                  "then": {"required": ["ts", "dur", "name"],
