@@ -25,6 +25,11 @@ public struct SiteStats: Sendable, Equatable {
     }
 }
 
+/// What the regression gate compares.
+public enum DiffMeasure: String, CaseIterable, Sendable, Hashable {
+    case stallTime = "stall-time", stalls, victimWait = "victim-wait"
+}
+
 /// How a site changed.
 public enum SiteStatus: String, Sendable {
     case new, gone, regressed, worse, better, same
@@ -61,8 +66,12 @@ public struct DiffOptions: Sendable {
     public var regressionLimit: Double?
     /// Sites whose stall time is below this in both traces never count as regressions (noise).
     public var ignoreBelowNs: Int64 = 0
+    /// The measures the gate looks at (victim wait varies most between runs of one program).
+    public var measures: Set<DiffMeasure> = Set(DiffMeasure.allCases)
 
-    public init(beforeTrace: Int64? = nil, afterTrace: Int64? = nil, regressionLimit: Double? = nil, ignoreBelowNs: Int64 = 0) {
+    public init(beforeTrace: Int64? = nil, afterTrace: Int64? = nil, regressionLimit: Double? = nil, ignoreBelowNs: Int64 = 0,
+                measures: Set<DiffMeasure> = Set(DiffMeasure.allCases)) {
+        self.measures = measures
         self.beforeTrace = beforeTrace
         self.afterTrace = afterTrace
         self.regressionLimit = regressionLimit
@@ -144,9 +153,10 @@ public enum TraceDiff {
                 guard x > 0 else { return y > 0 }
                 return Double(y) > Double(x) * (1 + limit)
             }
-            if grew(before.totalNs, after.totalNs) { c.regressedOn.append("stall time") }
-            if grew(before.stalls, after.stalls) { c.regressedOn.append("stalls") }
-            if grew(before.victimWaitNs, after.victimWaitNs) { c.regressedOn.append("victim wait") }
+            let m = options.measures
+            if m.contains(.stallTime), grew(before.totalNs, after.totalNs) { c.regressedOn.append("stall time") }
+            if m.contains(.stalls), grew(before.stalls, after.stalls) { c.regressedOn.append("stalls") }
+            if m.contains(.victimWait), grew(before.victimWaitNs, after.victimWaitNs) { c.regressedOn.append("victim wait") }
         }
         if before.stalls == 0 && after.stalls > 0 {
             c.status = .new

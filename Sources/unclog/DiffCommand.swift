@@ -15,6 +15,8 @@ struct PercentArgument: ExpressibleByArgument, Sendable {
     }
 }
 
+extension DiffMeasure: ExpressibleByArgument {}
+
 struct DiffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
@@ -25,9 +27,11 @@ struct DiffCommand: ParsableCommand {
             in BEFORE and AFTER, biggest change in stall time first. The last row sums all sites. With \
             --fail-on-regression 20% the exit code is 1 when any site, or all of them together, got more than \
             20% worse on one of those measures; a site that did not stall in BEFORE counts as a regression. \
-            --ignore-below keeps small sites out of the gate.
+            --ignore-below keeps small sites out of the gate, and --gate-on chooses the measures (victim wait \
+            varies most from run to run: it depends on how many greenthreads happened to be ready).
 
               unclog diff before.db after.db --fail-on-regression 20%
+              unclog diff before.db after.db --fail-on-regression 50% --ignore-below 100ms --gate-on stall-time
 
             Exit codes: 0 no regression past the limit, 1 a regression, 2 a usage or input error.
             """
@@ -44,6 +48,10 @@ struct DiffCommand: ParsableCommand {
 
     @Option(name: .customLong("ignore-below"), help: "Sites with less stall time than this in both recordings never fail the gate (e.g. 100ms).")
     var ignoreBelow: DurationArgument?
+
+    @Option(name: .customLong("gate-on"), parsing: .upToNextOption,
+            help: "The measures the gate looks at: stall-time, stalls, victim-wait (default: all three).")
+    var gateOn: [DiffMeasure] = DiffMeasure.allCases
 
     @Option(name: .customLong("before-trace"), help: "The trace of BEFORE to compare (default: its most recent).")
     var beforeTrace: Int64?
@@ -62,7 +70,7 @@ struct DiffCommand: ParsableCommand {
         let result = try storeCall { () throws(StoreError) in
             try TraceDiff.diff(before: b, after: a, options: DiffOptions(
                 beforeTrace: beforeTrace, afterTrace: afterTrace, regressionLimit: failOnRegression?.fraction,
-                ignoreBelowNs: ignoreBelow?.nanoseconds ?? 0))
+                ignoreBelowNs: ignoreBelow?.nanoseconds ?? 0, measures: Set(gateOn)))
         }
         print(result.table(output.format, limit: limit).render(output.format, maxWidth: 80), terminator: "")
         guard let limit = failOnRegression else { return }

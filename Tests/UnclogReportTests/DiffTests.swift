@@ -55,6 +55,11 @@ import UnclogStore
         #expect(noisy.regressions.isEmpty)
         #expect(noisy.total.regressedOn == [])  // 90 → 140 ms is +56%, stalls 2 → 3 +50%, victim wait +54%
         #expect(!noisy.failed)
+        // The gate on chosen measures only: stall count alone — fetch kept its one stall.
+        let counts = try TraceDiff.diff(before: b, after: a, options: DiffOptions(regressionLimit: 0.2, measures: [.stalls]))
+        #expect(counts.changes[0].regressedOn == [] && counts.changes[0].status == .worse)
+        #expect(counts.regressions.map { $0.function } == ["compress"])
+        #expect(counts.regressions[0].regressedOn == ["stalls"])
     }
 
     /// A fix: the stall got shorter and the new site is gone — better, gone, no failure.
@@ -106,5 +111,11 @@ import UnclogStore
         #expect(bad.status == 2, "\(bad)")
         let usage = try runProgram(exe, ["diff", b, a, "--fail-on-regression", "lots"])
         #expect(usage.status == 2, "\(usage)")
+        // fetch's victim wait grew 63%, its stall time 50%, its count not at all.
+        let onCount = try runProgram(exe, ["diff", b, a, "--fail-on-regression", "20%", "--gate-on", "stalls"])
+        #expect(onCount.status == 0, "\(onCount)")
+        let onWait = try runProgram(exe, ["diff", b, a, "--fail-on-regression", "55%", "--gate-on", "stall-time", "victim-wait"])
+        #expect(onWait.status == 1, "\(onWait)")
+        #expect(onWait.stdout.contains("fetch (app.py): victim wait"), "\(onWait)")
     }
 }
