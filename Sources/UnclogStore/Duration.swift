@@ -46,13 +46,14 @@ public enum DurationText {
 func format3(_ v: Double, _ digits: Int) -> String {
     var scale = 1.0
     for _ in 0..<digits { scale *= 10 }
-    let r = (v * scale).rounded()
+    // Work on the magnitude so values in (-1, 0) keep their sign (Int64(-0.9) is 0).
+    let r = (abs(v) * scale).rounded()
+    let sign = v < 0 && r > 0 ? "-" : ""
     let whole = Int64(r / scale)
-    var frac = Int64(r) - whole * Int64(scale)
-    if frac < 0 { frac = -frac }
-    guard digits > 0 else { return String(whole) }
+    let frac = Int64(r) - whole * Int64(scale)
+    guard digits > 0 else { return sign + String(whole) }
     var f = String(frac)
     while f.count < digits { f = "0" + f }
-    return "\(whole).\(f)"
+    return "\(sign)\(whole).\(f)"
 }
 

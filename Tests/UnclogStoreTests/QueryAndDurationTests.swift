@@ -159,3 +159,13 @@ import UnclogTrace
         #expect(ResultTable(columns: ["x"]).render(.json) == "[]\n")
     }
 }
+
+@Suite struct FixedPointFormatting {
+    @Test func negativeFractionsKeepTheirSign() {
+        #expect(Cell.percent(-0.9023).text == "-90.2%")
+        #expect(Cell.double(-0.5, digits: 2).text == "-0.50")
+        #expect(Cell.double(-1.25, digits: 1).text == "-1.3")
+        #expect(Cell.double(-0.0001, digits: 2).text == "0.00")
+        #expect(Cell.double(2.5, digits: 0).text == "3")
+    }
+}
