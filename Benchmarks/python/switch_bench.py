@@ -4,8 +4,9 @@
 greenlet switches: to the hub and back), under eventlet and under gevent, each run in
 a fresh interpreter, plain and recorded (recorded = injected exactly as `unclog
 record` does: PYTHONPATH=<resources>/python + UNCLOG_* variables). Plain and
-recorded runs alternate in the same invocation; the figure is the ratio of the
-medians of the process CPU time (all threads, so the watchdog counts) spent in the
+recorded runs (and a third kind: a no-op C tracer installed with greenlet.settrace,
+the floor any settrace-based recorder pays) alternate in the same invocation; the
+figure is the ratio of the medians of the process CPU time (all threads, so the watchdog counts) spent in the
 switch loop. Bytes per switch = trace file size / greenlet switch events in it.
 
     python Benchmarks/python/switch_bench.py [--repeats 7] [--out .bench/python.json]
@@ -26,6 +27,10 @@ sys.path.insert(0, os.path.join(ROOT, "Tests", "python"))
 CHILD = r'''
 import sys, time, json
 RUNTIME = sys.argv[1]
+if len(sys.argv) > 4 and sys.argv[4] == "floor":
+    # the cost of greenlet's tracing machinery alone: a no-op C tracer (slice(a, b))
+    import greenlet
+    greenlet.settrace(slice)
 N_GT = int(sys.argv[2]); PER_GT = int(sys.argv[3])
 if RUNTIME == "eventlet":
     import eventlet
@@ -50,7 +55,7 @@ print(json.dumps({"cpu": t1 - t0, "wall": w1 - w0}))
 '''
 
 
-def run_child(runtime, n_gt, per_gt, trace=None):
+def run_child(runtime, n_gt, per_gt, trace=None, floor=False):
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     if trace is not None:
@@ -58,7 +63,8 @@ def run_child(runtime, n_gt, per_gt, trace=None):
         env["UNCLOG_OUTPUT"] = trace
         env["UNCLOG_THRESHOLD_NS"] = str(50_000_000)
         env["UNCLOG_SAMPLE_INTERVAL_NS"] = str(10_000_000)
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", CHILD, runtime, str(n_gt), str(per_gt)],
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", CHILD, runtime, str(n_gt), str(per_gt)]
+                         + (["floor"] if floor else []),
                          env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -81,26 +87,32 @@ def main():
     tmp = tempfile.mkdtemp(prefix="unclog-bench-")
     bps = []
     for runtime in ("eventlet", "gevent"):
-        plain, rec = [], []
+        plain, rec, floor = [], [], []
         for i in range(a.repeats):
             plain.append(run_child(runtime, a.greenthreads, per_gt)["cpu"])
             trace = os.path.join(tmp, "%s-%d.bin" % (runtime, i))
             rec.append(run_child(runtime, a.greenthreads, per_gt, trace)["cpu"])
-        p, r = statistics.median(plain), statistics.median(rec)
+            floor.append(run_child(runtime, a.greenthreads, per_gt, floor=True)["cpu"])
+        p, r, fl = statistics.median(plain), statistics.median(rec), statistics.median(floor)
         size = os.path.getsize(trace)
         switches = count_switches(trace)
         bps.append(size / switches)
         result[runtime] = {"plain_cpu_s": plain, "recorded_cpu_s": rec,
                            "plain_median_s": p, "recorded_median_s": r,
                            "slowdown": r / p, "trace_bytes": size, "switch_events": switches,
+                           "noop_tracer_cpu_s": floor, "noop_tracer_median_s": fl,
+                           "noop_tracer_slowdown": fl / p,
                            "bytes_per_switch": size / switches}
-        print("%-8s plain %.3fs  recorded %.3fs  x%.2f  %.2f bytes/switch (%d switches, %d bytes)"
-              % (runtime, p, r, r / p, size / switches, switches, size), flush=True)
+        print("%-8s plain %.3fs  recorded %.3fs  x%.2f  (no-op C tracer alone: x%.2f)  "
+              "%.2f bytes/switch (%d switches, %d bytes)"
+              % (runtime, p, r, r / p, fl / p, size / switches, switches, size), flush=True)
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
     summary = {"eventlet_slowdown": round(result["eventlet"]["slowdown"], 3),
                "gevent_slowdown": round(result["gevent"]["slowdown"], 3),
+               "eventlet_noop_tracer_slowdown": round(result["eventlet"]["noop_tracer_slowdown"], 3),
+               "gevent_noop_tracer_slowdown": round(result["gevent"]["noop_tracer_slowdown"], 3),
                "bytes_per_switch": round(max(bps), 3),
                "details": result,
                "python": sys.version.split()[0],

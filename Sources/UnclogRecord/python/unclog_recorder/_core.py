@@ -28,6 +28,38 @@ _get_ident = _thread.get_ident
 _get_native_id = getattr(_thread, "get_native_id", None)
 _allocate_lock = _thread.allocate_lock
 
+
+
+def _resolve_originals():
+    """If the program monkey-patched time/_thread before importing us (API use), get
+    the real ones back: the watchdog must be a real OS thread sleeping for real."""
+    global _sleep, _start_thread, _get_ident, _get_native_id, _allocate_lock
+    try:
+        gm = sys.modules.get("gevent.monkey")
+        if gm is not None:
+            get = gm.get_original
+            _sleep = get("time", "sleep")
+            _start_thread, _get_ident, _allocate_lock = get(
+                "_thread", ["start_new_thread", "get_ident", "allocate_lock"])
+            try:
+                _get_native_id = get("_thread", "get_native_id")
+            except Exception:
+                pass
+        ep = sys.modules.get("eventlet.patcher")
+        if ep is not None:
+            ot = ep.original("time")
+            oth = ep.original("_thread")
+            _sleep = ot.sleep
+            _start_thread = oth.start_new_thread
+            _get_ident = oth.get_ident
+            _allocate_lock = oth.allocate_lock
+            _get_native_id = getattr(oth, "get_native_id", _get_native_id)
+    except Exception:
+        pass
+
+
+_resolve_originals()
+
 _THIS_FILE = __file__
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -99,6 +131,11 @@ class _TS(object):
         self.stall_seen = 0
         self.pending_names = set()
         self.phase_start = now
+
+    def timer(self, exp):
+        """The next switch from the hub is a timer due at exp (seconds, monotonic)."""
+        self.reason = _wire.EV_SW_TIMER
+        self.ready = int(exp * 1e9)
 
 
 def _native_tid():
@@ -518,6 +555,7 @@ def _make_tracer(ts, prev):
 
 
 _native_mod = [None]
+_dead_getter_set = [False]
 
 
 def _is_ours(tracer):
@@ -565,7 +603,14 @@ def install_tracer():
         if _native_mod[0] is not None and type(ts) is _native_mod[0].TS:
             ts.prev = cur
             ts.thr = _threshold[0]
-            _native_mod[0].register_ts(ts)
+            fast = _native_mod[0]
+            fast.register_ts(ts)
+            if not _dead_getter_set[0]:
+                _dead_getter_set[0] = True
+                try:
+                    fast.set_dead_getter(gl.greenlet.__dict__["dead"])
+                except Exception:
+                    pass
             gl.settrace(ts)
         else:
             gl.settrace(_make_tracer(ts, cur))

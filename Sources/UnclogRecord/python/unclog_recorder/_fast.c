@@ -30,13 +30,22 @@ typedef struct {
     int reason;
     char waiting;
     PyObject *buf, *hub, *deadlines, *pending_names, *prev;
+    /* gevent.sleep deadlines, direct-mapped by greenthread id (a collision forgets
+       the older deadline: that wake-up is then reported with the loop phase's reason) */
+    long long *dl_gid, *dl_val;
 } TS;
+
+#define DL_SLOTS 4096
 
 /* slow paths and shared state, set by configure() */
 static PyObject *g_new_gt, *g_stall_end, *g_define_pending, *g_flush, *g_count_error;
 static PyObject *g_active;          /* the list _core._active */
 static PyObject *s_ucg, *s_dead, *s_gr_frame;
 static long long g_limit = 32 * 1024;
+/* greenlet.greenlet's own `dead` getter, called directly: subclasses (gevent's
+   Greenlet) override `dead` with a much slower property */
+static PyObject *g_dead_descr;
+static descrgetfunc g_dead_get;
 
 static inline long long now_ns(void) {
     struct timespec ts;
@@ -94,8 +103,14 @@ static int TS_init(TS *self, PyObject *args, PyObject *kw) {
     SETREF(self->pending_names, PySet_New(NULL));
     Py_INCREF(Py_None);
     SETREF(self->prev, Py_None);
-    if (!self->buf || !self->deadlines || !self->pending_names)
+    if (!self->dl_gid) {
+        self->dl_gid = (long long *)PyMem_Calloc(DL_SLOTS, sizeof(long long));
+        self->dl_val = (long long *)PyMem_Calloc(DL_SLOTS, sizeof(long long));
+    }
+    if (!self->buf || !self->deadlines || !self->pending_names || !self->dl_gid || !self->dl_val) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
         return -1;
+    }
     return 0;
 }
 
@@ -105,6 +120,8 @@ static void TS_dealloc(TS *self) {
     Py_XDECREF(self->deadlines);
     Py_XDECREF(self->pending_names);
     Py_XDECREF(self->prev);
+    PyMem_Free(self->dl_gid);
+    PyMem_Free(self->dl_val);
     PyTypeObject *tp = Py_TYPE(self);
     freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
     f(self);
@@ -161,16 +178,13 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
             if (origin == self->hub) {
                 code = self->reason;
                 ready = self->ready;
-                if (PyDict_Size(self->deadlines) > 0) {
-                    PyObject *key = PyLong_FromLongLong(gid);
-                    PyObject *dl = key ? PyDict_GetItem(self->deadlines, key) : NULL;
-                    if (dl) {
-                        long long dv = PyLong_AsLongLong(dl);
+                {
+                    int slot = (int)(gid & (DL_SLOTS - 1));
+                    if (self->dl_gid[slot] == gid) {
+                        long long dv = self->dl_val[slot];
                         if (dv <= t) { code = 0x11; ready = dv; }
-                        PyDict_DelItem(self->deadlines, key);
+                        self->dl_gid[slot] = 0;
                     }
-                    Py_XDECREF(key);
-                    PyErr_Clear();
                 }
             } else {
                 code = 0x14;
@@ -213,7 +227,8 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
     self->n += 1;
 
     {
-        PyObject *dead = PyObject_GetAttr(origin, s_dead);
+        PyObject *dead = g_dead_get ? g_dead_get(g_dead_descr, origin, NULL)
+                                    : PyObject_GetAttr(origin, s_dead);
         if (!dead) {
             PyErr_Clear();
         } else {
@@ -253,6 +268,25 @@ out:
     return chain(self, args, kw);
 }
 
+/* ts.timer(exp): the next switch from the hub is a timer that fell due at exp
+   (hub clock seconds, CLOCK_MONOTONIC) — one cheap call per timer in fire_timers */
+static PyObject *TS_timer(TS *self, PyObject *exp) {
+    double e = PyFloat_AsDouble(exp);
+    if (e == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        self->ready = now_ns();
+    } else {
+        self->ready = (long long)(e * 1e9);
+    }
+    self->reason = 0x11;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef TS_methods[] = {
+    {"timer", (PyCFunction)TS_timer, METH_O, "timer(exp): a timer due at exp (s) fires"},
+    {NULL, NULL, 0, NULL}
+};
+
 #define M(name, type, field) {name, type, offsetof(TS, field), 0, NULL}
 static PyMemberDef TS_members[] = {
     M("ident", T_LONGLONG, ident), M("tid", T_LONGLONG, tid), M("base", T_LONGLONG, base),
@@ -272,6 +306,7 @@ static PyType_Slot TS_slots[] = {
     {Py_tp_dealloc, (void *)TS_dealloc},
     {Py_tp_call, (void *)TS_call},
     {Py_tp_members, (void *)TS_members},
+    {Py_tp_methods, (void *)TS_methods},
     {Py_tp_new, (void *)PyType_GenericNew},
     {Py_tp_doc, (void *)"Per-thread recording state; calling it is the greenlet tracer."},
     {0, NULL}
@@ -326,13 +361,9 @@ static void note_deadline(PyObject *args, PyObject *kw) {
         if (secs == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return; }
     }
     if (secs < 0) secs = 0;
-    PyObject *key = PyLong_FromLongLong(t->cur);
-    PyObject *val = PyLong_FromLongLong(now_ns() + (long long)(secs * 1e9));
-    if (key && val)
-        PyDict_SetItem(t->deadlines, key, val);
-    Py_XDECREF(key);
-    Py_XDECREF(val);
-    PyErr_Clear();
+    int slot = (int)(t->cur & (DL_SLOTS - 1));
+    t->dl_gid[slot] = t->cur;
+    t->dl_val[slot] = now_ns() + (long long)(secs * 1e9);
 }
 
 static PyObject *Sleep_call(Sleep *self, PyObject *args, PyObject *kw) {
@@ -358,6 +389,42 @@ static PyType_Slot Sleep_slots[] = {
 static PyType_Spec Sleep_spec = {
     "_unclog_fast.Sleep", sizeof(Sleep), 0, Py_TPFLAGS_DEFAULT, Sleep_slots
 };
+
+/* set_dead_getter(greenlet.greenlet.__dict__["dead"]) */
+static PyObject *set_dead_getter(PyObject *mod, PyObject *descr) {
+#if PY_VERSION_HEX >= 0x030A0000
+    /* PyType_GetSlot accepts static types from 3.10 on */
+    descrgetfunc get = (descrgetfunc)PyType_GetSlot(Py_TYPE(descr), Py_tp_descr_get);
+    if (get) {
+        Py_INCREF(descr);
+        SETREF(g_dead_descr, descr);
+        g_dead_get = get;
+        Py_RETURN_TRUE;
+    }
+    PyErr_Clear();
+#endif
+    Py_RETURN_FALSE;
+}
+
+/* note_deadline(seconds): the running greenthread sleeps; ready again at now+seconds.
+   Called from a Python wrapper of gevent.sleep (a Python-to-Python call stays in the
+   same eval loop in 3.11+, unlike a C wrapper, which also deepens the C stack that
+   greenlet copies on every switch). */
+static PyObject *py_note_deadline(PyObject *mod, PyObject *seconds) {
+    if (!g_active || PyList_GetItem(g_active, 0) != Py_True) { PyErr_Clear(); Py_RETURN_NONE; }
+    PyObject *d = PyThreadState_GetDict();
+    PyObject *ts = d ? PyDict_GetItem(d, s_tskey) : NULL;
+    if (!ts) { PyErr_Clear(); Py_RETURN_NONE; }
+    TS *t = (TS *)ts;
+    if (!t->cur) Py_RETURN_NONE;
+    double secs = PyFloat_AsDouble(seconds);
+    if (secs == -1.0 && PyErr_Occurred()) { PyErr_Clear(); Py_RETURN_NONE; }
+    if (secs < 0) secs = 0;
+    int slot = (int)(t->cur & (DL_SLOTS - 1));
+    t->dl_gid[slot] = t->cur;
+    t->dl_val[slot] = now_ns() + (long long)(secs * 1e9);
+    Py_RETURN_NONE;
+}
 
 /* make ts the current OS thread's state for Sleep wrappers */
 static PyObject *register_ts(PyObject *mod, PyObject *ts) {
@@ -385,6 +452,8 @@ static PyObject *configure(PyObject *mod, PyObject *args) {
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(new_gt, stall_end, define_pending, flush, count_error, active, limit)"},
+    {"note_deadline", py_note_deadline, METH_O, "note_deadline(seconds)"},
+    {"set_dead_getter", set_dead_getter, METH_O, "use greenlet's own `dead` getter"},
     {"register_ts", register_ts, METH_O, "register_ts(ts): ts is this OS thread's state"},
     {NULL, NULL, 0, NULL}
 };

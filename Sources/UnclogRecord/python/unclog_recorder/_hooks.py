@@ -169,6 +169,7 @@ def _on_eventlet_hub(mod):
         # the switch it causes is a timer that became due at its scheduled time.
         t = self.timers
         heappop = heapq.heappop
+        mark = ts.timer
         while t:
             next = t[0]
             exp = next[0]
@@ -180,8 +181,7 @@ def _on_eventlet_hub(mod):
                 if timer.called:
                     self.timers_canceled -= 1
                 else:
-                    ts.reason = EV_SW_TIMER
-                    ts.ready = int(exp * 1e9)
+                    mark(exp)
                     timer()
             except self.SYSTEM_EXCEPTIONS:
                 raise
@@ -350,17 +350,14 @@ def _on_gevent_hub(mod):
     Hub.run = run
 
     fast = _core._native_mod[0]
-    if fast is not None:
-        sleep = fast.Sleep(orig_sleep)      # the same in C: gevent.sleep(0) is hot
-    else:
-        note_deadline = _core.note_deadline
+    note_deadline = fast.note_deadline if fast is not None else _core.note_deadline
 
-        def sleep(seconds=0, ref=True):
-            note_deadline(seconds)
-            return orig_sleep(seconds, ref)
+    def sleep(seconds=0, ref=True):
+        note_deadline(seconds)
+        return orig_sleep(seconds, ref)
 
-        functools.update_wrapper(sleep, orig_sleep)
-        sleep._unclog_orig = orig_sleep
+    functools.update_wrapper(sleep, orig_sleep)
+    sleep._unclog_orig = orig_sleep
     mod.sleep = sleep
     pkg = sys.modules.get("gevent")
     if pkg is not None and getattr(pkg, "sleep", None) is orig_sleep:
