@@ -56,7 +56,7 @@ def calibrate_sqlite(target):
         n *= 2
 
 
-SQL_CONN, SQL_Q, SQL_N = calibrate_sqlite(0.15)
+SQL_CONN, SQL_Q, SQL_N = calibrate_sqlite(0.2)
 START = time.monotonic()
 
 
