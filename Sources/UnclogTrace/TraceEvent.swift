@@ -78,6 +78,9 @@ public struct FrameFlags: OptionSet, Sendable, Hashable {
     public static let returnAddress = FrameFlags(rawValue: 2)
     /// The native address is a Swift async resume point.
     public static let asyncResume = FrameFlags(rawValue: 4)
+    /// Standard-library or third-party code: a stall is charged to the program's frame that
+    /// called into it, when there is one.
+    public static let library = FrameFlags(rawValue: 8)
 }
 
 /// A metadata value (spec §3).

@@ -1,5 +1,6 @@
 // Stalls, their samples, call sites and victims, on a hand-built trace with known answers.
 
+import Foundation
 import Testing
 import UnclogStore
 import UnclogTrace
@@ -303,5 +304,42 @@ struct StallScenario {
         #expect(try store.rows("SELECT gt_key, ready_ns, resumed_ns, wait_ns FROM stall_victims") ==
                 [[.int(key(3)), .int(ms(20)), .int(ms(70)), .int(ms(50))]])
         #expect(try store.rows("SELECT victims, victim_wait_ns FROM stalls") == [[.int(1), .int(ms(50))]])
+    }
+}
+
+/// A stall inside the standard library is charged to the program's line that called it.
+@Suite struct LibraryFrameAttribution {
+    @Test func programFrameWinsOverLibraryFrames() throws {
+        let dir = TempDir()
+        let t0: UInt64 = 1_000_000_000
+        var bytes: [UInt8] = []
+        let b = TraceBuilder(metadata: [MetadataEntry("anchor_mono_ns", .uint(t0))], anchorTime: t0) { bytes += $0 }
+        let th: UInt32 = 7
+        func s(_ id: UInt32, _ v: String) { b.append(TraceEvent(time: t0, .string(id: id, value: v)), thread: th) }
+        s(1, "Popen._try_wait"); s(2, "/usr/lib/python3.11/subprocess.py"); s(3, "crawl"); s(4, "/srv/app.py")
+        s(5, "hub.switch"); s(6, "/venv/eventlet/hubs/hub.py")
+        b.append(TraceEvent(time: t0, .frame(id: 1, flags: .library, function: 1, file: 2, line: 2004)), thread: th)
+        b.append(TraceEvent(time: t0, .frame(id: 2, flags: [], function: 3, file: 4, line: 42)), thread: th)
+        b.append(TraceEvent(time: t0, .frame(id: 3, flags: .internal, function: 5, file: 6, line: 9)), thread: th)
+        // Stack 1: library frame innermost, then the program's line. Stack 2: library and runtime only.
+        b.append(TraceEvent(time: t0, .stack(id: 1, frames: [1, 2, 3])), thread: th)
+        b.append(TraceEvent(time: t0, .stack(id: 2, frames: [3, 1, 3])), thread: th)
+        b.append(TraceEvent(time: t0, .running(gt: 1, hub: 1)), thread: th)
+        b.append(TraceEvent(time: t0 + 1_000, .switchTo(to: 2, reason: .io, readyDelta: 0)), thread: th)
+        b.append(TraceEvent(time: t0 + 101_000_000, .stallEnd(gt: 2, duration: 101_000_000 - 1_000, stack: 1)), thread: th)
+        b.append(TraceEvent(time: t0 + 101_000_000, .switchToHub), thread: th)
+        b.append(TraceEvent(time: t0 + 102_000_000, .switchTo(to: 3, reason: .io, readyDelta: 0)), thread: th)
+        b.append(TraceEvent(time: t0 + 202_000_000, .stallEnd(gt: 3, duration: 100_000_000, stack: 2)), thread: th)
+        b.append(TraceEvent(time: t0 + 202_000_000, .switchToHub), thread: th)
+        b.finish(at: t0 + 203_000_000)
+        let trace = dir.file("lib.trace"), db = dir.file("lib.db")
+        #expect(FileManager.default.createFile(atPath: trace, contents: Data(bytes)))
+        _ = try TraceImporter.run(ImportOptions(tracePath: trace, databasePath: db))
+        let stalls = try TraceStore(path: db).stalls()
+        let byGreenthread = Dictionary(uniqueKeysWithValues: stalls.map { ($0.greenthreadID, $0) })
+        #expect(byGreenthread[2]?.function == "crawl")
+        #expect(byGreenthread[2]?.line == 42)
+        #expect(byGreenthread[3]?.function == "Popen._try_wait")
+        #expect(byGreenthread[3]?.file == "/usr/lib/python3.11/subprocess.py")
     }
 }

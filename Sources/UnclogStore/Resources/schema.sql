@@ -90,7 +90,7 @@ CREATE TABLE frames (
     internal  INTEGER NOT NULL,              -- 1: runtime, hub or recorder code; attribution skips it
     image_key INTEGER,                       -- native frames: the image
     address   INTEGER,                       -- native frames: the address in the process (as recorded)
-    flags     INTEGER NOT NULL               -- the raw frame flags of the trace format
+    flags     INTEGER NOT NULL               -- the raw frame flags of the trace format (8: library code)
 );
 
 -- Call stacks: one row per frame, innermost first (depth 0).
@@ -223,14 +223,18 @@ INSERT INTO switch_reasons VALUES (0, 'unknown'), (1, 'timer'), (2, 'io'), (3, '
 -- Analysis views
 ----------------------------------------------------------------------------------------
 
--- Each stall's call site: the innermost application (non-internal) frame of its stack,
--- falling back to the innermost frame when the whole stack is runtime code.
+-- Each stall's call site: the innermost frame of its stack that is the program's own code
+-- (neither internal nor library, frames.flags bit 8), i.e. the program's line that blocked
+-- or called into the library that blocked; else the innermost library frame; else the
+-- innermost frame when the whole stack is runtime code.
 CREATE VIEW stall_sites AS
 SELECT s.id AS stall_id, s.trace_id, s.thread_key, s.gt_key, s.start_ns, s.end_ns, s.duration_ns,
        s.samples, s.complete, s.victims, s.victim_wait_ns, s.stack_key,
        f.key AS frame_key, f.function, f.file, f.line
 FROM stalls s
 LEFT JOIN frames f ON f.key = COALESCE(
+    (SELECT sf.frame_key FROM stack_frames sf JOIN frames ff ON ff.key = sf.frame_key
+      WHERE sf.stack_key = s.stack_key AND ff.internal = 0 AND (ff.flags & 8) = 0 ORDER BY sf.depth LIMIT 1),
     (SELECT sf.frame_key FROM stack_frames sf JOIN frames ff ON ff.key = sf.frame_key
       WHERE sf.stack_key = s.stack_key AND ff.internal = 0 ORDER BY sf.depth LIMIT 1),
     (SELECT sf.frame_key FROM stack_frames sf WHERE sf.stack_key = s.stack_key ORDER BY sf.depth LIMIT 1));
