@@ -369,3 +369,31 @@ def test_api_start_stop_after_greenthreads_exist(runtime, tmp_path):
     assert len(st) == 1 and st[0]["line"] == 12 and st[0]["name"] == "blocker"
     assert abs(st[0]["duration"] - 100_000_000) < 5_000_000
     assert sum(1 for g in t.greenthreads if t.gt_name(g) == "tick") == 20
+
+
+def test_pure_python_fallback_finds_the_same_blocks(tmp_path):
+    """UNCLOG_PURE_PYTHON=1 (or no C compiler): the pure-Python tracer, same results."""
+    trace = tmp_path / "t.bin"
+    base = dict(os.environ)
+    base["UNCLOG_PURE_PYTHON"] = "1"
+    env = conftest.recorder_env(trace, base=base)
+    r = subprocess.run([sys.executable, "-W", "ignore", PLANNED, "eventlet"], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    t = trace_reader.read_trace(str(trace))
+    assert t.metadata["recorder_tracer"] == "python"
+    assert t.damage == [] and t.end is not None and t.dropped == []
+    lines, _ = marker_lines(PLANNED)
+    stalls = t.stalls()
+    for name in ("sleep", "cpu", "sqlite"):
+        found = [s for s in stalls if s["line"] == lines[name]]
+        assert len(found) == 1, (name, stalls)
+        assert abs(found[0]["duration"] / 1e9 - out["blocks"][name]) <= _tol(out["blocks"][name])
+    others = [s for s in stalls if s["line"] not in (lines["sleep"], lines["cpu"], lines["sqlite"])]
+    assert [s for s in others if not _explained(out, s)] == []
+
+
+def test_native_tracer_is_used_when_a_compiler_exists(tmp_path_factory):
+    out, t = planned_run("eventlet", tmp_path_factory)
+    assert t.metadata["recorder_tracer"] == "native"

@@ -30,10 +30,14 @@ def _unclog_boot():
 
         threshold = _ns("UNCLOG_THRESHOLD_NS", 50_000_000)
         interval = _ns("UNCLOG_SAMPLE_INTERVAL_NS", 10_000_000)
+        options = {k: env[k] for k in ("UNCLOG_PURE_PYTHON", "UNCLOG_CACHE_DIR", "UNCLOG_CC")
+                   if env.get(k)}
         for k in [k for k in env if k.startswith("UNCLOG_")]:
             del env[k]
         try:
             import unclog_recorder
+            from unclog_recorder import _native
+            _native.OPTIONS.update(options)
             unclog_recorder._start(output, threshold, interval)
         except Exception as e:  # the program must run anyway
             try:

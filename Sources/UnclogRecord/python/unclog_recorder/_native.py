@@ -14,12 +14,16 @@ import os
 import sys
 import sysconfig
 
+# Options read from the environment by sitecustomize before it removes the UNCLOG_*
+# variables (UNCLOG_PURE_PYTHON, UNCLOG_CACHE_DIR, UNCLOG_CC); API users may set them.
+OPTIONS = {}
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SRC = os.path.join(_HERE, "_fast.c")
 
 
 def _cache_dirs():
-    env = os.environ.get("UNCLOG_CACHE_DIR")
+    env = OPTIONS.get("UNCLOG_CACHE_DIR") or os.environ.get("UNCLOG_CACHE_DIR")
     if env:
         yield env
     xdg = os.environ.get("XDG_CACHE_HOME")
@@ -32,7 +36,7 @@ def _cache_dirs():
 
 
 def _find_cc():
-    for name in (os.environ.get("UNCLOG_CC"), "cc", "gcc", "clang"):
+    for name in (OPTIONS.get("UNCLOG_CC") or os.environ.get("UNCLOG_CC"), "cc", "gcc", "clang"):
         if not name:
             continue
         if os.path.isabs(name):
@@ -75,7 +79,7 @@ def _compile(cc, include, out):
 
 def load():
     """The _unclog_fast module, or None."""
-    if os.environ.get("UNCLOG_PURE_PYTHON"):
+    if OPTIONS.get("UNCLOG_PURE_PYTHON") or os.environ.get("UNCLOG_PURE_PYTHON"):
         return None
     if not hasattr(os, "posix_spawn"):
         return None
