@@ -115,18 +115,25 @@ class Trace:
         if f is None:
             return None
         flags, fn, file, line = f
-        return {"id": fid, "internal": bool(flags & 1), "function": self.string(fn),
+        return {"id": fid, "internal": bool(flags & 1), "library": bool(flags & 8),
+                "function": self.string(fn),
                 "file": self.string(file), "line": line}
 
     def stack(self, sid):
         return [self.frame(f) for f in self.stacks.get(sid, [])]
 
     def call_site(self, sid):
-        """Innermost non-internal frame of a stack."""
+        """Innermost frame that is neither internal nor library (flag bits 0 and 3),
+        else the innermost library frame."""
+        lib = None
         for fr in self.stack(sid):
-            if fr is not None and not fr["internal"]:
+            if fr is None or fr["internal"]:
+                continue
+            if not fr["library"]:
                 return fr
-        return None
+            if lib is None:
+                lib = fr
+        return lib
 
     def gt_name(self, gid):
         g = self.greenthreads.get(gid)

@@ -197,6 +197,41 @@ def _is_internal_file(filename):
     return False
 
 
+def _library_prefixes():
+    """Directories of the standard library and of installed packages: frames there are
+    flagged `library`, so a stall in subprocess.run() is charged to the program's line
+    that called it (spec §4.2, frame flag bit 3)."""
+    out = set()
+    try:
+        import sysconfig
+        paths = sysconfig.get_paths()
+        for k in ("stdlib", "platstdlib", "purelib", "platlib"):
+            p = paths.get(k)
+            if p:
+                out.add(os.path.realpath(p))
+                out.add(os.path.abspath(p))
+    except Exception:
+        pass
+    try:
+        import site
+        for p in site.getsitepackages() + [site.getusersitepackages()]:
+            out.add(os.path.abspath(p))
+    except Exception:
+        pass
+    return tuple(sorted(d.rstrip(os.sep) + os.sep for d in out if d))
+
+
+_LIBRARY_DIRS = _library_prefixes()
+
+
+def _frame_flags(filename):
+    if _is_internal_file(filename):
+        return _wire.FLAG_INTERNAL
+    if filename.startswith("<frozen ") or filename.startswith(_LIBRARY_DIRS):
+        return _wire.FLAG_LIBRARY
+    return 0
+
+
 def add_internal_module(mod):
     """Mark the package directory of `mod` as runtime-internal (eventlet, gevent…)."""
     try:
@@ -220,7 +255,7 @@ def _intern_frame(ts, code, line):
     if info is None:
         fn = getattr(code, "co_qualname", None) or code.co_name
         filename = code.co_filename
-        flags = _wire.FLAG_INTERNAL if _is_internal_file(filename) else 0
+        flags = _frame_flags(filename)
         info = (_intern_string(ts, fn), _intern_string(ts, filename), flags)
         _codeinfo[code] = info
     fid = _new_id()

@@ -39,6 +39,7 @@ EV_DROPPED = 0x40
 EV_END = 0x7F
 
 FLAG_INTERNAL = 1
+FLAG_LIBRARY = 8      # standard library or an installed package (not the program's code)
 
 _chunk_tail = struct.Struct("<BBHQII")   # kind flags reserved base_ns thread seq
 _u32 = struct.Struct("<I")
