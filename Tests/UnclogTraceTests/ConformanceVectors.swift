@@ -264,6 +264,7 @@ struct ConformanceVectorTests {
 
     @Test("the vectors directory holds exactly the generated vectors, and the README lists each")
     func noStrays() throws {
+        guard !Self.regenerate else { return }  // the files are being rewritten concurrently
         let names = Set(Vectors.all.map(\.name))
         let files = try FileManager.default.contentsOfDirectory(atPath: Vectors.directory.path)
         let stems = Set(files.filter { $0.hasSuffix(".bin") || $0.hasSuffix(".json") }.map { String($0.prefix { $0 != "." }) })
