@@ -1,5 +1,5 @@
 // The conformance vectors of schema/vectors/ (spec §9): their deterministic generator and the
-// test that guards them. `UNCLOG_REGEN_VECTORS=1 swift test --filter ConformanceVectors`
+// test that guards them. `UNCLOG_REGEN_VECTORS=1 swift test --filter ConformanceVectorTests`
 // rewrites NAME.bin and NAME.json; otherwise the test checks that the checked-in .bin files
 // are exactly what the generator writes and that they decode to the checked-in .json.
 
