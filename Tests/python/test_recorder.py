@@ -125,7 +125,8 @@ def test_stall_begin_and_samples_point_at_the_blocking_line(runtime, tmp_path_fa
         # most samples are at the blocking line; the last one may catch the
         # greenthread just past it, on its way to the switch that ends the slice
         at_line = [f for f in sites if f["line"] == s["line"]]
-        assert len(at_line) >= max(2, 2 * len(sites) // 3), [f["line"] for f in sites]
+        assert len(at_line) >= max(1, (len(sites) + 1) // 2), [f["line"] for f in sites]
+        assert len(at_line) >= len(sites) - 1, [f["line"] for f in sites]
         # internal frames are marked: the innermost sampled frame of time.sleep /
         # the sqlite call is the application line itself, hub frames lie below
         st = t.stack(samples[0]["stack"])
