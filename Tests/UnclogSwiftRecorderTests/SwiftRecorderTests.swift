@@ -313,6 +313,35 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         }
     }
 
+    /// A real SwiftNIO server (Tests/SwiftPrograms/NIOServer) whose handler blocks, driven over
+    /// loopback: the loop iteration's stall at the handler's line, then the same charged to the
+    /// handler through UnclogNIO. Opt-in (UNCLOG_TEST_NIO=1): building SwiftNIO takes minutes.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["UNCLOG_TEST_NIO"] == "1"))
+    func realSwiftNIOServer() throws {
+        let pkg = SwiftPrograms.root.appendingPathComponent("Tests/SwiftPrograms/NIOServer").path
+        let scratch = NSTemporaryDirectory() + "unclog-nio-server-build"  // kept between runs: SwiftNIO is slow to build
+        let b = try SwiftPrograms.run("/usr/bin/env", ["swift", "build", "-c", "release", "--package-path", pkg, "--scratch-path", scratch])
+        guard b.status == 0 else { throw TestFailure("building the NIO server failed: \(b.stderr)") }
+        let exe = scratch + "/release/NIOServer"
+        let source = pkg + "/Sources/NIOServer/main.swift"
+        let text = try String(contentsOfFile: source, encoding: .utf8)
+        let line = (text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("usleep(150_000)  // BLOCK:nio_usleep") } ?? -2) + 1
+        for (args, greenthread) in [([String](), "NIO-ELT-% (loop iteration)"), (["timed"], "handler Echo")] {
+            let (run, db) = try SwiftPrograms.record(exe, args, name: "nio-\(args.first ?? "plain")")
+            #expect(run.status == 0)
+            let measured = try #require(run.blocks["nio_usleep"], "\(run.stdout)")
+            let stalls = try SwiftPrograms.stalls(db)
+            #expect(stalls.count == 1, "\(stalls)")
+            let stall = try #require(stalls.first)
+            #expect(stall.function?.contains("Echo.channelRead(context:data:)") == true, "\(stall)")
+            #expect(stall.line == Int64(line))
+            #expect(Double(abs(stall.duration - Int64(measured))) <= max(5_000_000, Double(measured) * 0.05))
+            #expect(try SwiftPrograms.scalar(db, """
+                SELECT COUNT(*) FROM stalls s JOIN greenthreads g ON g.key = s.gt_key WHERE g.name LIKE '\(greenthread)'
+                """) == 1)
+        }
+    }
+
     @Test func staticBinaryIsRefusedClearly() throws {
         let exe = try SwiftPrograms.build("static")
         guard let b = SwiftPrograms.buildDir else { throw TestFailure("no build dir") }
