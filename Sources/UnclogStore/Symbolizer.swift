@@ -96,19 +96,26 @@ public enum Symbolizer {
                     answers[r.index]?.file = m.file
                 }
             }
-            var named = 0, lines = 0
+            var named = 0, userNamed = 0, userLines = 0
             for (i, f) in frames.enumerated() {
                 let a = i < answers.count ? answers[i] : nil
                 if a?.function != nil { named += 1 }
-                if a?.line != nil { lines += 1 }
+                // Compiler-generated code (thunks, resume partial functions' entries) and runtime
+                // code linked in (-static-stdlib) often have no line even with -g: count only what
+                // the program's author wrote.
+                if let fn = a?.function, !isGeneratedSymbol(fn), !isInternalFunction(fn) {
+                    userNamed += 1
+                    if a?.line != nil { userLines += 1 }
+                }
                 resolved.append((f.key, a?.function, a?.file, a?.line, isInternal))
             }
+            let lines = userLines
             if !isInternal && named < frames.count {
                 report.notes.append(named == 0
                     ? "\(path): no symbols (stripped binary?): \(frames.count) frames show as addresses"
                     : "\(path): \(frames.count - named) of \(frames.count) frames have no symbol")
-            } else if !isInternal && lines * 2 < named {  // a few line-0 thunks are normal; most: no -g
-                report.notes.append("\(path): no line information for \(named - lines) frames (built without -g?)")
+            } else if !isInternal && lines * 2 < userNamed {  // a few line-0 frames are normal; most: no -g
+                report.notes.append("\(path): no line information for \(userNamed - lines) frames (built without -g?)")
             }
         }
         // Demangle all names at once.
@@ -183,6 +190,18 @@ public enum Symbolizer {
             return true
         }
         return false
+    }
+
+    /// A mangled Swift symbol of compiler-generated code: thunks (partial apply, reabstraction,
+    /// protocol witness, dispatch), outlined copies, merged functions, await resume partial functions.
+    static func isGeneratedSymbol(_ raw: String) -> Bool {
+        guard raw.hasPrefix("$s") || raw.hasPrefix("_$s") else { return false }
+        for suffix in ["TA", "TR", "Tr", "TW", "Tj", "Tq", "Tm", "TATQ0_", "Wb", "WOy", "WOe", "WOh", "WOs"] where raw.hasSuffix(suffix) {
+            return true
+        }
+        if raw.range(of: "TQ[0-9]+_$", options: .regularExpression) != nil { return true }  // await resume partial function
+        if raw.range(of: "TY[0-9]+_$", options: .regularExpression) != nil { return false }  // a suspend resume partial: user code
+        return raw.contains("TATQ") || raw.contains("TRTA")
     }
 
     static let internalModules: Set<String> = [
