@@ -44,6 +44,48 @@ public enum CRC32 {
         return ~c
     }
 
+    /// `crc` advanced over `n` more bytes as if by multiplying by x^(8n) mod P (zlib's
+    /// crc32_combine): crc(A + B) == shift(crc(A), |B|) ^ crc(B). Costs O(log n), not O(n).
+    static func shift(_ crc: UInt32, bytes n: UInt64) -> UInt32 {
+        var p: UInt32 = 1 << 31  // x^0
+        var n = n
+        var k = 3  // x2n[k] = x^(2^k): a byte is x^8
+        while n != 0 {
+            if n & 1 != 0 { p = multiply(x2n[k & 31], p) }
+            n >>= 1
+            k += 1
+        }
+        return multiply(p, crc)
+    }
+
+    /// x^(2^k) mod P for k = 0 ..< 32 (powers of x repeat with period dividing 2^32 - 1).
+    private static let x2n: [UInt32] = {
+        var p: UInt32 = 1 << 30  // x^1
+        var t = [p]
+        for _ in 1..<32 {
+            p = multiply(p, p)
+            t.append(p)
+        }
+        return t
+    }()
+
+    /// a · b mod P in the reflected representation (zlib's multmodp).
+    private static func multiply(_ a: UInt32, _ b: UInt32) -> UInt32 {
+        guard a != 0 else { return 0 }
+        var m: UInt32 = 1 << 31
+        var p: UInt32 = 0
+        var b = b
+        while true {
+            if a & m != 0 {
+                p ^= b
+                if a & (m &- 1) == 0 { break }
+            }
+            m >>= 1
+            b = b & 1 != 0 ? (b >> 1) ^ 0xEDB8_8320 : b >> 1
+        }
+        return p
+    }
+
     /// The CRC of a byte array.
     public static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { update(0, $0) }

@@ -217,6 +217,7 @@ public final class TraceReader {
 
     /// Advances to the next offset holding an intact chunk; false (at end of file) if none.
     private func resynchronise() -> Bool {
+        var ranges = RangeCRC(anchor: source.offset)
         while true {
             guard source.skipToSync() else { return false }
             if source.fill(TraceFormat.chunkHeaderSize) < TraceFormat.chunkHeaderSize {
@@ -230,7 +231,11 @@ public final class TraceReader {
             if length <= TraceFormat.maxChunkPayload {
                 let total = TraceFormat.chunkHeaderSize + length
                 if source.fill(total) >= total {
-                    let crc = source.withBytes(total) { CRC32.update(0, UnsafeRawBufferPointer(rebasing: $0[12...])) }
+                    // Every sync met is checked, so syncs claiming long lengths would cost
+                    // O(bytes × 16 MiB) computed one by one; long ranges come from prefix CRCs.
+                    let start = source.offset
+                    let crc = (total > 256 ? ranges.crc(start + 12, start + UInt64(total), source) : nil)
+                        ?? source.withBytes(total) { CRC32.update(0, UnsafeRawBufferPointer(rebasing: $0[12...])) }
                     if crc == le32(h, 8) { return true }
                 }
             }
@@ -251,6 +256,58 @@ public final class TraceReader {
 func hex(_ v: UInt32) -> String {
     let s = String(v, radix: 16)
     return "0x" + String(repeating: "0", count: max(0, 8 - s.count)) + s
+}
+
+/// CRCs of arbitrary ranges of the file, each in O(log n), from CRCs of the prefixes from an
+/// anchor taken every 64 bytes: crc(s ..< e) = crc(a ..< e) ^ shift(crc(a ..< s), e - s).
+/// Used while resynchronising, where each sync candidate needs the CRC of its own range.
+struct RangeCRC {
+    private var anchor: UInt64
+    /// checkpoints[k] = crc(anchor ..< anchor + 64 k).
+    private var checkpoints: [UInt32] = [0]
+    private static let step: UInt64 = 64
+
+    init(anchor: UInt64) { self.anchor = anchor }
+
+    /// The CRC of the file's bytes [s, e), or nil if the window no longer holds what it needs.
+    mutating func crc(_ s: UInt64, _ e: UInt64, _ source: ByteSource) -> UInt32? {
+        // Far behind (memory stays bounded) or bytes gone from the window: re-anchor at s.
+        if s < anchor || s - anchor > 64 << 20 { reset(s) }
+        if let ps = prefix(s, source), let pe = prefix(e, source) { return pe ^ CRC32.shift(ps, bytes: e - s) }
+        reset(s)
+        if let ps = prefix(s, source), let pe = prefix(e, source) { return pe ^ CRC32.shift(ps, bytes: e - s) }
+        return nil
+    }
+
+    private mutating func reset(_ a: UInt64) {
+        anchor = a
+        checkpoints = [0]
+    }
+
+    /// crc(anchor ..< x), extending the checkpoints as far as x.
+    private mutating func prefix(_ x: UInt64, _ source: ByteSource) -> UInt32? {
+        let k = Int((x - anchor) / Self.step)
+        if checkpoints.count <= k {
+            let from = anchor + UInt64(checkpoints.count - 1) * Self.step
+            let last = checkpoints[checkpoints.count - 1]
+            let added = source.withRange(from, anchor + UInt64(k) * Self.step) { raw -> [UInt32] in
+                var out: [UInt32] = []
+                out.reserveCapacity(raw.count / Int(Self.step))
+                var c = last
+                var i = 0
+                while i < raw.count {
+                    c = CRC32.update(c, UnsafeRawBufferPointer(rebasing: raw[i..<(i + Int(Self.step))]))
+                    out.append(c)
+                    i += Int(Self.step)
+                }
+                return out
+            }
+            guard let added else { return nil }
+            checkpoints += added
+        }
+        let base = checkpoints[k]
+        return source.withRange(anchor + UInt64(k) * Self.step, x) { CRC32.update(base, $0) }
+    }
 }
 
 /// A forward-only window over a file descriptor or an in-memory array. `offset` is the file
@@ -315,6 +372,14 @@ struct ByteSource {
 
     func withBytes<R>(_ n: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + n)])) }
+    }
+
+    /// Calls `body` with the file's bytes [from, to) if the window still holds them all.
+    func withRange<R>(_ from: UInt64, _ to: UInt64, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        let base = offset - UInt64(start)  // file offset of buffer[0]
+        guard from >= base, to >= from, to - base <= UInt64(buffer.count) else { return nil }
+        let i = Int(from - base), j = Int(to - base)
+        return buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[i..<j])) }
     }
 
     /// Closes the file descriptor (nothing for memory); the reader owns it from `init`.

@@ -162,6 +162,25 @@ struct DamageTests {
         #expect(got.bytesLost == UInt64(c[1].size + c[4].size))
     }
 
+    @Test("resynchronising over 1 MB of false syncs claiming long lengths takes linear time")
+    func adversarialSyncs() throws {
+        // Every 8 bytes a sync claiming 500 000 payload bytes that the file holds: checked one
+        // by one, that was 125 000 CRCs of 500 KB (25 s in release); prefix CRCs make it linear.
+        var b = TraceAssembler()
+        var unit = TraceFormat.chunkSync
+        unit.appendLE(UInt32(500_000))
+        for _ in 0..<125_000 { b.raw(unit) }
+        let garbage = b.bytes.count - 16
+        b.events(thread: 1, baseTime: 0, [TraceEvent(time: 3, .switchToHub)])
+        let clock = ContinuousClock()
+        let started = clock.now
+        let got = try readAll(b.bytes)
+        let elapsed = clock.now - started
+        #expect(spans(got.damage) == [[16, UInt64(garbage)]])
+        #expect(got.events.last == [TraceEvent(time: 3, .switchToHub)])
+        #expect(elapsed < .seconds(10), "\(elapsed)")  // generous: debug build on a busy machine
+    }
+
     @Test("trailing bytes that are not a chunk are reported", arguments: [1, 5, 31, 32, 33, 500])
     func trailingGarbage(count: Int) throws {
         let b = smallRecording().builder

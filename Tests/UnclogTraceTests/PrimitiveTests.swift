@@ -43,6 +43,18 @@ struct CRC32Tests {
         }
     }
 
+    @Test("shift combines CRCs like zlib's crc32_combine: crc(A+B) = shift(crc(A), |B|) ^ crc(B)")
+    func combine() {
+        var rng = SeededRandom(seed: 0xC0B1)
+        for _ in 0..<200 {
+            let a = (0..<rng.int(0...300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let b = (0..<rng.int(0...3000)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            #expect(CRC32.checksum(a + b) == CRC32.shift(CRC32.checksum(a), bytes: UInt64(b.count)) ^ CRC32.checksum(b))
+        }
+        #expect(CRC32.shift(0, bytes: 1 << 40) == 0)
+        #expect(CRC32.shift(0x1234_5678, bytes: 0) == 0x1234_5678)
+    }
+
     @Test("update continues a CRC across arbitrary splits")
     func incremental() {
         var rng = SeededRandom(seed: 7)
