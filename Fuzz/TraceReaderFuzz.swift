@@ -25,6 +25,7 @@ private func readWhole(_ bytes: [UInt8]) {
     var returned: UInt64 = 0
     var decoderLost: UInt64 = 0
     var lastEnd = UInt64(TraceFormat.fileHeaderSize)
+    var offsets: [UInt64] = []
     while let chunk = reader.nextChunk() {
         // Only intact chunks, in file order, never overlapping, never past the end.
         precondition(chunk.offset >= lastEnd)
@@ -32,6 +33,7 @@ private func readWhole(_ bytes: [UInt8]) {
         precondition(lastEnd <= UInt64(bytes.count))
         precondition(Array(bytes[Int(chunk.offset)..<Int(chunk.offset) + 4]) == TraceFormat.chunkSync)
         returned += UInt64(chunk.size)
+        offsets.append(chunk.offset)
         let damage: TraceDamage?
         switch chunk.kind {
         case ChunkKind.metadata.rawValue: damage = checkMetadata(chunk)
@@ -46,6 +48,13 @@ private func readWhole(_ bytes: [UInt8]) {
     // Every byte after the header is in a returned chunk or reported lost by the reader, once.
     let readerLost = reader.bytesLost - decoderLost
     precondition(returned + readerLost == UInt64(bytes.count - TraceFormat.fileHeaderSize))
+    // Differential check of framing and resynchronisation against the spec's definition
+    // computed the slow, obvious way (skipped when many syncs would make it quadratic).
+    if let expected = referenceFraming(bytes) {
+        let framing = reader.damage.filter { !$0.reason.contains("rest of the chunk dropped") }
+        precondition(expected.chunks == offsets)
+        precondition(expected.damage == framing.map { [$0.offset, $0.bytesLost] })
+    }
     var previous: UInt64 = 0
     for d in reader.damage {
         // (A metadata chunk announcing more entries than it holds is damage of 0 bytes.)
@@ -98,4 +107,36 @@ private func withFixedCRCs(_ bytes: [UInt8]) -> [UInt8] {
         i = end
     }
     return b
+}
+
+/// Spec §2.2 done directly: the chunk offsets and the damage stretches of a file whose header
+/// is valid. Nil when the input holds over 64 syncs (each costs a CRC over its claimed length).
+private func referenceFraming(_ b: [UInt8]) -> (chunks: [UInt64], damage: [[UInt64]])? {
+    var syncs = 0
+    for i in 0..<max(0, b.count - 3) where b[i] == 0xFF && b[i + 1] == 0x55 && b[i + 2] == 0x43 && b[i + 3] == 0x4B {
+        syncs += 1
+        if syncs > 64 { return nil }
+    }
+    func intactLength(_ o: Int) -> Int? {
+        guard o + 32 <= b.count, b[o] == 0xFF, b[o + 1] == 0x55, b[o + 2] == 0x43, b[o + 3] == 0x4B else { return nil }
+        let length = Int(b[o + 4]) | Int(b[o + 5]) << 8 | Int(b[o + 6]) << 16 | Int(b[o + 7]) << 24
+        guard length <= TraceFormat.maxChunkPayload, o + 32 + length <= b.count else { return nil }
+        let stored = UInt32(b[o + 8]) | UInt32(b[o + 9]) << 8 | UInt32(b[o + 10]) << 16 | UInt32(b[o + 11]) << 24
+        return CRC32.checksum(Array(b[(o + 12)..<(o + 32 + length)])) == stored ? length : nil
+    }
+    var chunks: [UInt64] = []
+    var damage: [[UInt64]] = []
+    var o = TraceFormat.fileHeaderSize
+    while o < b.count {
+        if let length = intactLength(o) {
+            chunks.append(UInt64(o))
+            o += 32 + length
+            continue
+        }
+        var next = o + 1
+        while next < b.count && intactLength(next) == nil { next += 1 }
+        damage.append([UInt64(o), UInt64(next - o)])
+        o = next
+    }
+    return (chunks, damage)
 }
