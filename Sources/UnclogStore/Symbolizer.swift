@@ -50,9 +50,9 @@ public enum Symbolizer {
         }
         guard report.frames > 0 else { return report }
 
-        let update = try db.prepare("UPDATE frames SET function = ?, file = ?, line = ?, internal = ? WHERE key = ?")
+        let update = try db.prepare("UPDATE frames SET function = ?, file = ?, line = ?, internal = ?, flags = flags | ? WHERE key = ?")
         for key in orphans {  // outside every known image (JIT, unmapped): nothing to attribute to
-            update.bindNull(1); update.bindNull(2); update.bindNull(3); update.bind(4, 1); update.bind(5, key)
+            update.bindNull(1); update.bindNull(2); update.bindNull(3); update.bind(4, 1); update.bind(5, 0); update.bind(6, key)
             try update.run()
         }
         guard let symbolizer = findTool("llvm-symbolizer") else {
@@ -63,18 +63,19 @@ public enum Symbolizer {
         let demangler = findTool("swift-demangle")
         if demangler == nil { report.notes.append("swift-demangle not found: Swift function names stay mangled") }
 
-        var resolved: [(key: Int64, function: String?, file: String?, line: Int64?, isInternal: Bool)] = []
+        var resolved: [(key: Int64, function: String?, file: String?, line: Int64?, isInternal: Bool, isLibrary: Bool)] = []
         for (ik, frames) in byImage.sorted(by: { $0.key < $1.key }) {
             let img = imgs[ik]!
             let isInternal = isInternalImage(img.path)
+            let isLibrary = !isInternal && isLibraryImage(img.path)
             guard let path = img.path, access(path, R_OK) == 0 else {
                 if !isInternal { report.notes.append("\(img.path ?? "<unnamed image>"): file not found: \(frames.count) frames not symbolized") }
-                for f in frames { resolved.append((f.key, nil, nil, nil, isInternal)) }
+                for f in frames { resolved.append((f.key, nil, nil, nil, isInternal, isLibrary)) }
                 continue
             }
             if let want = img.buildID, let have = ELFBuildID.read(path), want != have {
                 if !isInternal { report.notes.append("\(path): build-id \(have) differs from the recorded \(want) (rebuilt since the recording?): \(frames.count) frames not symbolized") }
-                for f in frames { resolved.append((f.key, nil, nil, nil, isInternal)) }
+                for f in frames { resolved.append((f.key, nil, nil, nil, isInternal, isLibrary)) }
                 continue
             }
             var answers = runSymbolizer(symbolizer, object: path, addresses: frames.map(\.lookup))
@@ -107,14 +108,14 @@ public enum Symbolizer {
                     userNamed += 1
                     if a?.line != nil { userLines += 1 }
                 }
-                resolved.append((f.key, a?.function, a?.file, a?.line, isInternal))
+                resolved.append((f.key, a?.function, a?.file, a?.line, isInternal, isLibrary))
             }
             let lines = userLines
-            if !isInternal && named < frames.count {
+            if !isInternal && !isLibrary && named < frames.count {
                 report.notes.append(named == 0
                     ? "\(path): no symbols (stripped binary?): \(frames.count) frames show as addresses"
                     : "\(path): \(frames.count - named) of \(frames.count) frames have no symbol")
-            } else if !isInternal && lines * 2 < userNamed {  // a few line-0 frames are normal; most: no -g
+            } else if !isInternal && !isLibrary && lines * 2 < userNamed {  // a few line-0 frames are normal; most: no -g
                 report.notes.append("\(path): no line information for \(userNamed - lines) frames (built without -g?)")
             }
         }
@@ -136,11 +137,14 @@ public enum Symbolizer {
             update.bind(1, fn); update.bind(2, r.file)
             if let l = r.line { update.bind(3, l) } else { update.bindNull(3) }
             let isInternal = r.isInternal || isInternalFunction(r.function) || isCompilerThunk(fn)
-            if !r.isInternal {
+            // Library code (flag 8): the standard library, Foundation, Dispatch's overlay and the
+            // packages the program depends on. Attribution prefers the program's own frame above it.
+            let isLibrary = !isInternal && (r.isLibrary || isLibraryFunction(r.function) || isDependencyFile(r.file))
+            if !r.isInternal && !r.isLibrary {
                 report.programFrames += 1
                 if fn != nil { report.programNamed += 1 }
             }
-            update.bind(4, isInternal ? 1 : 0); update.bind(5, r.key)
+            update.bind(4, isInternal ? 1 : 0); update.bind(5, isLibrary ? 8 : 0); update.bind(6, r.key)
             try update.run()
         }
         return report
@@ -150,15 +154,28 @@ public enum Symbolizer {
                              update: Statement) throws(StoreError) {
         for (ik, frames) in byImage where isInternalImage(imgs[ik] ?? nil) {
             for f in frames {
-                update.bindNull(1); update.bindNull(2); update.bindNull(3); update.bind(4, 1); update.bind(5, f.key)
+                update.bindNull(1); update.bindNull(2); update.bindNull(3); update.bind(4, 1); update.bind(5, 0); update.bind(6, f.key)
                 try update.run()
             }
         }
     }
 
+    /// The toolchain's Swift libraries other than the concurrency runtime: the standard library,
+    /// Foundation, the Dispatch overlay… (library code, flag 8, rather than internal).
+    static func isLibraryImage(_ path: String?) -> Bool {
+        guard let path else { return false }
+        let name = (path as NSString).lastPathComponent
+        let inToolchain = path.hasPrefix("/opt/swift/") || (toolchainRoot.map { path.hasPrefix($0) } ?? false)
+        guard inToolchain else { return false }
+        for runtime in ["libswift_Concurrency", "libdispatch", "libBlocksRuntime", "libswiftRuntime", "libswift_Backtracing"]
+            where name.hasPrefix(runtime) { return false }
+        return name.hasPrefix("libswift") || name.hasPrefix("libFoundation") || name.hasPrefix("lib_")
+    }
+
     /// Runtime, system and recorder images: attribution skips their frames.
     static func isInternalImage(_ path: String?) -> Bool {
         guard let path else { return true }
+        if isLibraryImage(path) { return false }
         let name = (path as NSString).lastPathComponent
         if name.hasPrefix("libUnclogPreload") || name.hasPrefix("linux-vdso") || name.hasPrefix("ld-linux") { return true }
         for dir in ["/usr/lib/", "/lib/", "/lib64/", "/usr/lib64/", "/opt/swift/", "/usr/libexec/"] where path.hasPrefix(dir) {
@@ -177,9 +194,24 @@ public enum Symbolizer {
                   "__", "std::", "_CF", "CF", "_ZN5swift", "_ZN12_GLOBAL__N"] where raw.hasPrefix(p) {
             return true
         }
-        if let module = swiftModule(raw) { return internalModules.contains(module) }
+        if let module = swiftModule(raw) { return runtimeModules.contains(module) }
         return false
     }
+
+    /// The Swift standard library and the toolchain's libraries linked into the program (-static-stdlib).
+    static func isLibraryFunction(_ raw: String?) -> Bool {
+        guard let raw, let module = swiftModule(raw) else { return false }
+        return internalModules.contains(module) && !runtimeModules.contains(module)
+    }
+
+    /// Source of a SwiftPM dependency (its checkout), not the program's own.
+    static func isDependencyFile(_ file: String?) -> Bool {
+        guard let file else { return false }
+        return file.contains("/.build/checkouts/") || file.contains("/SourcePackages/checkouts/")
+    }
+
+    /// The concurrency runtime and the recorder: never a call site.
+    static let runtimeModules: Set<String> = ["_Concurrency", "UnclogRecorder"]
 
     /// Compiler-generated glue in the program's own module (thunks, partial applies, outlined copies):
     /// never the call site a user wants to see.
