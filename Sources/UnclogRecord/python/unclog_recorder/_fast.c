@@ -104,8 +104,11 @@ static int TS_init(TS *self, PyObject *args, PyObject *kw) {
     Py_INCREF(Py_None);
     SETREF(self->prev, Py_None);
     if (!self->dl_gid) {
-        self->dl_gid = (long long *)PyMem_Calloc(DL_SLOTS, sizeof(long long));
-        self->dl_val = (long long *)PyMem_Calloc(DL_SLOTS, sizeof(long long));
+        /* PyMem_Calloc is not in the limited API before 3.10 */
+        self->dl_gid = (long long *)PyMem_Malloc(DL_SLOTS * sizeof(long long));
+        self->dl_val = (long long *)PyMem_Malloc(DL_SLOTS * sizeof(long long));
+        if (self->dl_gid) memset(self->dl_gid, 0, DL_SLOTS * sizeof(long long));
+        if (self->dl_val) memset(self->dl_val, 0, DL_SLOTS * sizeof(long long));
     }
     if (!self->buf || !self->deadlines || !self->pending_names || !self->dl_gid || !self->dl_val) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
