@@ -1,0 +1,48 @@
+// Microbenchmark of the Swift recorder's own per-job calls (enqueue note + timed run of an empty
+// job), without the Swift runtime or Dispatch doing any work. Build and run:
+//   cc -O2 -I Sources/CUnclogRecorder/include Benchmarks/swift/recorder_micro.c \
+//      Sources/CUnclogRecorder/recorder.c -o /tmp/recorder_micro -ldl -lpthread \
+//      -L/opt/swift/usr/lib/swift/linux -Wl,-rpath,/opt/swift/usr/lib/swift/linux -ldispatch
+//   taskset -c 0 /tmp/recorder_micro      (UNCLOG_NO_TSC=1: with clock_gettime)
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include "unclog_recorder.h"
+typedef struct { const void *metadata; uintptr_t rc; void *sp[2]; uint32_t flags, id; char pad[64]; } job_t;
+static void fn(void *j) { (void)j; }
+static uint64_t now(void){struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec*1000000000ull+t.tv_nsec;}
+int main(void) {
+    unclog_runtime rt = {0};
+    void *h = dlopen("libswift_Concurrency.so", RTLD_NOW|RTLD_GLOBAL);
+    if (!h) { printf("no runtime\n"); return 1; }
+    rt.enqueue_global_hook = dlsym(h, "swift_task_enqueueGlobal_hook");
+    rt.job_run = dlsym(h, "swift_job_run");
+    rt.dispatch_async_f = dlsym(RTLD_DEFAULT, "dispatch_async_f");
+    rt.dispatch_queue_create = dlsym(RTLD_DEFAULT, "dispatch_queue_create");
+    rt.dispatch_queue_attr_make_with_qos_class = dlsym(RTLD_DEFAULT, "dispatch_queue_attr_make_with_qos_class");
+    rt.dispatch_queue_set_width = dlsym(RTLD_DEFAULT, "dispatch_queue_set_width");
+    rt.dispatch_queue_attr_concurrent = dlsym(RTLD_DEFAULT, "_dispatch_queue_attr_concurrent");
+    rt.interpose = 1;
+    unclog_config cfg = { .output = "/tmp/recorder_micro.trace", .threshold_ns = 1000000000ull, .sample_interval_ns = 10000000ull };
+    char err[256];
+    if (unclog_recorder_start(&cfg, &rt, err, sizeof err)) { printf("start: %s\n", err); return 1; }
+    job_t *jobs = calloc(100, sizeof(job_t));
+    for (int i = 0; i < 100; i++) jobs[i].id = i + 1;
+    for (int round = 0; round < 3; round++) {
+        uint64_t t0 = now();
+        for (int i = 0; i < 10000000; i++) {
+            job_t *j = &jobs[i % 100];
+            unclog_job_enqueued(j, 0, 0);
+            unclog_run_job_interposed(j, fn);
+        }
+        uint64_t t1 = now();
+        for (int i = 0; i < 10000000; i++) { job_t *j = &jobs[i % 100]; fn(j); __asm__ volatile("" ::: "memory"); }
+        uint64_t t2 = now();
+        printf("recorded job: %.1f ns, bare: %.1f ns\n", (t1 - t0) / 1e7, (t2 - t1) / 1e7);
+    }
+    unclog_recorder_stop();
+    return 0;
+}
