@@ -1367,6 +1367,24 @@ static void reap_threads(void) {
     pthread_mutex_unlock(&R.reg_lock);
 }
 
+// Names the greenthreads of default actors seen since the last call (watchdog): "actor @0x…".
+static uint8_t actor_named[ACTOR_SLOTS / 8 + 1];
+static void name_actors(void) {
+    for (int h = 0; h < ACTOR_SLOTS; h++) {
+        uint32_t id = __atomic_load_n(&actor_ids[h], __ATOMIC_ACQUIRE);
+        if (!id || id < 0xE0000000u) continue;
+        uint32_t k = id - 0xE0000000u;
+        if (k >= ACTOR_SLOTS || (actor_named[k / 8] & (1u << (k % 8)))) continue;
+        actor_named[k / 8] |= (uint8_t)(1u << (k % 8));
+        char name[64];
+        snprintf(name, sizeof name, "actor @0x%lx (drain jobs)", (unsigned long)atomic_load(&actor_keys[h]));
+        uint32_t sid = next_id++;
+        emit_string(watchdog_buf, sid, name, strlen(name));
+        uint64_t f[4] = { id, sid, 0, 0 };
+        emit_simple(watchdog_buf, EV_GT_CREATE, now_ns(), 4, f);
+    }
+}
+
 static void check_stalls(uint64_t now) {
     for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {
         if (t == watchdog_buf) continue;
@@ -1417,6 +1435,7 @@ static void *watchdog_main(void *arg) {
         check_stalls(now);
         if (now - last_images >= 200000000ull) { refresh_images(watchdog_buf, 0); last_images = now; }
         if (now - last_flush >= 100000000ull) {
+            name_actors();
             flush_partial(0, now);
             reap_threads();
             last_flush = now;
@@ -1565,6 +1584,7 @@ void unclog_recorder_stop(void) {
     if (R.main_hook_slot && __atomic_load_n(R.main_hook_slot, __ATOMIC_ACQUIRE) == (void *)enqueue_main_hook)
         __atomic_store_n(R.main_hook_slot, (void *)R.previous_main_hook, __ATOMIC_RELEASE);
     pthread_join(R.watchdog, NULL);
+    name_actors();
     uint64_t events = gone_events, dropped = gone_dropped;
     for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {
         lock_buf(t);
