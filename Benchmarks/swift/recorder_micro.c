@@ -1,6 +1,6 @@
 // Microbenchmark of the Swift recorder's own per-job calls (enqueue note + timed run of an empty
 // job), without the Swift runtime or Dispatch doing any work. Build and run:
-//   cc -O2 -I Sources/CUnclogRecorder/include Benchmarks/swift/recorder_micro.c \
+//   clang -O2 -I Sources/CUnclogRecorder/include Benchmarks/swift/recorder_micro.c \
 //      Sources/CUnclogRecorder/recorder.c -o /tmp/recorder_micro -ldl -lpthread \
 //      -L/opt/swift/usr/lib/swift/linux -Wl,-rpath,/opt/swift/usr/lib/swift/linux -ldispatch
 //   taskset -c 0 /tmp/recorder_micro      (UNCLOG_NO_TSC=1: with clock_gettime)

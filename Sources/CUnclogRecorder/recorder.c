@@ -40,7 +40,12 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#if defined(__has_attribute) && __has_attribute(swiftcall)
 #define SWIFTCALL __attribute__((swiftcall))
+#else
+#warning "this compiler lacks the swiftcall convention: the executor-hook mode would be miscompiled (build with clang)"
+#define SWIFTCALL
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Swift runtime ABI (ExecutorImpl.h of the toolchain, 64-bit layout)
