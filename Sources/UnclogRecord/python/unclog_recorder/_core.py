@@ -957,6 +957,15 @@ def stop_watchdog():
 def open_trace(path, threshold_ns, interval_ns, native=True):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
                  | getattr(os, "O_CLOEXEC", 0), 0o644)
+    # move it out of the program's way: the program's own files keep the descriptor
+    # numbers they would have had without the recorder
+    try:
+        import fcntl
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 1000)
+        os.close(fd)
+        fd = high
+    except Exception:
+        pass
     _fd[0] = fd
     _threshold[0] = int(threshold_ns)
     _interval[0] = int(interval_ns)

@@ -327,10 +327,9 @@ def _on_eventlet_greenthread(mod):
 def _on_gevent(mod):
     _core.add_internal_module(mod)
     _core.note_runtime("gevent", _version("gevent"))
-    for name, idx in (("spawn", 0), ("spawn_later", 1)):
-        orig = getattr(mod, name, None)
-        if orig is not None and getattr(orig, "_unclog_orig", None) is None:
-            setattr(mod, name, _spawn_wrapper(orig, idx))
+    # gevent.spawn is not wrapped: gevent records the spawn stack itself
+    # (Greenlet.spawning_stack), and a wrapper frame would show in gevent's own
+    # reports (its monitor thread prints spawn stacks).
 
 
 def _on_gevent_hub(mod):
