@@ -229,6 +229,7 @@ def test_output_and_exit_code_unchanged(runtime, tmp_path):
         "    print('gt', i, flush=True)\n"
         "gs = [rt.spawn(f, i) for i in range(20)]\n"
         "[g.wait() if hasattr(g, 'wait') else g.join() for g in gs]\n"
+        "print('next fd', os.open(os.devnull, os.O_RDONLY))\n"
         "print('PYTHONPATH', os.environ.get('PYTHONPATH'))\n"
         "print('UNCLOG', sorted(k for k in os.environ if k.startswith('UNCLOG')))\n"
         "print('child', subprocess.run([sys.executable, '-c', "
