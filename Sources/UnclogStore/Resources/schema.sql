@@ -166,7 +166,8 @@ CREATE TABLE io_waits (
     thread_key INTEGER NOT NULL,
     start_ns   INTEGER NOT NULL,
     end_ns     INTEGER NOT NULL,
-    timeout_ns INTEGER,                      -- requested timeout; NULL = wait forever
+    timeout_ns INTEGER,                      -- requested timeout; NULL = wait forever, or unknown when the
+                                             -- trace_metadata key io_timeout_known is 0 (gevent)
     nready     INTEGER                       -- ready file descriptors it returned (NULL: never returned)
 );
 

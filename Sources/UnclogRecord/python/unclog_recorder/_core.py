@@ -830,7 +830,11 @@ def note_runtime(name, version):
             return
         _runtime[0] = name
         _runtime[1] = version
-        write_metadata([("runtime", name), ("runtime_version", version or "")])
+        extra = [("runtime", name), ("runtime_version", version or "")]
+        if name == "gevent":
+            # gevent's poll timeout is not visible from Python: IOWaitBegin writes 0 (spec §3).
+            extra.append(("io_timeout_known", 0))
+        write_metadata(extra)
     except Exception:
         _count_error()
 
