@@ -111,3 +111,19 @@ def test_output_and_exit_code_through_the_launcher(tmp_path):
     assert q.returncode == 0, q.stderr
     assert [r["key"] for r in json.loads(q.stdout)] == ["language_version", "recorder", "runtime",
                                                         "runtime_version"]
+
+
+def test_import_time_warnings_and_tracebacks_point_at_the_program(tmp_path):
+    # eventlet warns at import (stacklevel=2) and a failing import prints a traceback: both
+    # must name the program's own lines, not the recorder's import hook.
+    prog = tmp_path / "warns.py"
+    prog.write_text("import sys\nimport eventlet\nimport no_such_module_for_unclog_test\n")
+    plain = subprocess.run([sys.executable, str(prog)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=_env())
+    trace = tmp_path / "warns.bin"
+    rec = subprocess.run([UNCLOG, "record", "-o", str(trace), "--", sys.executable, str(prog)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    assert plain.returncode == rec.returncode == 1
+    assert "warns.py" in plain.stderr and "ModuleNotFoundError" in plain.stderr
+    assert rec.stderr.endswith(plain.stderr)
+    assert "unclog_recorder" not in rec.stderr

@@ -55,15 +55,7 @@ class _PostImportFinder(object):
             if orig_exec is None:
                 return spec
 
-            def exec_module(module, _orig=orig_exec, _hook=hook, _loader=loader):
-                try:
-                    _orig(module)
-                finally:
-                    try:
-                        del _loader.exec_module
-                    except Exception:
-                        pass
-                _run_hook(_hook, module)
+            exec_module = _make_exec_module(orig_exec, hook, loader)
 
             try:
                 loader.exec_module = exec_module
@@ -74,6 +66,30 @@ class _PostImportFinder(object):
             self._busy.discard(name)
 
     # Python < 3.4 protocol not needed (3.9+)
+
+
+# The exec_module shim is compiled under importlib's own frame name so that it is as
+# invisible as importlib: warnings.warn(stacklevel=…) skips it (a module's import-time
+# warning still points at the program's import line) and import tracebacks drop it.
+_SHIM_SOURCE = '''
+def make(orig, hook, loader, run_hook):
+    def exec_module(module):
+        try:
+            orig(module)
+        finally:
+            try:
+                del loader.exec_module
+            except Exception:
+                pass
+        run_hook(hook, module)
+    return exec_module
+'''
+_shim_namespace = {}
+exec(compile(_SHIM_SOURCE, "<frozen importlib._bootstrap_external>", "exec"), _shim_namespace)
+
+
+def _make_exec_module(orig, hook, loader):
+    return _shim_namespace["make"](orig, hook, loader, _run_hook)
 
 
 def _run_hook(hook, module):
