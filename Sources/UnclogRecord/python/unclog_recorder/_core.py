@@ -1013,6 +1013,10 @@ def finish():
         me.seq += 1
     except Exception:
         _active[0] = False
+    _close_trace_fd()
+
+
+def _close_trace_fd():
     fd = _fd[0]
     _fd[0] = -1
     if fd >= 0:
@@ -1025,10 +1029,4 @@ def finish():
 def after_fork_in_child():
     """A forked child must not write into the parent's trace."""
     _active[0] = False
-    fd = _fd[0]
-    _fd[0] = -1
-    if fd >= 0:
-        try:
-            os.close(fd)
-        except Exception:
-            pass
+    _close_trace_fd()
