@@ -81,12 +81,18 @@ def main():
     ap.add_argument("--greenthreads", type=int, default=100)
     ap.add_argument("--calls", type=int, default=200_000, help="sleep(0) calls in all")
     ap.add_argument("--out", default=os.path.join(ROOT, ".bench", "python.json"))
+    ap.add_argument("--runtimes", default="eventlet,gevent",
+                    help="comma-separated subset of eventlet,gevent (a subset does not write --out)")
     a = ap.parse_args()
     per_gt = a.calls // a.greenthreads
     result = {}
     tmp = tempfile.mkdtemp(prefix="unclog-bench-")
     bps = []
-    for runtime in ("eventlet", "gevent"):
+    runtimes = [r for r in a.runtimes.split(",") if r]
+    for r in runtimes:
+        if r not in ("eventlet", "gevent"):
+            ap.error("unknown runtime %r (expected eventlet or gevent)" % r)
+    for runtime in runtimes:
         plain, rec, floor = [], [], []
         for i in range(a.repeats):
             plain.append(run_child(runtime, a.greenthreads, per_gt)["cpu"])
@@ -109,6 +115,8 @@ def main():
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
+    if len(result) < 2:
+        return
     summary = {"eventlet_slowdown": round(result["eventlet"]["slowdown"], 3),
                "gevent_slowdown": round(result["gevent"]["slowdown"], 3),
                "eventlet_noop_tracer_slowdown": round(result["eventlet"]["noop_tracer_slowdown"], 3),
