@@ -16,13 +16,14 @@ DEMO_DIR := .demo
 # benchmark), SQLite's headers and shell, Python's venv support.
 DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 python3-venv
 
-.PHONY: all deps venv build build-debug demo test test-swift test-python fuzz fuzz-short bench clean help
+.PHONY: all deps venv build build-debug demo test test-swift test-python test-python-compat fuzz fuzz-short bench clean help
 
 all: build
 
 help:
 	@echo "make demo    build, record the bundled crawler example, print its stalls"
-	@echo "make test    the whole test suite (Swift, Python recorder, a short fuzz run)"
+	@echo "make test    the whole test suite (Swift, Python recorder on the pinned and the oldest"
+	@echo "             supported eventlet/gevent, visualization, a short fuzz run)"
 	@echo "make bench   benchmarks (.bench/core.json, .bench/python.json)"
 	@echo "make fuzz    fuzz the trace reader for longer (FUZZ_SECONDS=600)"
 
@@ -64,7 +65,7 @@ demo: build venv
 	$(UNCLOG) top $(DEMO_DIR)/crawler.db
 	@echo; echo "Explore further: $(UNCLOG) timeline $(DEMO_DIR)/crawler.db, $(UNCLOG) sql $(DEMO_DIR)/crawler.db \"SELECT * FROM top_sites\""
 
-test: test-swift test-python fuzz-short
+test: test-swift test-python test-python-compat fuzz-short
 
 test-swift: deps venv
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
@@ -72,6 +73,15 @@ test-swift: deps venv
 
 test-python: build venv
 	UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) -m pytest -q Tests/python
+
+# The same tests against the oldest supported eventlet and gevent (requirements-compat.txt).
+COMPAT_VENV := .venv-compat
+$(COMPAT_VENV)/.stamp: requirements-compat.txt .deps-stamp
+	@test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	@$(COMPAT_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-compat.txt
+	@touch $@
+test-python-compat: build $(COMPAT_VENV)/.stamp
+	UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(COMPAT_VENV)/bin/python -m pytest -q Tests/python
 
 fuzz-short: deps
 	bash Fuzz/run.sh $(FUZZ_SECONDS)
@@ -87,7 +97,7 @@ bench: build venv
 	@if [ -f Benchmarks/python/switch_bench.py ]; then UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) Benchmarks/python/switch_bench.py; fi
 
 clean:
-	rm -rf .build .bench $(DEMO_DIR) .deps-stamp
+	rm -rf .build .bench $(DEMO_DIR) .deps-stamp $(COMPAT_VENV)
 
 # --- Swift recorder ---
 # Per-job cost of the Swift recorder (.bench/swift.json: ns_per_job_added, slowdown): 1M

@@ -336,7 +336,9 @@ def test_eventlet_detector_finds_nothing_unclog_misses(tmp_path):
         # unclog has the blocking call's line; eventlet has it or (C call) a later line
         assert ours[0]["line"] == lines[name]
         assert reported[-1] >= lines[name]
-        assert ours[0]["duration"] >= 100_000_000
+        # its 0.1 s alarm cuts the block short (eventlet 0.33 arms it just before the
+        # slice starts, so a hair under 0.1 s is seen there)
+        assert ours[0]["duration"] >= 95_000_000
     # the detector's alarms arrive only after its 0.1 s resolution
     assert set(n for n, _ in alarms) <= {"sleep", "cpu", "sqlite"}
 
