@@ -23,11 +23,30 @@ RUNTIMES = ["eventlet", "gevent"]
 _cache = {}
 
 
+# eventlet's hubs other than its default (epolls here), by EVENTLET_HUB
+EVENTLET_HUBS = {"eventlet-asyncio": "asyncio", "eventlet-poll": "poll", "eventlet-selects": "selects"}
+
+
+def _hub_available(runtime):
+    hub = EVENTLET_HUBS.get(runtime)
+    if hub is None:
+        return True
+    import importlib.util
+    spec = importlib.util.find_spec("eventlet")    # finds it without importing it
+    return spec is not None and any(
+        os.path.exists(os.path.join(d, "hubs", hub + ".py")) for d in spec.submodule_search_locations)
+
+
 def planned_run(runtime, tmp_path_factory):
     """One recorded run of planned.py per runtime, shared by several tests."""
+    if not _hub_available(runtime):
+        pytest.skip("this eventlet has no %s hub" % EVENTLET_HUBS[runtime])
     if runtime not in _cache:
         trace = tmp_path_factory.mktemp("planned-" + runtime) / "trace.bin"
-        r = run_program([PLANNED, runtime], trace=trace)
+        env = None
+        if runtime in EVENTLET_HUBS:
+            env = dict(os.environ, EVENTLET_HUB=EVENTLET_HUBS[runtime])
+        r = run_program([PLANNED, runtime.split("-")[0]], trace=trace, env=env)
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout.strip().splitlines()[-1])
         _cache[runtime] = (out, trace_reader.read_trace(str(trace)))
@@ -38,7 +57,7 @@ def _tol(seconds):
     return max(0.005, 0.05 * seconds)
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("runtime", RUNTIMES + list(EVENTLET_HUBS))
 def test_trace_is_clean(runtime, tmp_path_factory):
     out, t = planned_run(runtime, tmp_path_factory)
     assert t.damage == []
@@ -50,14 +69,14 @@ def test_trace_is_clean(runtime, tmp_path_factory):
     assert t.end[0] == chunks_before_end
     assert t.end[1] == t.events - 1           # every event but End itself
     md = t.metadata
-    assert md["runtime"] == runtime
+    assert md["runtime"] == runtime.split("-")[0]
     assert md["runtime_version"]
     assert md["recorder"] == "unclog-python 0.1.0"
     assert md["language_version"].startswith("CPython 3.")
     assert md["threshold_ns"] == conftest.THRESHOLD_NS
     assert md["sample_interval_ns"] == conftest.INTERVAL_NS
     assert md["clock"] == "CLOCK_MONOTONIC"
-    assert md["pid"] > 0 and md["argv"][-2:] == [PLANNED, runtime]
+    assert md["pid"] > 0 and md["argv"][-2:] == [PLANNED, runtime.split("-")[0]]
     # every id used is defined
     for s in t.stall_ends:
         assert s["gt"] in t.greenthreads
@@ -74,7 +93,7 @@ def test_trace_is_clean(runtime, tmp_path_factory):
     assert len(t.io_waits) > 50
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("runtime", RUNTIMES + list(EVENTLET_HUBS))
 def test_planned_blocks_found_at_their_line_with_their_duration(runtime, tmp_path_factory):
     out, t = planned_run(runtime, tmp_path_factory)
     lines, _ = marker_lines(PLANNED)
@@ -401,3 +420,24 @@ def test_pure_python_fallback_finds_the_same_blocks(tmp_path):
 def test_native_tracer_is_used_when_a_compiler_exists(tmp_path_factory):
     out, t = planned_run("eventlet", tmp_path_factory)
     assert t.metadata["recorder_tracer"] == "native"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_block_at_the_end_of_the_program_is_a_stall(runtime, tmp_path):
+    """A program whose last slice blocks and then exits without switching again: the
+    slice ends with the recording, and is reported at its line."""
+    prog = tmp_path / "tail.py"
+    prog.write_text(
+        "import time, %s as rt\n"
+        "workers = [rt.spawn(rt.sleep, 0.01) for _ in range(5)]\n"
+        "rt.sleep(0.05)\n"
+        "time.sleep(0.15)  # BLOCK:tail\n" % runtime)
+    trace = tmp_path / "t.bin"
+    r = run_program([str(prog)], trace=trace)
+    assert r.returncode == 0, r.stderr
+    t = trace_reader.read_trace(str(trace))
+    stalls = [s for s in t.stalls() if s["file"] == str(prog)]
+    assert [(s["line"], s["name"]) for s in stalls] == [(4, "<main>")], t.stalls()
+    # the slice runs from the switch back into <main> to the end of recording (atexit)
+    assert 0.15e9 - 5e6 <= stalls[0]["duration"] <= 0.15e9 + 0.1e9, stalls[0]
+    assert t.end is not None

@@ -999,6 +999,15 @@ def finish():
             if len(ots.buf) > ots.head and _safe_to_steal(frames.get(ots.ident)):
                 _flush(ots)
         frames = None
+        # The slice running when recording stops (the program's last, when it ends
+        # without switching again) ends here: past the threshold it is a stall like any
+        # other. Its call site comes from the watchdog's samples (no stack here would be
+        # the program's: this runs from atexit or stop()).
+        t = _mono()
+        if me.cur and t - me.slice_start > _threshold[0]:
+            d = t - me.last
+            me.last = t
+            _stall_end(me, None, t, d, None)
         _flush(me)
         _active[0] = False
         e = _errors[0] - _errors_reported[0]

@@ -112,13 +112,14 @@ def install_import_hooks():
         "eventlet.hubs.poll": _on_eventlet_poll,
         "eventlet.hubs.epolls": _on_eventlet_poll,
         "eventlet.hubs.selects": _on_eventlet_selects,
+        "eventlet.hubs.asyncio": _on_eventlet_asyncio,
         "eventlet.greenthread": _on_eventlet_greenthread,
         "gevent": _on_gevent,
         "gevent.hub": _on_gevent_hub,
     }
     # modules already imported (API use): apply their hooks now, in import order
     for name in ("greenlet", "eventlet.hubs.hub", "eventlet.hubs.poll", "eventlet.hubs.epolls",
-                 "eventlet.hubs.selects", "eventlet.greenthread", "eventlet.hubs", "eventlet",
+                 "eventlet.hubs.selects", "eventlet.hubs.asyncio", "eventlet.greenthread", "eventlet.hubs", "eventlet",
                  "gevent.hub", "gevent"):
         mod = sys.modules.get(name)
         if mod is not None:
@@ -295,6 +296,53 @@ def _on_eventlet_selects(mod):
     t = getattr(mod, "time", None)
     if t is not None and not isinstance(t, _TimeProxy):
         mod.time = _TimeProxy(t)
+
+
+class _SelectorProxy(object):
+    """Stand-in for the selector of the asyncio loop that eventlet's asyncio hub runs:
+    its select() is the hub's I/O wait."""
+
+    def __init__(self, orig):
+        object.__setattr__(self, "_orig", orig)
+
+    def __getattr__(self, name):
+        return getattr(self._orig, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._orig, name, value)
+
+    def select(self, timeout=None):
+        ts = _core.io_begin(timeout)
+        n = 0
+        try:
+            res = self._orig.select(timeout)
+            n = len(res)
+            return res
+        finally:
+            _core.io_end(ts, n)
+
+
+def _on_eventlet_asyncio(mod):
+    _core.add_internal_module(mod)
+    Hub = getattr(mod, "Hub", None)
+    orig = getattr(Hub, "_post_initialize", None) if Hub is not None else None
+    if orig is None or getattr(orig, "_unclog_orig", None) is not None:
+        return
+
+    def _post_initialize(self, *a, **kw):
+        r = orig(self, *a, **kw)
+        try:
+            loop = getattr(self, "loop", None)
+            sel = getattr(loop, "_selector", None)   # asyncio's selector event loops
+            if sel is not None and not isinstance(sel, _SelectorProxy) and hasattr(sel, "select"):
+                loop._selector = _SelectorProxy(sel)
+        except Exception:
+            _core._count_error()
+        return r
+
+    functools.update_wrapper(_post_initialize, orig)
+    _post_initialize._unclog_orig = orig
+    Hub._post_initialize = _post_initialize
 
 
 def _spawn_wrapper(orig, func_index=0, skip_impl=False):
