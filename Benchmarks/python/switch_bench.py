@@ -5,7 +5,8 @@ greenlet switches: to the hub and back), under eventlet and under gevent, each r
 a fresh interpreter, plain and recorded (recorded = injected exactly as `unclog
 record` does: PYTHONPATH=<resources>/python + UNCLOG_* variables). Plain and
 recorded runs (and a third kind: a no-op C tracer installed with greenlet.settrace,
-the floor any settrace-based recorder pays) alternate in the same invocation; the
+the floor any settrace-based recorder pays; and for gevent a fourth: gevent's own
+compiled blocking monitor, `monitor_thread = True`) alternate in the same invocation; the
 figure is the ratio of the medians of the process CPU time (all threads, so the watchdog counts) spent in the
 switch loop. Bytes per switch = trace file size / greenlet switch events in it.
 
@@ -31,6 +32,10 @@ if len(sys.argv) > 4 and sys.argv[4] == "floor":
     # the cost of greenlet's tracing machinery alone: a no-op C tracer (slice(a, b))
     import greenlet
     greenlet.settrace(slice)
+if len(sys.argv) > 4 and sys.argv[4] == "monitor":
+    # gevent's own blocking monitor: a thread plus a compiled greenlet tracer
+    import gevent
+    gevent.config.monitor_thread = True
 N_GT = int(sys.argv[2]); PER_GT = int(sys.argv[3])
 if RUNTIME == "eventlet":
     import eventlet
@@ -55,7 +60,7 @@ print(json.dumps({"cpu": t1 - t0, "wall": w1 - w0}))
 '''
 
 
-def run_child(runtime, n_gt, per_gt, trace=None, floor=False):
+def run_child(runtime, n_gt, per_gt, trace=None, floor=False, monitor=False):
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     if trace is not None:
@@ -64,7 +69,7 @@ def run_child(runtime, n_gt, per_gt, trace=None, floor=False):
         env["UNCLOG_THRESHOLD_NS"] = str(50_000_000)
         env["UNCLOG_SAMPLE_INTERVAL_NS"] = str(10_000_000)
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", CHILD, runtime, str(n_gt), str(per_gt)]
-                         + (["floor"] if floor else []),
+                         + (["floor"] if floor else []) + (["monitor"] if monitor else []),
                          env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -93,12 +98,14 @@ def main():
         if r not in ("eventlet", "gevent"):
             ap.error("unknown runtime %r (expected eventlet or gevent)" % r)
     for runtime in runtimes:
-        plain, rec, floor = [], [], []
+        plain, rec, floor, mon = [], [], [], []
         for i in range(a.repeats):
             plain.append(run_child(runtime, a.greenthreads, per_gt)["cpu"])
             trace = os.path.join(tmp, "%s-%d.bin" % (runtime, i))
             rec.append(run_child(runtime, a.greenthreads, per_gt, trace)["cpu"])
             floor.append(run_child(runtime, a.greenthreads, per_gt, floor=True)["cpu"])
+            if runtime == "gevent":
+                mon.append(run_child(runtime, a.greenthreads, per_gt, monitor=True)["cpu"])
         p, r, fl = statistics.median(plain), statistics.median(rec), statistics.median(floor)
         size = os.path.getsize(trace)
         switches = count_switches(trace)
@@ -109,9 +116,15 @@ def main():
                            "noop_tracer_cpu_s": floor, "noop_tracer_median_s": fl,
                            "noop_tracer_slowdown": fl / p,
                            "bytes_per_switch": size / switches}
-        print("%-8s plain %.3fs  recorded %.3fs  x%.2f  (no-op C tracer alone: x%.2f)  "
+        extra = ""
+        if mon:
+            m = statistics.median(mon)
+            result[runtime].update({"gevent_monitor_cpu_s": mon, "gevent_monitor_median_s": m,
+                                    "gevent_monitor_slowdown": m / p})
+            extra = ", gevent's own monitor: x%.2f" % (m / p)
+        print("%-8s plain %.3fs  recorded %.3fs  x%.2f  (no-op C tracer alone: x%.2f%s)  "
               "%.2f bytes/switch (%d switches, %d bytes)"
-              % (runtime, p, r, r / p, fl / p, size / switches, switches, size), flush=True)
+              % (runtime, p, r, r / p, fl / p, extra, size / switches, switches, size), flush=True)
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
@@ -121,6 +134,7 @@ def main():
                "gevent_slowdown": round(result["gevent"]["slowdown"], 3),
                "eventlet_noop_tracer_slowdown": round(result["eventlet"]["noop_tracer_slowdown"], 3),
                "gevent_noop_tracer_slowdown": round(result["gevent"]["noop_tracer_slowdown"], 3),
+               "gevent_monitor_slowdown": round(result["gevent"]["gevent_monitor_slowdown"], 3),
                "bytes_per_switch": round(max(bps), 3),
                "details": result,
                "python": sys.version.split()[0],
