@@ -121,7 +121,8 @@ public final class TraceStore {
                 .int(s.traceID), .int(s.greenthreadID), .text(s.greenthreadName), .int(s.threadID),
                 .duration(s.startNs), .duration(s.durationNs), .text(s.function), .text(s.file), .int(s.line),
                 .int(s.samples), .int(s.victims), .duration(s.victimWaitNs),
-                Cell(json: s.complete ? "true" : "false", text: s.complete ? "" : "ended in stall", csv: s.complete ? "1" : "0"),
+                // "no": the recording ended inside this stall, so its duration is a lower bound
+                Cell(json: s.complete ? "true" : "false", text: s.complete ? "yes" : "no", csv: s.complete ? "1" : "0"),
                 .raw(json: stackJSON, text: stackText),
             ])
         }

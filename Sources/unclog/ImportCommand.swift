@@ -12,11 +12,11 @@ struct ImportCommand: ParsableCommand {
         commandName: "import",
         abstract: "Import a trace file into a SQLite database.",
         discussion: """
-            Streams the trace into DB (default: the trace's name with .db, beside it), rebuilding
-            each greenthread's timeline, its I/O waits, stalls and their victims. Several traces can
-            share one database; importing the same recording again changes nothing (or replaces it,
-            with --replace). A damaged trace is imported up to and around the damage: every intact
-            chunk is kept, each damaged stretch is reported with its byte offset, and the exit code
+            Streams the trace into DB (default: the trace's name with .db, beside it), rebuilding \
+            each greenthread's timeline, its I/O waits, stalls and their victims. Several traces can \
+            share one database; importing the same recording again changes nothing (or replaces it, \
+            with --replace). A damaged trace is imported up to and around the damage: every intact \
+            chunk is kept, each damaged stretch is reported with its byte offset, and the exit code \
             is 2. A failed import leaves the database as it was.
             """
     )

@@ -12,6 +12,8 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     }
     init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
     static var defaultCompletionKind: CompletionKind { .default }
+    /// Shown as `(default: 50ms)` in --help, in the form the option accepts.
+    var defaultValueDescription: String { DurationText.format(nanoseconds) }
 }
 
 extension OutputFormat: ExpressibleByArgument {}

@@ -11,13 +11,13 @@ struct RecordCommand: ParsableCommand {
         discussion: """
             unclog record [options] -- COMMAND ARGS…
 
-            The program runs unmodified, with its standard input and output, signals (SIGINT and
-            SIGTERM are forwarded) and exit code kept. Python programs using eventlet or gevent are
-            recorded by a recorder injected at interpreter start-up. Swift executables that load the
-            Swift Concurrency runtime dynamically (the SwiftPM default on Linux) get the Swift recorder
-            (libUnclogPreload.so) injected with LD_PRELOAD: every job of the global executor is timed,
-            and jobs running past the threshold are sampled. Programs that link the UnclogRecorder
-            library (e.g. -static-stdlib builds) record themselves when they call
+            The program runs unmodified, with its standard input and output, signals (SIGINT and \
+            SIGTERM are forwarded) and exit code kept. Python programs using eventlet or gevent are \
+            recorded by a recorder injected at interpreter start-up. Swift executables that load the \
+            Swift Concurrency runtime dynamically (the SwiftPM default on Linux) get the Swift recorder \
+            (libUnclogPreload.so) injected with LD_PRELOAD: every job of the global executor is timed, \
+            and jobs running past the threshold are sampled. Programs that link the UnclogRecorder \
+            library (e.g. -static-stdlib builds) record themselves when they call \
             UnclogRecorder.start(). unclog says so when it cannot record a program.
             """
     )

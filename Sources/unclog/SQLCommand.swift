@@ -8,9 +8,9 @@ struct SQLCommand: ParsableCommand {
         commandName: "sql",
         abstract: "Run one read-only SQL statement over the database.",
         discussion: """
-            The connection is read-only: statements that would change the database are refused.
+            The connection is read-only: statements that would change the database are refused. \
             Tables and views are documented in schema/schema.sql, e.g.
-              unclog sql app.db "SELECT function, file, line, stalls, total_ns FROM top_sites"
+              unclog sql app.db "SELECT function, line, total_ns FROM top_sites"
             """
     )
 

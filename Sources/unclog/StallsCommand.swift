@@ -8,9 +8,9 @@ struct StallsCommand: ParsableCommand {
         commandName: "stalls",
         abstract: "List stalls, longest first, with their call site and victims.",
         discussion: """
-            One row per stall: the greenthread that held the thread, how long, the blocking call
-            (the innermost application frame of the stack sampled during the stall), how many
-            stack samples were taken, and how many greenthreads it kept waiting and for how long.
+            One row per stall: the greenthread that held the thread, how long, the blocking call \
+            (the innermost application frame of the stack sampled during the stall), how many \
+            stack samples were taken, and how many greenthreads it kept waiting and for how long. \
             With --format json each stall also carries its whole stack, innermost first.
             """
     )

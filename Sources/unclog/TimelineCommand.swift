@@ -8,8 +8,8 @@ struct TimelineCommand: ParsableCommand {
         commandName: "timeline",
         abstract: "Draw who ran, who waited and who stalled, over time.",
         discussion: """
-            One row per OS thread (# a greenthread runs, . the hub waits for I/O, ! a stall) and one
-            per greenthread (# running, ! stalled, - ready but waiting for the thread, . waiting on
+            One row per OS thread (# a greenthread runs, . the hub waits for I/O, ! a stall) and one \
+            per greenthread (# running, ! stalled, - ready but waiting for the thread, . waiting on \
             I/O). Times are since the start of the trace, e.g. --from 1.2s --to 1.5s.
             """
     )

@@ -8,10 +8,10 @@ struct TopCommand: ParsableCommand {
         commandName: "top",
         abstract: "Rank call sites by total stall time.",
         discussion: """
-            Self attribution (the default) charges each stall to its blocking call, the innermost
-            application frame. --inclusive charges it to every application frame on the stack, so
-            a function is charged for the stalls of everything it called. Columns: number of stalls,
-            total, longest, median and 99th percentile duration, share of all stall time, and the
+            Self attribution (the default) charges each stall to its blocking call, the innermost \
+            application frame. --inclusive charges it to every application frame on the stack, so \
+            a function is charged for the stalls of everything it called. Columns: number of stalls, \
+            total, longest, median and 99th percentile duration, share of all stall time, and the \
             wait the stalls added to other greenthreads.
             """
     )
