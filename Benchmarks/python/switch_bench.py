@@ -10,7 +10,10 @@ compiled blocking monitor, `monitor_thread = True`) alternate in the same invoca
 figure is the ratio of the medians of the process CPU time (all threads, so the watchdog counts) spent in the
 switch loop. Bytes per switch = trace file size / greenlet switch events in it.
 
-    python Benchmarks/python/switch_bench.py [--repeats 7] [--out .bench/python.json]
+With --instructions it also counts instructions per sleep(0) under callgrind (the same
+kinds), a figure machine load does not move.
+
+    python Benchmarks/python/switch_bench.py [--repeats 7] [--instructions] [--out .bench/python.json]
 """
 import argparse
 import json
@@ -74,6 +77,37 @@ def run_child(runtime, n_gt, per_gt, trace=None, floor=False, monitor=False):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def instructions(runtime, n_gt, per_gt, kind, tmp):
+    """Instructions executed by the whole process (every thread) under callgrind: a
+    count that machine load does not move, unlike CPU time."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    extra = []
+    if kind == "recorded":
+        env["PYTHONPATH"] = RECORDER
+        env["UNCLOG_OUTPUT"] = os.path.join(tmp, "cg.bin")
+        env["UNCLOG_THRESHOLD_NS"] = str(50_000_000)
+        env["UNCLOG_SAMPLE_INTERVAL_NS"] = str(10_000_000)
+    elif kind in ("floor", "monitor"):
+        extra = [kind]
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                        sys.executable, "-W", "ignore", "-c", CHILD, runtime, str(n_gt), str(per_gt)] + extra,
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    for line in r.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    raise RuntimeError("no callgrind total in: " + r.stderr[-500:])
+
+
+def instructions_per_call(runtime, n_gt, kind, tmp):
+    """Instructions per sleep(0) call: the difference of two run lengths cancels start-up
+    (the child runs its loop twice: warm-up and measured)."""
+    lo, hi = 50, 150
+    a = instructions(runtime, n_gt, lo, kind, tmp)
+    b = instructions(runtime, n_gt, hi, kind, tmp)
+    return (b - a) / (2 * n_gt * (hi - lo))
+
+
 def count_switches(path):
     import trace_reader
     t = trace_reader.read_trace(path)
@@ -86,6 +120,8 @@ def main():
     ap.add_argument("--greenthreads", type=int, default=100)
     ap.add_argument("--calls", type=int, default=200_000, help="sleep(0) calls in all")
     ap.add_argument("--out", default=os.path.join(ROOT, ".bench", "python.json"))
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count instructions per sleep(0) under callgrind (needs valgrind; load-independent)")
     ap.add_argument("--runtimes", default="eventlet,gevent",
                     help="comma-separated subset of eventlet,gevent (a subset does not write --out)")
     a = ap.parse_args()
@@ -125,6 +161,17 @@ def main():
         print("%-8s plain %.3fs  recorded %.3fs  x%.2f  (no-op C tracer alone: x%.2f%s)  "
               "%.2f bytes/switch (%d switches, %d bytes)"
               % (runtime, p, r, r / p, fl / p, extra, size / switches, switches, size), flush=True)
+        if a.instructions:
+            kinds = ["plain", "floor", "recorded"] + (["monitor"] if runtime == "gevent" else [])
+            ipc = {k: instructions_per_call(runtime, a.greenthreads, k, tmp) for k in kinds}
+            result[runtime]["instructions_per_sleep0"] = ipc
+            result[runtime]["instructions_slowdown"] = ipc["recorded"] / ipc["plain"]
+            print("%-8s instructions per sleep(0): plain %.0f  recorded %.0f  x%.2f  (no-op C tracer "
+                  "alone: x%.2f%s)"
+                  % (runtime, ipc["plain"], ipc["recorded"], ipc["recorded"] / ipc["plain"],
+                     ipc["floor"] / ipc["plain"],
+                     ", gevent's own monitor: x%.2f" % (ipc["monitor"] / ipc["plain"]) if "monitor" in ipc else ""),
+                  flush=True)
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
@@ -136,6 +183,8 @@ def main():
                "gevent_noop_tracer_slowdown": round(result["gevent"]["noop_tracer_slowdown"], 3),
                "gevent_monitor_slowdown": round(result["gevent"]["gevent_monitor_slowdown"], 3),
                "bytes_per_switch": round(max(bps), 3),
+               "eventlet_instructions_slowdown": round(result["eventlet"].get("instructions_slowdown", 0), 3) or None,
+               "gevent_instructions_slowdown": round(result["gevent"].get("instructions_slowdown", 0), 3) or None,
                "details": result,
                "python": sys.version.split()[0],
                "greenthreads": a.greenthreads, "sleep0_calls": per_gt * a.greenthreads}

@@ -444,8 +444,9 @@ def inline_first_call(func, hook, argname):
     taken before recording see it too; no extra frame on the stack.
 
     Done only when the source on disk provably is the running code (the unmodified
-    source compiles to the same bytecode) and the hook's call cannot fail (it is a
-    C function that never raises). Returns False, changing nothing, otherwise."""
+    source compiles to the same bytecode, constants and line table). The hook must
+    never raise (the native note_deadline cannot; the pure-Python one catches
+    everything). Returns False, changing nothing, otherwise."""
     try:
         import ast
         import inspect
