@@ -89,12 +89,23 @@ fuzz-short: deps
 fuzz: deps
 	bash Fuzz/run.sh $${FUZZ_SECONDS:-600}
 
-bench: build venv
+# valgrind: switch_bench.py counts instructions per switch under callgrind (load-independent)
+BENCH_DEB_PACKAGES := valgrind
+.build/.deps-bench-stamp: Makefile
+	@missing=""; for p in $(BENCH_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@mkdir -p $(dir $@) && touch $@
+
+bench: build venv .build/.deps-bench-stamp
 	@mkdir -p .bench
 	cc -O2 Benchmarks/sqlite-ceiling.c -lsqlite3 -o .bench/sqlite-ceiling
 	swift build -c release --product unclog-bench $(SWIFT_BUILD_FLAGS)
 	.build/release/unclog-bench --unclog $(UNCLOG) --ceiling .bench/sqlite-ceiling --out .bench
-	@if [ -f Benchmarks/python/switch_bench.py ]; then UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) Benchmarks/python/switch_bench.py; fi
+	UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) Benchmarks/python/switch_bench.py --instructions
 
 clean:
 	rm -rf .build .bench $(DEMO_DIR) .deps-stamp $(COMPAT_VENV)
