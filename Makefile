@@ -27,17 +27,23 @@ help:
 	@echo "make bench   benchmarks (.bench/core.json, .bench/python.json)"
 	@echo "make fuzz    fuzz the trace reader for longer (FUZZ_SECONDS=600)"
 
+# Shell text: installs the Debian packages named in $$missing (apt-get update only then).
+apt_install_missing = if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+# Shell text: installs those of the Debian packages $(1) that are missing.
+apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(apt_install_missing)
+
 # Installs the Debian packages that are missing (apt-get update only when something is).
 deps: .deps-stamp
 .deps-stamp: Makefile
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if ! $(PYTHON) -c 'import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' 2>/dev/null; then \
 	  missing="$$missing python3-dev"; fi; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	$(call apt_install_missing)
 	@touch $@
 
 # The project's virtualenv with the pinned runtimes; rebuilt when requirements-dev.txt changes.
@@ -92,12 +98,7 @@ fuzz: deps
 # valgrind: switch_bench.py counts instructions per switch under callgrind (load-independent)
 BENCH_DEB_PACKAGES := valgrind
 .build/.deps-bench-stamp: Makefile
-	@missing=""; for p in $(BENCH_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@$(call apt_install,$(BENCH_DEB_PACKAGES))
 	@mkdir -p $(dir $@) && touch $@
 
 bench: build venv .build/.deps-bench-stamp
@@ -131,12 +132,7 @@ VIS_DEB_PACKAGES := chromium fonts-dejavu-core
 VIS_STAMP := .build/.deps-visualization-stamp
 deps-visualization: $(VIS_STAMP)
 $(VIS_STAMP): Makefile
-	@missing=""; for p in $(VIS_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@$(call apt_install,$(VIS_DEB_PACKAGES))
 	@mkdir -p $(dir $@) && touch $@
 test-swift: deps-visualization
 test: test-visualization
