@@ -188,6 +188,71 @@ private final class GreenthreadState {
     var isHub = false
 }
 
+/// Victims across the workers of a thread pool (Swift Concurrency's global executor).
+///
+/// A stall on one worker leaves the pool a worker short: a job queued while it lasted waited
+/// longer, whichever worker finally ran it. So a job that ran on pool thread B, ready at r and
+/// started at s, is a victim of a stall [x0, x1] on another pool thread A when r < x1 and
+/// s > x0, for the overlap of its wait with the stall. (A queued job means no worker was idle
+/// in a work-conserving pool, up to wake-up latency.) Same-thread victims are found as for any
+/// runtime, by `chargeVictim`.
+///
+/// Threads' chunks reach the file out of time order, so each (stall, job) pair is charged
+/// when the second of the two is read: a job checks the stalls already read, a stall the jobs
+/// already read. Jobs are remembered for `window` of trace time behind the latest job read
+/// (at most `capacity`): a stall read later than that after its jobs misses them (only stalls
+/// longer than ~10 s, or a thread whose chunks lag that much).
+struct PoolVictims {
+    struct Job { var gt: UInt32; var thread: UInt32; var ready: Int64; var start: Int64 }
+    struct Stall { var id: Int64; var gt: UInt32; var thread: UInt32; var start: Int64; var end: Int64 }
+
+    static let window: Int64 = 10_000_000_000
+    static let capacity = 200_000
+    private(set) var jobs: [Job] = []
+    private var jobsHead = 0
+    private(set) var stalls: [Stall] = []
+    private var latest = Int64.min
+
+    /// A job that waited (ready < start) started on `thread`: the known stalls of other pool
+    /// threads it waited through, with the wait each caused.
+    mutating func jobStarted(gt: UInt32, thread: UInt32, ready: Int64, start: Int64) -> [(Int64, Int64)] {
+        var out: [(Int64, Int64)] = []
+        for x in stalls where x.thread != thread && x.gt != gt && x.end > ready && x.start < start
+            && start - x.end <= StreamingImport.victimHorizon {
+            let wait = min(start, x.end) - max(ready, x.start)
+            if wait > 0 { out.append((x.id, wait)) }
+        }
+        jobs.append(Job(gt: gt, thread: thread, ready: ready, start: start))
+        latest = max(latest, start)
+        // Forget jobs out of the window (amortized: compact when half the array is dead).
+        while jobsHead < jobs.count && (latest - jobs[jobsHead].start > PoolVictims.window
+                                        || jobs.count - jobsHead > PoolVictims.capacity) {
+            jobsHead += 1
+        }
+        if jobsHead > 4096 && jobsHead * 2 > jobs.count {
+            jobs.removeFirst(jobsHead)
+            jobsHead = 0
+        }
+        if let first = stalls.first, latest - first.end > StreamingImport.victimHorizon {
+            stalls.removeAll { latest - $0.end > StreamingImport.victimHorizon }
+        }
+        return out
+    }
+
+    /// A stall on pool thread `thread` was read: the jobs already read that it kept waiting.
+    mutating func stallEnded(id: Int64, gt: UInt32, thread: UInt32, start: Int64, end: Int64) -> [(gt: UInt32, ready: Int64, start: Int64, wait: Int64)] {
+        var out: [(gt: UInt32, ready: Int64, start: Int64, wait: Int64)] = []
+        for j in jobs[jobsHead...] where j.thread != thread && j.gt != gt && j.ready < end && j.start > start
+            && j.start - end <= StreamingImport.victimHorizon {
+            let wait = min(j.start, end) - max(j.ready, start)
+            if wait > 0 { out.append((j.gt, j.ready, j.start, wait)) }
+        }
+        stalls.append(Stall(id: id, gt: gt, thread: thread, start: start, end: end))
+        if stalls.count > 256 { stalls.removeFirst(stalls.count - 256) }
+        return out
+    }
+}
+
 /// One import: the state machine that turns events into rows.
 private final class StreamingImport {
     let db: Database
@@ -206,6 +271,9 @@ private final class StreamingImport {
     var nextStall: Int64 = 0
     var nextSample: Int64 = 0
     var victimTotals: [Int64: (count: Int64, wait: Int64)] = [:]
+    /// A thread pool runtime (Swift Concurrency: metadata runtime "swift-concurrency"): a stall on
+    /// one worker also keeps waiting the jobs queued for the others (see `PoolVictims`).
+    var pool: PoolVictims?
     var stallBegins: [(tid: UInt32, gt: UInt32, start: Int64)] = []
     var lastTime: Int64 = 0
     var metadata: [String: MetadataValue] = [:]
@@ -295,6 +363,7 @@ private final class StreamingImport {
             readMetadata(c)
             first = nil
         }
+        if case .string("swift-concurrency")? = metadata["runtime"] { pool = PoolVictims() }
         if case let .uint(anchor)? = metadata["anchor_mono_ns"] {
             start = anchor
         } else if let firstBase {
@@ -531,6 +600,17 @@ private final class StreamingImport {
         g.readyWaitNs += t - ready
         // Most greenthreads became ready after the last stall ended: one comparison skips the loop.
         if ready < th.recentStallsEnd { try chargeVictim(th, gt: gt, ready: ready, resumed: t) }
+        if pool != nil, th.hub == 0, ready < t {
+            for (s, wait) in pool!.jobStarted(gt: gt, thread: th.tid, ready: ready, start: t) {
+                try addVictim(stall: s, gt: gt, ready: ready, resumed: t, wait: wait)
+            }
+        }
+    }
+
+    func addVictim(stall: Int64, gt: UInt32, ready: Int64, resumed: Int64, wait: Int64) throws(StoreError) {
+        try victimsOut.add(stall, key(gt), ready, resumed, wait)
+        let old = victimTotals[stall] ?? (0, 0)
+        victimTotals[stall] = (old.count + 1, old.wait + wait)
     }
 
     func chargeVictim(_ th: ThreadState, gt: UInt32, ready: Int64, resumed: Int64) throws(StoreError) {
@@ -538,9 +618,7 @@ private final class StreamingImport {
             && resumed - s.end <= StreamingImport.victimHorizon {
             let wait = min(resumed, s.end) - max(ready, s.start)
             guard wait > 0 else { continue }
-            try victimsOut.add(s.id, key(gt), ready, resumed, wait)
-            let old = victimTotals[s.id] ?? (0, 0)
-            victimTotals[s.id] = (old.count + 1, old.wait + wait)
+            try addVictim(stall: s.id, gt: gt, ready: ready, resumed: resumed, wait: wait)
         }
         // Forget stalls whose victims would have waited more than `victimHorizon` after them
         // (their wait is no longer this stall's doing alone), and keep at most 64.
@@ -571,6 +649,11 @@ private final class StreamingImport {
         th.recentStalls.append((id, s, t, gt))
         th.recentStallsEnd = max(th.recentStallsEnd, t)
         summary.stalls += 1
+        if pool != nil, th.hub == 0 {
+            for v in pool!.stallEnded(id: id, gt: gt, thread: th.tid, start: s, end: t) {
+                try addVictim(stall: id, gt: v.gt, ready: v.ready, resumed: v.start, wait: v.wait)
+            }
+        }
     }
 
     /// Writes (merging) the rows of greenthreads that exited and are not running, and forgets them.

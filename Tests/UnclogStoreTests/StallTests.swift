@@ -261,6 +261,41 @@ struct StallScenario {
                 [[.int(key(3)), .int(ms(10)), .int(ms(32)), .int(ms(21))]])
     }
 
+    /// Swift Concurrency's workers are one pool: a stall on one worker also charges the jobs
+    /// that waited through it on the others (schema.sql, stall_victims), whichever of the two
+    /// threads' chunks the file holds first. Event-loop threads (with a hub) are not in the pool.
+    @Test(arguments: [false, true])
+    func poolVictimsAcrossWorkers(stallThreadFirst: Bool) throws {
+        let tr = ScriptedTrace(runtime: "swift-concurrency")
+        // chunks are flushed in thread id order: the stalled worker's id decides which is first
+        let a: UInt32 = stallThreadFirst ? 10 : 40
+        tr.at(0, a, .running(gt: 0, hub: 0))
+        tr.at(0, 20, .running(gt: 0, hub: 0))
+        tr.at(0, 30, .running(gt: 0, hub: 900))  // an event loop's thread
+        func job(_ thread: UInt32, _ gt: UInt32, ready: Int64, start: Int64, end: Int64) {
+            tr.at(start, thread, .switchTo(to: gt, reason: .other, readyDelta: UInt64(start - ready)))
+            if end - start > ms(10) { tr.at(end, thread, .stallEnd(gt: gt, duration: UInt64(end - start), stack: 0)) }
+            tr.at(end, thread, .switchToHub)
+        }
+        job(a, 2, ready: ms(1), start: ms(1), end: ms(31))        // the stall: 1-31 ms
+        job(20, 3, ready: ms(10), start: ms(20), end: ms(21))     // waited 10-20: all of it in the stall
+        job(20, 4, ready: ms(25), start: ms(40), end: ms(41))     // waited 25-40: 6 ms in the stall
+        job(20, 5, ready: ms(35), start: ms(36), end: ms(37))     // ready after the stall: no victim
+        job(20, 2, ready: ms(31), start: ms(42), end: ms(43))     // the staller itself: no victim
+        job(30, 6, ready: ms(5), start: ms(30), end: ms(30) + 1)  // on the loop thread: not the pool's
+        job(a, 7, ready: ms(20), start: ms(32), end: ms(33))      // same thread, after it: victim
+        tr.finish(at: ms(50))
+        let dir = TempDir()
+        try importTrace(tr, in: dir)
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try store.rows("SELECT gt_key, ready_ns, resumed_ns, wait_ns FROM stall_victims ORDER BY gt_key") == [
+            [.int(key(3)), .int(ms(10)), .int(ms(20)), .int(ms(10))],
+            [.int(key(4)), .int(ms(25)), .int(ms(40)), .int(ms(6))],
+            [.int(key(7)), .int(ms(20)), .int(ms(32)), .int(ms(11))],
+        ])
+        #expect(try store.rows("SELECT victims, victim_wait_ns FROM stalls") == [[.int(3), .int(ms(27))]])
+    }
+
     /// A greenthread resumed more than the 10 s horizon after a stall ended is not its victim
     /// (schema.sql, stall_victims).
     @Test func victimHorizon() throws {

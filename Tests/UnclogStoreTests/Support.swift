@@ -43,7 +43,7 @@ final class ScriptedTrace {
     private(set) var finished = false
 
     init(pid: UInt64 = 4242, chunkBytes: Int = 64 << 10, thresholdNs: UInt64 = 10_000_000,
-         extraMetadata: [MetadataEntry] = []) {
+         runtime: String = "eventlet", extraMetadata: [MetadataEntry] = []) {
         let s = sink
         builder = TraceBuilder(
             metadata: [
@@ -52,7 +52,7 @@ final class ScriptedTrace {
                 MetadataEntry("anchor_wall_ns", .uint(1_700_000_000_000_000_000)),
                 MetadataEntry("pid", .uint(pid)),
                 MetadataEntry("argv", .list(["python3", "app.py"])),
-                MetadataEntry("runtime", .string("eventlet")),
+                MetadataEntry("runtime", .string(runtime)),
                 MetadataEntry("runtime_version", .string("0.36.1")),
                 MetadataEntry("threshold_ns", .uint(thresholdNs)),
                 MetadataEntry("sample_interval_ns", .uint(1_000_000)),
