@@ -190,6 +190,18 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         // Interposition mode also times the runtime's timer jobs (Task.sleep wake-ups), as one greenthread.
         #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = 4294967280") > 1000)
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM images WHERE path LIKE '%libswift_Concurrency.so' AND build_id IS NOT NULL") == 1)
+        // The workers are one pool: while a block held one worker, jobs queued behind the well-behaved
+        // tasks waited, and ran on another worker: each stall has such victims (not only the few
+        // that later ran on its own thread).
+        if ProcessInfo.processInfo.activeProcessorCount >= 2 {
+            #expect(try SwiftPrograms.scalar(db, """
+                WITH own AS MATERIALIZED (SELECT gt_key, start_ns, thread_key FROM slices)
+                SELECT MIN(n) FROM (SELECT COUNT(v.gt_key) AS n FROM stalls st LEFT JOIN stall_victims v ON v.stall_id = st.id
+                    AND NOT EXISTS (SELECT 1 FROM own o WHERE o.gt_key = v.gt_key AND o.start_ns = v.resumed_ns
+                                    AND o.thread_key = st.thread_key)
+                    GROUP BY st.id)
+                """) >= 10)
+        }
         // The async caller, which is not on the native stack, comes from the async context chain:
         // the line of `await sleepWithUsleep()` in the task's closure, as an async resume point.
         let text = try String(contentsOfFile: SwiftPrograms.source, encoding: .utf8)
