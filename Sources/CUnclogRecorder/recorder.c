@@ -69,6 +69,8 @@ typedef void (*dispatch_async_f_fn)(void *queue, void *ctx, dispatch_function_t 
 typedef void *(*dispatch_queue_create_fn)(const char *label, void *attr);
 typedef void *(*dispatch_attr_qos_fn)(void *attr, int qos, int relpri);
 typedef void (*dispatch_set_width_fn)(void *queue, long width);
+typedef void (*dispatch_after_f_fn)(uint64_t when, void *queue, void *ctx, dispatch_function_t fn);
+typedef uint64_t (*dispatch_time_fn)(uint64_t when, int64_t delta);
 
 // ---------------------------------------------------------------------------------------------
 // Trace format constants
@@ -251,6 +253,8 @@ static struct {
     dispatch_queue_create_fn queue_create;
     dispatch_attr_qos_fn attr_qos;
     dispatch_set_width_fn set_width;
+    dispatch_after_f_fn after_f;
+    dispatch_time_fn dispatch_time;
     void *attr_concurrent;
     _Atomic(void *) queues[256];
     int fd;
@@ -467,7 +471,7 @@ static inline void run_timed(swift_job *job, swift_executor_ref executor, void (
     uint32_t flags = job->flags;
     uint32_t gt = job_gt(job, flags);
     uint64_t enq = fn ? enq_given : (uint64_t)(uintptr_t)job->schedulerPrivate[1];
-    if (fn && (enq >> 62) == 3) {  // a timer's job (Task.sleep wake-up): one greenthread for all
+    if ((enq >> 62) == 3) {  // a timer's job (Task.sleep wake-up): one greenthread for all
         gt = 0xFFFFFFF0u;
         enq &= ~(1ull << 62);
     }
@@ -598,6 +602,34 @@ static SWIFTCALL void enqueue_hook(swift_job *job, enqueue_original_fn original)
     if (R.previous_hook) { R.previous_hook(job, original); return; }
     job->schedulerPrivate[1] = (void *)(uintptr_t)enqueue_ticks();
     R.async_f(queue_for((job->flags >> 8) & 0xFF), job, trampoline);
+}
+
+// Executor-factory mode: the executors UnclogRecorder installs with _createExecutors(factory:)
+// enqueue here. Same queues and trampolines as the hook; the main executor's reference is the
+// program's (UnclogRecorder's) main executor, so main-actor isolation checks hold in the job.
+int unclog_executors_prepare(void *identity, uintptr_t implementation) {
+    if (!R.async_f || !R.queue_create || !R.attr_qos || !R.set_width || !R.job_run || !R.main_queue
+        || !R.after_f || !R.dispatch_time) return -1;
+    R.main_executor = (swift_executor_ref){ identity, implementation };
+    return 0;
+}
+void unclog_executor_enqueue_global(void *j) {
+    swift_job *job = j;
+    job->schedulerPrivate[1] = (void *)(uintptr_t)enqueue_ticks();
+    R.async_f(queue_for((job->flags >> 8) & 0xFF), job, trampoline);
+}
+void unclog_executor_enqueue_main(void *j) {
+    swift_job *job = j;
+    job->schedulerPrivate[1] = (void *)(uintptr_t)enqueue_ticks();
+    R.async_f(R.main_queue, job, trampoline_main);
+}
+// A delayed job (Task.sleep): ready at its deadline (CLOCK_MONOTONIC ns, tagged as a timer's job).
+void unclog_executor_enqueue_after(void *j, uint64_t delay_ns) {
+    swift_job *job = j;
+    if (delay_ns > (uint64_t)INT64_MAX) delay_ns = (uint64_t)INT64_MAX;
+    uint64_t deadline = mono_ns() + delay_ns;
+    job->schedulerPrivate[1] = (void *)(uintptr_t)((deadline & ((1ull << 62) - 1)) | (3ull << 62));
+    R.after_f(R.dispatch_time(0 /* DISPATCH_TIME_NOW */, (int64_t)delay_ns), queue_for((job->flags >> 8) & 0xFF), job, trampoline);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1498,6 +1530,9 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     R.queue_create = (dispatch_queue_create_fn)rt->dispatch_queue_create;
     R.attr_qos = (dispatch_attr_qos_fn)rt->dispatch_queue_attr_make_with_qos_class;
     R.set_width = (dispatch_set_width_fn)rt->dispatch_queue_set_width;
+    R.after_f = (dispatch_after_f_fn)rt->dispatch_after_f;
+    R.dispatch_time = (dispatch_time_fn)rt->dispatch_time;
+    if (rt->dispatch_main_q && !R.main_queue) R.main_queue = rt->dispatch_main_q;
     R.attr_concurrent = rt->dispatch_queue_attr_concurrent;
     uint64_t tick = (R.cfg.sample_interval_ns < R.cfg.threshold_ns ? R.cfg.sample_interval_ns : R.cfg.threshold_ns) / 4;
     if (tick < 1000000ull) tick = 1000000ull;

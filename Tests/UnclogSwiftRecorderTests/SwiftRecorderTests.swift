@@ -67,6 +67,7 @@ enum SwiftPrograms {
     }()
 
     /// Builds Blocking.swift once per variant: "preload" (plain), "library" (links UnclogRecorder),
+    /// "executors" (the library with its timing executors installed),
     /// "static" (-static-stdlib, no recorder library).
     static func build(_ variant: String) throws -> String {
         let out = workDir + "/blocking-\(variant)"
@@ -75,13 +76,14 @@ enum SwiftPrograms {
         switch variant {
         case "loop":
             args = ["-g", "-import-objc-header", root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.h").path, loopSource, "-o", out]
-        case "library":
+        case "library", "executors":
             guard let b = buildDir else { throw TestFailure("build directory not found") }
+            if variant == "executors" { args.append("-DUNCLOG_EXECUTORS") }
             args += ["-DUNCLOG_LIBRARY", "-I", b + "/Modules",
                      "-Xcc", "-I" + root.appendingPathComponent("Sources/CUnclogRecorder/include").path,
                      "-Xcc", "-fmodule-map-file=\(b)/CUnclogRecorder.build/module.modulemap",
                      "-Xcc", "-fmodule-map-file=\(b)/CUnclogHookRefs.build/module.modulemap",
-                     b + "/UnclogRecorder.build/UnclogRecorder.swift.o",
+                     b + "/UnclogRecorder.build/UnclogRecorder.swift.o", b + "/UnclogRecorder.build/UnclogExecutors.swift.o",
                      b + "/CUnclogRecorder.build/recorder.c.o", b + "/CUnclogHookRefs.build/hook_refs.c.o"]
         case "static":
             args.append("-static-stdlib")
@@ -224,6 +226,47 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(stall.line == Int64(SwiftPrograms.markers["main_usleep"] ?? -1))
         #expect(Double(abs(stall.duration - Int64(measured))) <= max(5_000_000, Double(measured) * 0.05),
                 "stall \(stall.duration) ns, blocking call \(measured) ns")
+    }
+
+    /// The library alone (executor hook) does not see main-actor jobs in Swift 6.3: no stall there.
+    @Test func libraryWithoutExecutorsMissesMainActor() throws {
+        let exe = try SwiftPrograms.build("library")
+        let (run, db) = try SwiftPrograms.record(exe, ["mainactor"], name: "library-mainactor")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.blocks["main_usleep"] != nil, "\(run.stdout)")
+        #expect(try SwiftPrograms.stalls(db).isEmpty)
+    }
+
+    /// With `UnclogRecorder.installExecutors()` (the runtime's executor factory), main-actor jobs
+    /// and Task.sleep wake-ups are timed too: the main-actor block is found at its line.
+    @Test func libraryExecutorsFindMainActorBlock() throws {
+        let exe = try SwiftPrograms.build("executors")
+        let (run, db) = try SwiftPrograms.record(exe, ["mainactor"], name: "executors-mainactor")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("OK 4000"), "\(run.stdout)")
+        #expect(!run.stdout.contains("installExecutors failed"))
+        let measured = try #require(run.blocks["main_usleep"], "\(run.stdout)")
+        let stalls = try SwiftPrograms.stalls(db)
+        #expect(stalls.count == 1, "\(stalls)")
+        let stall = try #require(stalls.first)
+        #expect(stall.function == "blockOnMainActor()")
+        #expect(stall.file?.hasSuffix("Tests/SwiftPrograms/Blocking.swift") == true)
+        #expect(stall.line == Int64(SwiftPrograms.markers["main_usleep"] ?? -1))
+        #expect(stall.samples >= 5, "\(stall.samples) samples")
+        #expect(Double(abs(stall.duration - Int64(measured))) <= max(5_000_000, Double(measured) * 0.05),
+                "stall \(stall.duration) ns, blocking call \(measured) ns")
+        // Task.sleep wake-ups (the 100 tickers sleep ~300 times each) are timed as timer jobs.
+        #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = 4294967280") > 1000)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE is_hub = 0") >= 500)
+    }
+
+    /// The four worker-thread blocks are found as well with the executors installed.
+    @Test func libraryExecutorsFindEachBlock() throws {
+        let exe = try SwiftPrograms.build("executors")
+        let (run, db) = try SwiftPrograms.record(exe, ["block"], name: "executors-block")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("OK 4000"))
+        try checkBlocks(run, db)
     }
 
     /// The executor-hook mode of the LD_PRELOAD recorder (UNCLOG_SWIFT_MODE=hook) finds the same blocks.
