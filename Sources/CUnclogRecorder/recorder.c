@@ -1332,13 +1332,13 @@ static void write_header_and_metadata(void) {
         const char *missing[4];
         int k = 0;
         missing[k++] = "jobs on custom serial executors and task executors";
-        if (!interpose_on) missing[k++] = "main-actor jobs and timer (Task.sleep wake-up) jobs";
+        if (!interpose_on && !R.cfg.executors) missing[k++] = "main-actor jobs and timer (Task.sleep wake-up) jobs";
         if (!loops_on) missing[k++] = "event-loop threads (epoll_wait is interposed only by the LD_PRELOAD recorder)";
         KEY("not_recorded");
         *p++ = 2;
         p = put_uvarint(p, (uint64_t)k);
         for (int i = 0; i < k; i++) { size_t l = strlen(missing[i]); p = put_uvarint(p, l); memcpy(p, missing[i], l); p += l; }
-        KEY("swift_recorder_mode"); STR(interpose_on ? "interpose" : "hook");
+        KEY("swift_recorder_mode"); STR(interpose_on ? "interpose" : R.cfg.executors ? "hook+executors" : "hook");
     }
     // argv from /proc/self/cmdline (NUL-separated)
     char cmd[4096];

@@ -71,15 +71,9 @@ func jobPointer(_ job: UnownedJob) -> UnsafeMutableRawPointer {
 }
 
 extension UnclogRecorder {
-    /// Installs timing executors (main and global) with the runtime's executor factory, so that
-    /// main-actor jobs and `Task.sleep` wake-ups are recorded too (the executor hook that `start`
-    /// installs does not see them in Swift 6.3). Call it right after a successful `start`, first
-    /// thing in `main`, before any other concurrency work; once installed the executors stay for
-    /// the life of the process (after `stop()` they run jobs untimed). Returns false, installing
-    /// nothing, when the recorder is not recording or the runtime lacks what the executors need.
-    @discardableResult
-    public static func installExecutors() -> Bool {
-        guard isRecording else { return false }
+    /// Installs the timing executors (for `start(executors: true)`, once recording has started).
+    /// False, installing nothing, when the runtime lacks what the executors need.
+    static func installExecutors() -> Bool {
         let ref = unsafeBitCast(unclogMainExecutor.asUnownedSerialExecutor(), to: (UInt, UInt).self)
         guard unclog_executors_prepare(UnsafeMutableRawPointer(bitPattern: ref.0), ref.1) == 0 else { return false }
         _createExecutors(factory: UnclogExecutorFactory.self)

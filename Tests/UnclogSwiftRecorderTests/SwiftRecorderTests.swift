@@ -237,14 +237,15 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(try SwiftPrograms.stalls(db).isEmpty)
     }
 
-    /// With `UnclogRecorder.installExecutors()` (the runtime's executor factory), main-actor jobs
+    /// With `UnclogRecorder.start(executors: true)` (the runtime's executor factory), main-actor jobs
     /// and Task.sleep wake-ups are timed too: the main-actor block is found at its line.
     @Test func libraryExecutorsFindMainActorBlock() throws {
         let exe = try SwiftPrograms.build("executors")
         let (run, db) = try SwiftPrograms.record(exe, ["mainactor"], name: "executors-mainactor")
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("OK 4000"), "\(run.stdout)")
-        #expect(!run.stdout.contains("installExecutors failed"))
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'swift_recorder_mode' AND value = 'hook+executors'") == 1)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'not_recorded' AND value LIKE '%main-actor%'") == 0)
         let measured = try #require(run.blocks["main_usleep"], "\(run.stdout)")
         let stalls = try SwiftPrograms.stalls(db)
         #expect(stalls.count == 1, "\(stalls)")
