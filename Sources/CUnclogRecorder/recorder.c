@@ -511,12 +511,13 @@ static int loops_on;
 
 int unclog_interpose_mode(void) { return interpose_on && atomic_load_explicit(&R.active, memory_order_relaxed); }
 
-int unclog_is_swift_job(void *ctx, void (*fn)(void *)) {
+static inline int is_swift_job(void *ctx, void (*fn)(void *)) {
     uintptr_t f = (uintptr_t)fn;
     if (f < conc_text_lo || f >= conc_text_hi || !ctx) return 0;
     uintptr_t meta = *(const uintptr_t *)ctx;  // a job's metadata is the runtime's own
     return meta >= conc_lo && meta < conc_hi;
 }
+int unclog_is_swift_job(void *ctx, void (*fn)(void *)) { return is_swift_job(ctx, fn); }
 
 // The ready time of a job enqueued now. Read inside a timed job (nearly every enqueue: a task's
 // continuation, an actor hop, a child task), it costs no clock read: the job became ready after
@@ -536,13 +537,28 @@ static inline uint64_t enqueue_ticks(void) {
 
 static inline uint32_t enq_slot(const void *job) { return (uint32_t)(((uintptr_t)job >> 4) * 2654435761u) & (ENQ_SLOTS - 1); }
 
-void unclog_job_enqueued(void *job, uint64_t ready_mono_ns, int timer) {
+static inline void job_enqueued(void *job, uint64_t ready_mono_ns, int timer) {
     uint32_t h = enq_slot(job);
     // Tags: bit 63 = the value is CLOCK_MONOTONIC ns (else ticks), bit 62 (with 63) = a timer's job.
     uint64_t v = timer ? ((ready_mono_ns & ((1ull << 62) - 1)) | (3ull << 62))
                        : ready_mono_ns ? (ready_mono_ns | (1ull << 63)) : enqueue_ticks();
     atomic_store_explicit(&enq_table[h].t, v, memory_order_relaxed);
     atomic_store_explicit(&enq_table[h].job, (uintptr_t)job, memory_order_release);
+}
+
+void unclog_job_enqueued(void *job, uint64_t ready_mono_ns, int timer) { job_enqueued(job, ready_mono_ns, timer); }
+
+// The preload library's one call per dispatch_async_f/dispatch_after_f (one call, not three: this
+// runs for every job): while recording in interposition mode, is (ctx, fn) a job of the Swift
+// runtime run by its job callback? If so, note its enqueue time and return 1.
+static void (*swift_job_callback)(void *);  // the runtime's job callback (one function), learnt at first use
+int unclog_interpose_note(void *ctx, void (*fn)(void *), uint64_t ready_mono_ns, int timer) {
+    if (!interpose_on || !atomic_load_explicit(&R.active, memory_order_relaxed) || !is_swift_job(ctx, fn)) return 0;
+    void (*known)(void *) = __atomic_load_n(&swift_job_callback, __ATOMIC_RELAXED);
+    if (!known) { __atomic_store_n(&swift_job_callback, fn, __ATOMIC_RELAXED); known = fn; }
+    if (fn != known) return 0;
+    job_enqueued(ctx, ready_mono_ns, timer);
+    return 1;
 }
 
 void unclog_run_job_interposed(void *job, void (*fn)(void *)) {

@@ -71,6 +71,9 @@ int unclog_interpose_mode(void);
 int unclog_is_swift_job(void *ctx, void (*fn)(void *));
 void unclog_job_enqueued(void *job, uint64_t ready_mono_ns, int timer);
 void unclog_run_job_interposed(void *job, void (*fn)(void *));
+/// The three checks and the note in one call (the preload library's hot path): returns 1 when
+/// (ctx, fn) is a Swift job to time (recording, interposition mode, the runtime's job callback).
+int unclog_interpose_note(void *ctx, void (*fn)(void *), uint64_t ready_mono_ns, int timer);
 
 /// Executor-factory mode (UnclogRecorder's `start(executors: true)`): the program's global and main
 /// executors, installed with `_createExecutors(factory:)`, hand every job here; the recorder runs it
