@@ -1355,6 +1355,24 @@ static void write_header_and_metadata(void) {
         p = put_uvarint(p, (uint64_t)k);
         for (int i = 0; i < k; i++) { size_t l = strlen(missing[i]); p = put_uvarint(p, l); memcpy(p, missing[i], l); p += l; }
         KEY("swift_recorder_mode"); STR(interpose_on ? "interpose" : R.cfg.executors ? "hook+executors" : "hook");
+        // Each job's kind (the runtime's JobKind, job flags bits 0-7) follows from its greenthread
+        // id (job_gt): say so in the trace, as "LO-HI KIND NAME" (KIND: the JobKind number, "k" =
+        // gt & 0xFF, "-" = not a runtime job or any kind), so readers need not know this recorder.
+        static const char *const kinds[] = {
+            "0x00000001-0xBFFFFFFF 0 task (the greenthread id is the task id's low 32 bits)",
+            "0xC0000000-0xCFFFFFFF - event-loop iteration and its hub (not a runtime job)",
+            "0xD0000000-0xDFFFFFFF - span (not a runtime job)",
+            "0xE0000000-0xFFFFFEFF 192 default-actor drain (DefaultActorInline): one greenthread per actor",
+            "0xFFFFFF00-0xFFFFFFEF k runtime job of kind gt & 0xFF (193 DefaultActorSeparate, 194 DefaultActorOverride, 195 NullaryContinuation: continuation resumptions, 196 IsolatedDeinit)",
+            "0xFFFFFFF0-0xFFFFFFF0 - timer job (Task.sleep wake-up), whatever its kind",
+            "0xFFFFFFFD-0xFFFFFFFD 0 task job without a task id",
+            "0xFFFFFFFE-0xFFFFFFFE 192 default-actor drain (actors beyond the recorder's 8192)",
+        };
+        size_t nk = sizeof kinds / sizeof kinds[0];
+        KEY("swift_job_kinds");
+        *p++ = 2;
+        p = put_uvarint(p, (uint64_t)nk);
+        for (size_t i = 0; i < nk; i++) { size_t l = strlen(kinds[i]); p = put_uvarint(p, l); memcpy(p, kinds[i], l); p += l; }
     }
     // argv from /proc/self/cmdline (NUL-separated)
     char cmd[4096];

@@ -146,6 +146,21 @@ enum SwiftPrograms {
         return rows
     }
 
+    /// The trace's `swift_job_kinds` metadata: greenthread id ranges and their job kind.
+    static func jobKinds(_ db: String) throws -> [(lo: UInt64, hi: UInt64, kind: String)] {
+        let d = try Database(path: db, readOnly: true)
+        let q = try d.prepare("SELECT j.value FROM trace_metadata m, json_each(m.value) j WHERE m.key = 'swift_job_kinds'")
+        var r: [(lo: UInt64, hi: UInt64, kind: String)] = []
+        while try q.step() {
+            let f = (q.text(0) ?? "").split(separator: " ")
+            let range = f.first?.split(separator: "-") ?? []
+            guard f.count >= 2, range.count == 2, let lo = UInt64(range[0].dropFirst(2), radix: 16),
+                  let hi = UInt64(range[1].dropFirst(2), radix: 16) else { continue }
+            r.append((lo, hi, String(f[1])))
+        }
+        return r
+    }
+
     static func scalar(_ db: String, _ sql: String) throws -> Int64 {
         try Database(path: db, readOnly: true).scalar(sql) ?? -1
     }
@@ -192,6 +207,17 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         // Interposition mode also times the runtime's timer jobs (Task.sleep wake-ups), as one greenthread.
         #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = 4294967280") > 1000)
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM images WHERE path LIKE '%libswift_Concurrency.so' AND build_id IS NOT NULL") == 1)
+        // Job kinds: the trace maps greenthread ids to the runtime's JobKind. Every stall is in a
+        // task's job (kind 0; the uncontended actor runs on the calling task's job); Task.yield's
+        // continuation resumptions are runtime jobs whose id carries their kind (195).
+        let kinds = try SwiftPrograms.jobKinds(db)
+        func kind(_ gt: Int64) -> String? { kinds.first { UInt64(gt) >= $0.lo && UInt64(gt) <= $0.hi }?.kind }
+        #expect(kinds.count >= 5, "\(kinds)")
+        for s in try SwiftPrograms.stalls(db) {
+            #expect(kind(s.gt) == "0", "\(s.function ?? "?") gt \(s.gt): kind \(kind(s.gt) ?? "none")")
+        }
+        #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = \(0xFFFF_FF00 | 195)") > 100)
+        #expect(kind(0xFFFF_FF00 | 195) == "k")
         // The async caller, which is not on the native stack, comes from the async context chain:
         // the line of `await sleepWithUsleep()` in the task's closure, as an async resume point.
         let text = try String(contentsOfFile: SwiftPrograms.source, encoding: .utf8)
