@@ -45,9 +45,17 @@ final class UnclogGlobalExecutor: TaskExecutor, SchedulingExecutor, @unchecked S
             }
             return
         }
+        unclog_executor_enqueue_after(jobPointer(UnownedJob(job)), Self.nanoseconds(d))
+    }
+
+    /// A delay in ns, saturating (a huge delay must not wrap into a short one); negative = 0.
+    static func nanoseconds(_ d: Duration) -> UInt64 {
         let c = d.components
-        let ns = c.seconds < 0 ? 0 : UInt64(clamping: c.seconds) &* 1_000_000_000 &+ UInt64(max(0, c.attoseconds / 1_000_000_000))
-        unclog_executor_enqueue_after(jobPointer(UnownedJob(job)), ns)
+        guard c.seconds >= 0 else { return 0 }
+        let (whole, overflow) = UInt64(c.seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return .max }
+        let (ns, overflow2) = whole.addingReportingOverflow(UInt64(max(0, c.attoseconds / 1_000_000_000)))
+        return overflow2 ? .max : ns
     }
 
     func enqueue<C: Clock>(_ job: consuming ExecutorJob, at instant: C.Instant,
