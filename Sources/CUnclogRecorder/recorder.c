@@ -8,7 +8,10 @@
 //   queue per priority, width = logical CPUs) with a trampoline that reads the clock, runs the
 //   job with `swift_job_run` on the generic executor, reads the clock again and appends
 //   `Switch…`/`SwitchToHub` (plus `StallEnd` when the job ran past the threshold) to the
-//   thread's chunk buffer. No allocation, no system call, one uncontended spin lock per job.
+//   thread's chunk buffer. No allocation, no system call, one uncontended spin lock and two
+//   clock reads per job (an enqueue inside a job takes its ready time from state already at
+//   hand: enqueue_ticks). The same trampolines serve the interposition mode (the runtime's own
+//   Dispatch callbacks, LD_PRELOAD) and the executor-factory mode (UnclogRecorder's executors).
 // * Watchdog thread. Every few ms: jobs running past the threshold get a `StallBegin` and, every
 //   sample interval, a `StallSample`. A thread asleep in a system call (read from
 //   /proc/self/task/TID/syscall: syscall number, stack pointer, pc) is never signalled (a
