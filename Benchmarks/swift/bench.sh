@@ -7,6 +7,7 @@
 #   (per yield; runtime_jobs_per_yield says how many runtime jobs one yield costs, each timed)
 #   cpu_ns_per_job_added  the same with the process's CPU time (user + system, every thread,
 #                     the recorder's watchdog included): steadier on a machine shared with other work
+#   *_quartiles       [p25, p75] of the same per-pair figures: the run's spread
 # Usage: Benchmarks/swift/bench.sh [OUT_DIR] (RUNS=11 by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,6 +37,9 @@ base = [r[0] for r in rows]; rec = [r[3] for r in rows]
 added = [(r[3] - r[0]) / jobs for r in rows]
 ratio = [r[3] / r[0] for r in rows]
 cpu_added = [(r[5] - r[2]) / jobs for r in rows]
+def quartiles(v):  # [p25, p75]
+    q = statistics.quantiles(v, n=4, method="inclusive") if len(v) > 1 else [v[0]] * 3
+    return [round(q[0], 1), round(q[2], 1)]
 out = {
     "ns_per_job_added": round(statistics.median(added), 1),
     "slowdown": round(statistics.median(ratio), 3),
@@ -50,6 +54,10 @@ out = {
     # task): the recorder times each; the per-job figures above are per yield, as issue 4 asks.
     "runtime_jobs_per_yield": round(statistics.median(r[7] for r in rows) / jobs, 3),
     "cpu_ns_per_runtime_job_added": round(statistics.median((r[5] - r[2]) / max(1, r[7]) for r in rows), 1),
+    # The spread over the pairs (a shared machine's noise is often larger than the effect).
+    "ns_per_job_added_quartiles": quartiles(added),
+    "cpu_ns_per_job_added_quartiles": quartiles(cpu_added),
+    "cpu_ns_per_runtime_job_added_quartiles": quartiles([(r[5] - r[2]) / max(1, r[7]) for r in rows]),
     "mode": os.environ.get("UNCLOG_SWIFT_MODE", "interpose"),
     "pinned_cpu": 0,
     "workload": "1M Task.yield() across 100 tasks (Benchmarks/swift/YieldBench.swift, swiftc -O), recorded with LD_PRELOAD vs not, same run",

@@ -13,6 +13,8 @@ extern char _dispatch_queue_attr_concurrent;
 extern void *swift_task_enqueueMainExecutor_hook;
 extern void swift_task_getMainExecutor(void);
 extern char _dispatch_main_q;
+extern void dispatch_after_f(void);
+extern void dispatch_time(void);
 
 void unclog_runtime_linked(unclog_runtime *rt) {
     rt->enqueue_global_hook = &swift_task_enqueueGlobal_hook;
@@ -26,4 +28,6 @@ void unclog_runtime_linked(unclog_runtime *rt) {
     rt->enqueue_main_hook = &swift_task_enqueueMainExecutor_hook;
     rt->get_main_executor = (void *)&swift_task_getMainExecutor;
     rt->dispatch_main_q = &_dispatch_main_q;
+    rt->dispatch_after_f = (void *)&dispatch_after_f;
+    rt->dispatch_time = (void *)&dispatch_time;
 }

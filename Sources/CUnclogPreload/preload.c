@@ -110,17 +110,11 @@ static dispatch_fn swift_run_job;  // the runtime's job callback (one function),
 
 static void timed_swift_job(void *job) { unclog_run_job_interposed(job, swift_run_job); }
 
-static int wrap_job(void *ctx, dispatch_fn fn) {
-    if (!started || !unclog_interpose_mode() || !unclog_is_swift_job(ctx, fn)) return 0;
-    if (!swift_run_job) swift_run_job = fn;
-    return fn == swift_run_job;
-}
-
 void dispatch_async_f(void *queue, void *ctx, dispatch_fn fn) {
     static dispatch_async_f_fn real;
     if (!real) real = (dispatch_async_f_fn)dlsym(RTLD_NEXT, "dispatch_async_f");
-    if (wrap_job(ctx, fn)) {
-        unclog_job_enqueued(ctx, 0, 0);
+    if (started && unclog_interpose_note(ctx, fn, 0, 0)) {
+        if (swift_run_job != fn) swift_run_job = fn;  // once: unclog_interpose_note admits one callback
         real(queue, ctx, timed_swift_job);
         return;
     }
@@ -130,9 +124,9 @@ void dispatch_async_f(void *queue, void *ctx, dispatch_fn fn) {
 void dispatch_after_f(uint64_t when, void *queue, void *ctx, dispatch_fn fn) {
     static dispatch_after_f_fn real;
     if (!real) real = (dispatch_after_f_fn)dlsym(RTLD_NEXT, "dispatch_after_f");
-    if (wrap_job(ctx, fn)) {
-        // Ready when the timer fires: `when` is CLOCK_MONOTONIC ns unless a flag bit says otherwise.
-        unclog_job_enqueued(ctx, (when >> 62) == 0 ? when : 0, 1);
+    // Ready when the timer fires: `when` is CLOCK_MONOTONIC ns unless a flag bit says otherwise.
+    if (started && unclog_interpose_note(ctx, fn, (when >> 62) == 0 ? when : 0, 1)) {
+        if (swift_run_job != fn) swift_run_job = fn;  // once: unclog_interpose_note admits one callback
         real(when, queue, ctx, timed_swift_job);
         return;
     }

@@ -4,6 +4,8 @@
 //     UnclogRecorder.start()      // first line of main: records when run by `unclog record`
 //     defer { UnclogRecorder.stop() }
 //
+// `start(executors: true)` also times main-actor jobs and Task.sleep wake-ups (UnclogExecutors.swift).
+//
 // or `try UnclogRecorder.start(output: "app.trace")` to record on every run. Recording stops at
 // exit by itself; `stop()` flushes and closes the trace earlier.
 
@@ -26,9 +28,15 @@ public enum UnclogRecorder {
     /// - Parameters:
     ///   - threshold: a job running longer than this is a stall (default 50 ms, or the environment's).
     ///   - sampleInterval: stack sampling period during a stall (default 10 ms, or the environment's).
+    ///   - executors: also install timing main and global executors with the runtime's executor
+    ///     factory (`_createExecutors(factory:)`, Swift 6.3), so main-actor jobs and `Task.sleep`
+    ///     wake-ups are recorded too; the executor hook alone does not see them. Call `start` first
+    ///     thing in `main`, before any other concurrency work. The executors stay for the life of
+    ///     the process (after `stop()` they run jobs untimed). Nothing is installed when not recording.
     @discardableResult
     public static func start(output: String? = nil, threshold: Duration? = nil,
-                             sampleInterval: Duration? = nil) throws(UnclogRecorderError) -> Bool {
+                             sampleInterval: Duration? = nil,
+                             executors: Bool = false) throws(UnclogRecorderError) -> Bool {
         let envOutput = environment("UNCLOG_OUTPUT")
         let envThreshold = environment("UNCLOG_THRESHOLD_NS").flatMap { UInt64($0) }
         let envInterval = environment("UNCLOG_SAMPLE_INTERVAL_NS").flatMap { UInt64($0) }
@@ -47,12 +55,17 @@ public enum UnclogRecorder {
                 config.sample_interval_ns = sampleInterval.map(nanoseconds) ?? envInterval ?? 10_000_000
                 config.recorder_name = name
                 config.quiet = 0
+                config.executors = executors ? 1 : 0
                 return unclog_recorder_start(&config, &runtime, &error, error.count)
             }
         }
         if rc != 0 {
             throw UnclogRecorderError(description: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
                                                           as: UTF8.self))
+        }
+        if executors && !installExecutors() {
+            stop()
+            throw UnclogRecorderError(description: "the runtime lacks what the timing executors need (Dispatch main queue, dispatch_after_f)")
         }
         return true
     }

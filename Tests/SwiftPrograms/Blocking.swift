@@ -4,7 +4,8 @@
 // blocking call is on a line marked `// BLOCK:<name>`; the program prints, at the end, how long
 // each blocking call took (CLOCK_MONOTONIC), so a test can compare the recorded stall with it.
 // Built by the tests with `swiftc -g -parse-as-library` (add -DUNCLOG_LIBRARY to record through the
-// UnclogRecorder library instead of LD_PRELOAD).
+// UnclogRecorder library instead of LD_PRELOAD, and -DUNCLOG_EXECUTORS to have it install its
+// timing executors too).
 
 import Dispatch
 import Foundation
@@ -81,7 +82,11 @@ func wellBehaved(_ i: Int) async -> Int {
 @main struct Blocking {
     static func main() async {
         #if UNCLOG_LIBRARY
+        #if UNCLOG_EXECUTORS
+        let recording = (try? UnclogRecorder.start(executors: true)) ?? false
+        #else
         let recording = (try? UnclogRecorder.start()) ?? false
+        #endif
         defer { if recording { UnclogRecorder.stop() } }
         #endif
         let mode = CommandLine.arguments.dropFirst().first ?? "calm"

@@ -67,6 +67,7 @@ enum SwiftPrograms {
     }()
 
     /// Builds Blocking.swift once per variant: "preload" (plain), "library" (links UnclogRecorder),
+    /// "executors" (the library with its timing executors installed),
     /// "static" (-static-stdlib, no recorder library).
     static func build(_ variant: String) throws -> String {
         let out = workDir + "/blocking-\(variant)"
@@ -75,13 +76,14 @@ enum SwiftPrograms {
         switch variant {
         case "loop":
             args = ["-g", "-import-objc-header", root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.h").path, loopSource, "-o", out]
-        case "library":
+        case "library", "executors":
             guard let b = buildDir else { throw TestFailure("build directory not found") }
+            if variant == "executors" { args.append("-DUNCLOG_EXECUTORS") }
             args += ["-DUNCLOG_LIBRARY", "-I", b + "/Modules",
                      "-Xcc", "-I" + root.appendingPathComponent("Sources/CUnclogRecorder/include").path,
                      "-Xcc", "-fmodule-map-file=\(b)/CUnclogRecorder.build/module.modulemap",
                      "-Xcc", "-fmodule-map-file=\(b)/CUnclogHookRefs.build/module.modulemap",
-                     b + "/UnclogRecorder.build/UnclogRecorder.swift.o",
+                     b + "/UnclogRecorder.build/UnclogRecorder.swift.o", b + "/UnclogRecorder.build/UnclogExecutors.swift.o",
                      b + "/CUnclogRecorder.build/recorder.c.o", b + "/CUnclogHookRefs.build/hook_refs.c.o"]
         case "static":
             args.append("-static-stdlib")
@@ -144,6 +146,21 @@ enum SwiftPrograms {
         return rows
     }
 
+    /// The trace's `swift_job_kinds` metadata: greenthread id ranges and their job kind.
+    static func jobKinds(_ db: String) throws -> [(lo: UInt64, hi: UInt64, kind: String)] {
+        let d = try Database(path: db, readOnly: true)
+        let q = try d.prepare("SELECT j.value FROM trace_metadata m, json_each(m.value) j WHERE m.key = 'swift_job_kinds'")
+        var r: [(lo: UInt64, hi: UInt64, kind: String)] = []
+        while try q.step() {
+            let f = (q.text(0) ?? "").split(separator: " ")
+            let range = f.first?.split(separator: "-") ?? []
+            guard f.count >= 2, range.count == 2, let lo = UInt64(range[0].dropFirst(2), radix: 16),
+                  let hi = UInt64(range[1].dropFirst(2), radix: 16) else { continue }
+            r.append((lo, hi, String(f[1])))
+        }
+        return r
+    }
+
     static func scalar(_ db: String, _ sql: String) throws -> Int64 {
         try Database(path: db, readOnly: true).scalar(sql) ?? -1
     }
@@ -202,6 +219,17 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
                     GROUP BY st.id)
                 """) >= 10)
         }
+        // Job kinds: the trace maps greenthread ids to the runtime's JobKind. Every stall is in a
+        // task's job (kind 0; the uncontended actor runs on the calling task's job); Task.yield's
+        // continuation resumptions are runtime jobs whose id carries their kind (195).
+        let kinds = try SwiftPrograms.jobKinds(db)
+        func kind(_ gt: Int64) -> String? { kinds.first { UInt64(gt) >= $0.lo && UInt64(gt) <= $0.hi }?.kind }
+        #expect(kinds.count >= 5, "\(kinds)")
+        for s in try SwiftPrograms.stalls(db) {
+            #expect(kind(s.gt) == "0", "\(s.function ?? "?") gt \(s.gt): kind \(kind(s.gt) ?? "none")")
+        }
+        #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = \(0xFFFF_FF00 | 195)") > 100)
+        #expect(kind(0xFFFF_FF00 | 195) == "k")
         // The async caller, which is not on the native stack, comes from the async context chain:
         // the line of `await sleepWithUsleep()` in the task's closure, as an async resume point.
         let text = try String(contentsOfFile: SwiftPrograms.source, encoding: .utf8)
@@ -236,6 +264,50 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(stall.line == Int64(SwiftPrograms.markers["main_usleep"] ?? -1))
         #expect(Double(abs(stall.duration - Int64(measured))) <= max(5_000_000, Double(measured) * 0.05),
                 "stall \(stall.duration) ns, blocking call \(measured) ns")
+    }
+
+    /// The library alone (executor hook) does not see main-actor jobs in Swift 6.3: no stall there.
+    @Test func libraryWithoutExecutorsMissesMainActor() throws {
+        let exe = try SwiftPrograms.build("library")
+        let (run, db) = try SwiftPrograms.record(exe, ["mainactor"], name: "library-mainactor")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.blocks["main_usleep"] != nil, "\(run.stdout)")
+        #expect(try SwiftPrograms.stalls(db).isEmpty)
+    }
+
+    /// With `UnclogRecorder.start(executors: true)` (the runtime's executor factory), main-actor jobs
+    /// and Task.sleep wake-ups are timed too: the main-actor block is found at its line.
+    @Test func libraryExecutorsFindMainActorBlock() throws {
+        let exe = try SwiftPrograms.build("executors")
+        let (run, db) = try SwiftPrograms.record(exe, ["mainactor"], name: "executors-mainactor")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("OK 4000"), "\(run.stdout)")
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'swift_recorder_mode' AND value = 'hook+executors'") == 1)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'not_recorded' AND value LIKE '%main-actor%'") == 0)
+        let measured = try #require(run.blocks["main_usleep"], "\(run.stdout)")
+        let stalls = try SwiftPrograms.stalls(db)
+        #expect(stalls.count == 1, "\(stalls)")
+        let stall = try #require(stalls.first)
+        #expect(stall.function == "blockOnMainActor()")
+        #expect(stall.file?.hasSuffix("Tests/SwiftPrograms/Blocking.swift") == true)
+        #expect(stall.line == Int64(SwiftPrograms.markers["main_usleep"] ?? -1))
+        #expect(stall.samples >= 5, "\(stall.samples) samples")
+        #expect(Double(abs(stall.duration - Int64(measured))) <= max(5_000_000, Double(measured) * 0.05),
+                "stall \(stall.duration) ns, blocking call \(measured) ns")
+        // Task.sleep wake-ups (the 100 tickers sleep ~300 times each) are timed as timer jobs.
+        #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = 4294967280") > 1000)
+        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE is_hub = 0") >= 500)
+    }
+
+    /// The four worker-thread blocks are found as well with the executors installed.
+    @Test func libraryExecutorsFindEachBlock() throws {
+        let exe = try SwiftPrograms.build("executors")
+        let (run, db) = try SwiftPrograms.record(exe, ["block"], name: "executors-block")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("OK 4000"))
+        try checkBlocks(run, db)
+        // Task.yield's continuation resumptions bypass the hook but reach the default executor.
+        #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = \(0xFFFF_FF00 | 195)") > 100)
     }
 
     /// The executor-hook mode of the LD_PRELOAD recorder (UNCLOG_SWIFT_MODE=hook) finds the same blocks.

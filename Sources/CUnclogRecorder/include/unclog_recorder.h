@@ -25,6 +25,8 @@ typedef struct unclog_runtime {
     void **enqueue_main_hook;                // optional: &swift_task_enqueueMainExecutor_hook (main-actor jobs)
     void *get_main_executor;                 // optional: swift_task_getMainExecutor (swiftcall, returns the executor ref)
     void *dispatch_main_q;                   // optional: &_dispatch_main_q (dispatch_get_main_queue())
+    void *dispatch_after_f;                  // optional: void (when, queue, ctx, fn) (executor-factory timers)
+    void *dispatch_time;                     // optional: dispatch_time_t (when, int64 delta)
     int interpose;                           // 1: the caller interposes dispatch_async_f/after_f (no hook)
     int loops;                               // 1: the caller interposes epoll_wait (event-loop threads)
 } unclog_runtime;
@@ -35,6 +37,7 @@ typedef struct unclog_config {
     uint64_t sample_interval_ns;  // stack sampling period during a stall (default 10 ms)
     const char *recorder_name;    // metadata `recorder`
     int quiet;                    // no diagnostics on stderr
+    int executors;                // 1: the caller installs the timing executors (executor-factory mode)
 } unclog_config;
 
 /// Starts recording. Returns 0, or -1 with a message in `error` (never aborts the program).
@@ -68,6 +71,21 @@ int unclog_interpose_mode(void);
 int unclog_is_swift_job(void *ctx, void (*fn)(void *));
 void unclog_job_enqueued(void *job, uint64_t ready_mono_ns, int timer);
 void unclog_run_job_interposed(void *job, void (*fn)(void *));
+/// The three checks and the note in one call (the preload library's hot path): returns 1 when
+/// (ctx, fn) is a Swift job to time (recording, interposition mode, the runtime's job callback).
+int unclog_interpose_note(void *ctx, void (*fn)(void *), uint64_t ready_mono_ns, int timer);
+
+/// Executor-factory mode (UnclogRecorder's `start(executors: true)`): the program's global and main
+/// executors, installed with `_createExecutors(factory:)`, hand every job here; the recorder runs it
+/// on Dispatch queues made like the runtime's, timed. This reaches what the hook does not see in
+/// Swift 6.3: main-actor jobs and `Task.sleep` wake-ups. Jobs keep running (untimed) after
+/// `unclog_recorder_stop`. `unclog_executors_prepare` returns 0 when the runtime references needed
+/// are present (call it, with the main executor's reference, after a start with `executors` = 1 and
+/// before installing the executors).
+int unclog_executors_prepare(void *main_executor_identity, uintptr_t main_executor_implementation);
+void unclog_executor_enqueue_global(void *job);
+void unclog_executor_enqueue_main(void *job);
+void unclog_executor_enqueue_after(void *job, uint64_t delay_ns);
 
 /// 1 while recording.
 int unclog_recorder_active(void);
