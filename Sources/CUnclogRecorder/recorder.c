@@ -724,7 +724,9 @@ static _Atomic uint32_t next_loop_gt = 0xC0000000u;
 static __thread uint32_t span_gt __attribute__((tls_model("initial-exec")));
 static __thread uint64_t span_start __attribute__((tls_model("initial-exec")));  // ticks
 
-static char loop_prefixes[256] = "NIO-ELT";
+// NIO-ELT: MultiThreadedEventLoopGroup threads; NIO-SGLTN: NIOSingletons' group (also the loops that run
+// Swift Concurrency jobs when NIO is installed as the global executor).
+static char loop_prefixes[256] = "NIO-ELT,NIO-SGLTN";
 static _Atomic uint32_t string_ids = 0xF0000000u;  // strings written by loop threads themselves
 
 static int is_loop_thread(void) {

@@ -1,7 +1,9 @@
 // A SwiftNIO TCP echo server on loopback whose handler blocks the event loop on the line "block"
 // (marked `// BLOCK:nio_usleep`); a client thread sends 30 lines, 10 ms apart. With the argument
-// `timed`, the handler is wrapped in UnclogNIO's UnclogTimedHandler. Prints the blocking call's
-// measured duration.
+// `timed`, the handler is wrapped in UnclogNIO's UnclogTimedHandler. With `global`, SwiftNIO is
+// first installed as Swift Concurrency's global executor (it must still succeed under the
+// recorder) and a task blocks (`// BLOCK:global_task`) on one of its loops. Prints the blocking
+// calls' measured durations.
 
 import Foundation
 import NIOCore
@@ -29,7 +31,20 @@ final class Echo: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-let timed = CommandLine.arguments.dropFirst().first == "timed"
+let mode = CommandLine.arguments.dropFirst().first ?? ""
+let timed = mode == "timed"
+if mode == "global" {
+    // NIO compare-and-swaps the runtime's global-executor hook expecting it unused.
+    print("GLOBAL installed=\(NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor())")
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {  // detached: off the main actor, whose thread waits below
+        let t0 = monotonicNs()
+        usleep(120_000)  // BLOCK:global_task
+        print("BLOCK global_task \(t0) \(monotonicNs())")
+        done.signal()
+    }
+    done.wait()
+}
 let echo = Echo()
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let server = try ServerBootstrap(group: group)
