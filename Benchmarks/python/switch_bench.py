@@ -13,7 +13,7 @@ switch loop. Bytes per switch = trace file size / greenlet switch events in it.
 With --instructions it also counts instructions per sleep(0) under callgrind (the same
 kinds), a figure machine load does not move.
 
-    python Benchmarks/python/switch_bench.py [--repeats 7] [--instructions] [--out .bench/python.json]
+    python Benchmarks/python/switch_bench.py [--repeats 15] [--instructions] [--out .bench/python.json]
 """
 import argparse
 import json
@@ -116,7 +116,7 @@ def count_switches(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--greenthreads", type=int, default=100)
     ap.add_argument("--calls", type=int, default=200_000, help="sleep(0) calls in all")
     ap.add_argument("--out", default=os.path.join(ROOT, ".bench", "python.json"))

@@ -8,6 +8,8 @@
 #   cpu_ns_per_job_added  the same with the process's CPU time (user + system, every thread,
 #                     the recorder's watchdog included): steadier on a machine shared with other work
 #   *_quartiles       [p25, p75] of the same per-pair figures: the run's spread
+#   reference_*       the same for reference_hook.c, the research prototype (hook, two clock reads,
+#                     a ring buffer), run in the same loop; *_vs_reference: recorded − reference
 # Usage: Benchmarks/swift/bench.sh [OUT_DIR] (RUNS=11 by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +21,8 @@ PRELOAD=.build/release/libUnclogPreload.so
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 swiftc -O -parse-as-library Benchmarks/swift/YieldBench.swift -o "$TMP/ybench"
+# The research prototype issue 4's target quotes (+47 ns), run in the same loop as a reference.
+clang -O2 -shared -fPIC Benchmarks/swift/reference_hook.c -o "$TMP/reference_hook.so" -ldl
 PIN=""
 command -v taskset >/dev/null && PIN="taskset -c 0"
 : > "$TMP/runs"
@@ -26,11 +30,13 @@ for i in $(seq 1 "$RUNS"); do
   base=$($PIN "$TMP/ybench")
   rec=$(UNCLOG_STATS=1 UNCLOG_OUTPUT="$TMP/y.trace" UNCLOG_THRESHOLD_NS=1000000000 LD_PRELOAD="$PWD/$PRELOAD" $PIN "$TMP/ybench" 2>"$TMP/stats")
   jobs=$(sed -n 's/.*unclog-stats jobs=\([0-9]*\).*/\1/p' "$TMP/stats")
-  echo "$base $rec $(stat -c %s "$TMP/y.trace") ${jobs:-0}" >> "$TMP/runs"
+  ref=$(LD_PRELOAD="$TMP/reference_hook.so" $PIN "$TMP/ybench")
+  echo "$base $rec $(stat -c %s "$TMP/y.trace") ${jobs:-0} $ref" >> "$TMP/runs"
 done
 python3 - "$TMP/runs" "$OUT/swift.json" "$RUNS" <<'PY'
 import json, os, statistics, sys
 # each row: base_wall yields base_cpu rec_wall yields rec_cpu trace_bytes runtime_jobs_recorded
+#           ref_wall yields ref_cpu (the reference hook)
 rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
 jobs = rows[0][1]
 base = [r[0] for r in rows]; rec = [r[3] for r in rows]
@@ -58,6 +64,12 @@ out = {
     "ns_per_job_added_quartiles": quartiles(added),
     "cpu_ns_per_job_added_quartiles": quartiles(cpu_added),
     "cpu_ns_per_runtime_job_added_quartiles": quartiles([(r[5] - r[2]) / max(1, r[7]) for r in rows]),
+    # The reference (reference_hook.c: hook → Dispatch trampoline, two clock reads, a ring buffer)
+    # in the same loop: what it adds per yield, and what the recorder adds beyond it.
+    "reference_ns_per_job_added": round(statistics.median((r[8] - r[0]) / jobs for r in rows), 1),
+    "reference_cpu_ns_per_job_added": round(statistics.median((r[10] - r[2]) / jobs for r in rows), 1),
+    "cpu_ns_per_job_added_vs_reference": round(statistics.median((r[5] - r[10]) / jobs for r in rows), 1),
+    "cpu_ns_per_job_added_vs_reference_quartiles": quartiles([(r[5] - r[10]) / jobs for r in rows]),
     "mode": os.environ.get("UNCLOG_SWIFT_MODE", "interpose"),
     "pinned_cpu": 0,
     "workload": "1M Task.yield() across 100 tasks (Benchmarks/swift/YieldBench.swift, swiftc -O), recorded with LD_PRELOAD vs not, same run",
