@@ -221,15 +221,23 @@ def _on_eventlet_hub(mod):
     BaseHub.run = run
 
 
-class _TimeProxy(object):
-    """Stand-in for the `time` module inside an eventlet hub module: the hub's idle
-    `time.sleep(seconds)` (no fds registered) is an I/O wait with no fds."""
+class _Proxy(object):
+    """Stands in for an object (a module, a selector): every attribute but the ones a
+    subclass defines is the original's, read and written through."""
 
     def __init__(self, orig):
         object.__setattr__(self, "_orig", orig)
 
     def __getattr__(self, name):
         return getattr(self._orig, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._orig, name, value)
+
+
+class _TimeProxy(_Proxy):
+    """Stand-in for the `time` module inside an eventlet hub module: the hub's idle
+    `time.sleep(seconds)` (no fds registered) is an I/O wait with no fds."""
 
     def sleep(self, seconds):
         ts = _core.io_begin(seconds)
@@ -239,15 +247,9 @@ class _TimeProxy(object):
             _core.io_end(ts, 0)
 
 
-class _SelectProxy(object):
+class _SelectProxy(_Proxy):
     """Stand-in for `select` inside eventlet.hubs.selects: the select() call is the
     hub's I/O wait."""
-
-    def __init__(self, orig):
-        object.__setattr__(self, "_orig", orig)
-
-    def __getattr__(self, name):
-        return getattr(self._orig, name)
 
     def select(self, r, w, x, timeout=None):
         ts = _core.io_begin(timeout)
@@ -298,18 +300,9 @@ def _on_eventlet_selects(mod):
         mod.time = _TimeProxy(t)
 
 
-class _SelectorProxy(object):
+class _SelectorProxy(_Proxy):
     """Stand-in for the selector of the asyncio loop that eventlet's asyncio hub runs:
     its select() is the hub's I/O wait."""
-
-    def __init__(self, orig):
-        object.__setattr__(self, "_orig", orig)
-
-    def __getattr__(self, name):
-        return getattr(self._orig, name)
-
-    def __setattr__(self, name, value):
-        setattr(self._orig, name, value)
 
     def select(self, timeout=None):
         ts = _core.io_begin(timeout)
