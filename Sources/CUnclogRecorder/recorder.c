@@ -585,18 +585,19 @@ static inline int is_swift_job(void *ctx, void (*fn)(void *)) {
 }
 int unclog_is_swift_job(void *ctx, void (*fn)(void *)) { return is_swift_job(ctx, fn); }
 
-// The ready time of a job enqueued now. Read inside a timed job (nearly every enqueue: a task's
-// continuation, an actor hop, a child task), it costs no clock read: the job became ready after
-// both the enqueuing job's start and the watchdog's latest reading, so the later of the two is
-// never after the true time and at most min(the enqueuing job's elapsed time, one watchdog tick)
-// before it. A clock read is ~10 ns, a fifth of a job's recording cost; ready waits are reported
-// in ms. Elsewhere (main thread outside jobs, foreign threads) the clock is read.
+// The ready time of a job enqueued now. Inside a young timed job (nearly every enqueue: a task's
+// continuation, an actor hop, a child task, from a job the watchdog has not seen running yet) it
+// costs no clock read: the enqueuing job's start is never after the true time and at most that
+// job's age, under one watchdog tick, before it. A job the watchdog saw running may be long (a
+// stall): work it enqueues as it ends must not look ready inside it (a false victim), so the
+// clock is read. A clock read is ~10 ns, a fifth of a job's recording cost. Elsewhere (main
+// thread outside jobs, foreign threads) the clock is read.
 static inline uint64_t enqueue_ticks(void) {
     tbuf *b = tls_buf;
     if (b && b->in_job) {
         uint64_t s = atomic_load_explicit(&b->job_start, memory_order_relaxed);
         uint64_t c = atomic_load_explicit(&coarse_tick, memory_order_relaxed);
-        return s > c ? s : c;
+        if (s >= c) return s;
     }
     return ticks();
 }

@@ -199,28 +199,40 @@ private final class GreenthreadState {
 ///
 /// Threads' chunks reach the file out of time order, so each (stall, job) pair is charged
 /// when the second of the two is read: a job checks the stalls already read, a stall the jobs
-/// already read. Jobs are remembered for `window` of trace time behind the latest job read
-/// (at most `capacity`): a stall read later than that after its jobs misses them (only stalls
-/// longer than ~10 s, or a thread whose chunks lag that much).
+/// already read. Jobs are remembered for `window` of trace time behind the latest job read, and
+/// at most `capacity` of them (about 0.2 s of a pool running a million jobs a second): a stall
+/// read later than that after its jobs misses them. A job that waited through stalls on several
+/// workers at once is a victim of each (their victim waits overlap). The main thread (main-queue
+/// jobs) is not a worker.
 struct PoolVictims {
     struct Job { var gt: UInt32; var thread: UInt32; var ready: Int64; var start: Int64 }
     struct Stall { var id: Int64; var gt: UInt32; var thread: UInt32; var start: Int64; var end: Int64 }
 
     static let window: Int64 = 10_000_000_000
     static let capacity = 200_000
+    let mainThread: UInt32?
     private(set) var jobs: [Job] = []
     private var jobsHead = 0
     private(set) var stalls: [Stall] = []
+    /// The latest end among `stalls`: a job ready after it waited through none of them.
+    private var stallsEnd = Int64.min
     private var latest = Int64.min
+
+    init(mainThread: UInt32?) { self.mainThread = mainThread }
+
+    /// Whether `thread` is one of the pool's workers (threads without a hub, but the main one).
+    func isWorker(_ thread: UInt32) -> Bool { thread != mainThread }
 
     /// A job that waited (ready < start) started on `thread`: the known stalls of other pool
     /// threads it waited through, with the wait each caused.
     mutating func jobStarted(gt: UInt32, thread: UInt32, ready: Int64, start: Int64) -> [(Int64, Int64)] {
         var out: [(Int64, Int64)] = []
-        for x in stalls where x.thread != thread && x.gt != gt && x.end > ready && x.start < start
-            && start - x.end <= StreamingImport.victimHorizon {
-            let wait = min(start, x.end) - max(ready, x.start)
-            if wait > 0 { out.append((x.id, wait)) }
+        if ready < stallsEnd {  // most jobs became ready after every stall read so far
+            for x in stalls where x.thread != thread && x.gt != gt && x.end > ready && x.start < start
+                && start - x.end <= StreamingImport.victimHorizon {
+                let wait = min(start, x.end) - max(ready, x.start)
+                if wait > 0 { out.append((x.id, wait)) }
+            }
         }
         jobs.append(Job(gt: gt, thread: thread, ready: ready, start: start))
         latest = max(latest, start)
@@ -235,6 +247,7 @@ struct PoolVictims {
         }
         if let first = stalls.first, latest - first.end > StreamingImport.victimHorizon {
             stalls.removeAll { latest - $0.end > StreamingImport.victimHorizon }
+            stallsEnd = stalls.map(\.end).max() ?? Int64.min
         }
         return out
     }
@@ -249,6 +262,7 @@ struct PoolVictims {
         }
         stalls.append(Stall(id: id, gt: gt, thread: thread, start: start, end: end))
         if stalls.count > 256 { stalls.removeFirst(stalls.count - 256) }
+        stallsEnd = stalls.map(\.end).max() ?? Int64.min
         return out
     }
 }
@@ -363,7 +377,12 @@ private final class StreamingImport {
             readMetadata(c)
             first = nil
         }
-        if case .string("swift-concurrency")? = metadata["runtime"] { pool = PoolVictims() }
+        if case .string("swift-concurrency")? = metadata["runtime"] {
+            // The main thread (tid = pid on Linux) runs main-queue jobs, not the pool's.
+            var main: UInt32? = nil
+            if case let .uint(pid)? = metadata["pid"], pid <= UInt64(UInt32.max) { main = UInt32(pid) }
+            pool = PoolVictims(mainThread: main)
+        }
         if case let .uint(anchor)? = metadata["anchor_mono_ns"] {
             start = anchor
         } else if let firstBase {
@@ -600,7 +619,7 @@ private final class StreamingImport {
         g.readyWaitNs += t - ready
         // Most greenthreads became ready after the last stall ended: one comparison skips the loop.
         if ready < th.recentStallsEnd { try chargeVictim(th, gt: gt, ready: ready, resumed: t) }
-        if pool != nil, th.hub == 0, ready < t {
+        if pool != nil, th.hub == 0, ready < t, pool!.isWorker(th.tid) {
             for (s, wait) in pool!.jobStarted(gt: gt, thread: th.tid, ready: ready, start: t) {
                 try addVictim(stall: s, gt: gt, ready: ready, resumed: t, wait: wait)
             }
@@ -649,7 +668,7 @@ private final class StreamingImport {
         th.recentStalls.append((id, s, t, gt))
         th.recentStallsEnd = max(th.recentStallsEnd, t)
         summary.stalls += 1
-        if pool != nil, th.hub == 0 {
+        if pool != nil, th.hub == 0, pool!.isWorker(th.tid) {
             for v in pool!.stallEnded(id: id, gt: gt, thread: th.tid, start: s, end: t) {
                 try addVictim(stall: id, gt: v.gt, ready: v.ready, resumed: v.start, wait: v.wait)
             }

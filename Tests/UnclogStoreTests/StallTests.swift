@@ -263,7 +263,8 @@ struct StallScenario {
 
     /// Swift Concurrency's workers are one pool: a stall on one worker also charges the jobs
     /// that waited through it on the others (schema.sql, stall_victims), whichever of the two
-    /// threads' chunks the file holds first. Event-loop threads (with a hub) are not in the pool.
+    /// threads' chunks the file holds first. Event-loop threads (with a hub) and the main thread
+    /// are not in the pool.
     @Test(arguments: [false, true])
     func poolVictimsAcrossWorkers(stallThreadFirst: Bool) throws {
         let tr = ScriptedTrace(runtime: "swift-concurrency")
@@ -272,6 +273,7 @@ struct StallScenario {
         tr.at(0, a, .running(gt: 0, hub: 0))
         tr.at(0, 20, .running(gt: 0, hub: 0))
         tr.at(0, 30, .running(gt: 0, hub: 900))  // an event loop's thread
+        tr.at(0, 4242, .running(gt: 0, hub: 0))  // the main thread (tid = pid): main-queue jobs
         func job(_ thread: UInt32, _ gt: UInt32, ready: Int64, start: Int64, end: Int64) {
             tr.at(start, thread, .switchTo(to: gt, reason: .other, readyDelta: UInt64(start - ready)))
             if end - start > ms(10) { tr.at(end, thread, .stallEnd(gt: gt, duration: UInt64(end - start), stack: 0)) }
@@ -283,6 +285,7 @@ struct StallScenario {
         job(20, 5, ready: ms(35), start: ms(36), end: ms(37))     // ready after the stall: no victim
         job(20, 2, ready: ms(31), start: ms(42), end: ms(43))     // the staller itself: no victim
         job(30, 6, ready: ms(5), start: ms(30), end: ms(30) + 1)  // on the loop thread: not the pool's
+        job(4242, 8, ready: ms(5), start: ms(25), end: ms(26))    // on the main thread: not the pool's
         job(a, 7, ready: ms(20), start: ms(32), end: ms(33))      // same thread, after it: victim
         tr.finish(at: ms(50))
         let dir = TempDir()

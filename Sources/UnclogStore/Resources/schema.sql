@@ -204,9 +204,10 @@ CREATE INDEX stall_samples_by_stall ON stall_samples (stall_id);
 -- Who each stall kept waiting: greenthreads that were ready on the same thread while it
 -- held the thread, with the part of their wait that the stall caused. In a thread pool
 -- (traces whose metadata runtime is 'swift-concurrency': the global executor's workers,
--- i.e. threads without a hub) a stall leaves the pool a worker short, so jobs that waited
--- through it and then ran on another worker count too (ready before the stall ended,
--- started after it began). A greenthread that
+-- i.e. threads without a hub, but the main thread) a stall leaves the pool a worker short,
+-- so jobs that waited through it and then ran on another worker count too (ready before
+-- the stall ended, started after it began); a job that waited through stalls on several
+-- workers at once counts for each (their waits overlap). A greenthread that
 -- resumed more than 10 s after the stall ended is not counted (its wait is not this
 -- stall's doing alone). For I/O wake-ups the ready time is when the hub saw the readiness
 -- (the kernel does not say when data arrived), so I/O victims of a stall are counted only
