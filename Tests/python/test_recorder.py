@@ -362,8 +362,10 @@ def test_eventlet_detector_finds_nothing_unclog_misses(tmp_path):
     assert set(n for n, _ in alarms) <= {"sleep", "cpu", "sqlite"}
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("runtime", RUNTIMES + ["eventlet-asyncio"])
 def test_api_start_stop_after_greenthreads_exist(runtime, tmp_path):
+    if not _hub_available(runtime):
+        pytest.skip("this eventlet has no %s hub" % EVENTLET_HUBS[runtime])
     prog = tmp_path / "api.py"
     rec_dir = conftest.RECORDER
     prog.write_text(
@@ -382,8 +384,9 @@ def test_api_start_stop_after_greenthreads_exist(runtime, tmp_path):
         "gs.append(rt.spawn(blocker))\n"
         "[g.wait() if hasattr(g, 'wait') else g.join() for g in gs]\n"
         "unclog_recorder.stop()\n"
-        "print('ok', unclog_recorder.is_recording())\n" % (rec_dir, runtime, str(tmp_path / "t.bin")))
-    r = run_program([str(prog)])
+        "print('ok', unclog_recorder.is_recording())\n" % (rec_dir, runtime.split("-")[0], str(tmp_path / "t.bin")))
+    env = dict(os.environ, EVENTLET_HUB=EVENTLET_HUBS[runtime]) if runtime in EVENTLET_HUBS else None
+    r = run_program([str(prog)], env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok False"
     t = trace_reader.read_trace(str(tmp_path / "t.bin"))
@@ -392,6 +395,8 @@ def test_api_start_stop_after_greenthreads_exist(runtime, tmp_path):
     assert len(st) == 1 and st[0]["line"] == 12 and st[0]["name"] == "blocker"
     assert abs(st[0]["duration"] - 100_000_000) < 5_000_000
     assert sum(1 for g in t.greenthreads if t.gt_name(g) == "tick") == 20
+    # the hub that was already running has its I/O waits recorded too
+    assert len(t.io_waits) > 10
 
 
 def test_pure_python_fallback_finds_the_same_blocks(tmp_path):

@@ -1004,7 +1004,7 @@ def finish():
         # other. Its call site comes from the watchdog's samples (no stack here would be
         # the program's: this runs from atexit or stop()).
         t = _mono()
-        if me.cur and t - me.slice_start > _threshold[0]:
+        if me.cur and not me.waiting and t - me.slice_start > _threshold[0]:
             d = t - me.last
             me.last = t
             _stall_end(me, None, t, d, None)

@@ -229,7 +229,8 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
     self->slice_start = t;
     self->n += 1;
 
-    /* the hub neither dies nor waits for a name: half of all switches skip this */
+    /* the hub waits for no name, and its end (with its thread's loop) is not recorded as an
+       exit: half of all switches skip this */
     if (origin != self->hub) {
         PyObject *dead = g_dead_get ? g_dead_get(g_dead_descr, origin, NULL)
                                     : PyObject_GetAttr(origin, s_dead);

@@ -223,16 +223,13 @@ def _on_eventlet_hub(mod):
 
 class _Proxy(object):
     """Stands in for an object (a module, a selector): every attribute but the ones a
-    subclass defines is the original's, read and written through."""
+    subclass defines is read from the original."""
 
     def __init__(self, orig):
         object.__setattr__(self, "_orig", orig)
 
     def __getattr__(self, name):
         return getattr(self._orig, name)
-
-    def __setattr__(self, name, value):
-        setattr(self._orig, name, value)
 
 
 class _TimeProxy(_Proxy):
@@ -302,7 +299,11 @@ def _on_eventlet_selects(mod):
 
 class _SelectorProxy(_Proxy):
     """Stand-in for the selector of the asyncio loop that eventlet's asyncio hub runs:
-    its select() is the hub's I/O wait."""
+    its select() is the hub's I/O wait. (Attributes set on it go to the selector: the
+    loop owns it.)"""
+
+    def __setattr__(self, name, value):
+        setattr(self._orig, name, value)
 
     def select(self, timeout=None):
         ts = _core.io_begin(timeout)
@@ -322,20 +323,28 @@ def _on_eventlet_asyncio(mod):
     if orig is None or getattr(orig, "_unclog_orig", None) is not None:
         return
 
-    def _post_initialize(self, *a, **kw):
-        r = orig(self, *a, **kw)
+    def proxy_selector(hub):
         try:
-            loop = getattr(self, "loop", None)
+            loop = getattr(hub, "loop", None)
             sel = getattr(loop, "_selector", None)   # asyncio's selector event loops
             if sel is not None and not isinstance(sel, _SelectorProxy) and hasattr(sel, "select"):
                 loop._selector = _SelectorProxy(sel)
         except Exception:
             _core._count_error()
+
+    def _post_initialize(self, *a, **kw):
+        r = orig(self, *a, **kw)
+        proxy_selector(self)
         return r
 
     functools.update_wrapper(_post_initialize, orig)
     _post_initialize._unclog_orig = orig
     Hub._post_initialize = _post_initialize
+    # a hub this thread already runs (recording started from the API)
+    hubs = sys.modules.get("eventlet.hubs")
+    hub = getattr(getattr(hubs, "_threadlocal", None), "hub", None)
+    if isinstance(hub, Hub):
+        proxy_selector(hub)
 
 
 def _spawn_wrapper(orig, func_index=0, skip_impl=False):
