@@ -108,27 +108,37 @@ typedef void (*dispatch_async_f_fn)(void *, void *, dispatch_fn);
 typedef void (*dispatch_after_f_fn)(uint64_t, void *, void *, dispatch_fn);
 static dispatch_fn swift_run_job;  // the runtime's job callback (one function), learnt at first use
 
-static void timed_swift_job(void *job) { unclog_run_job_interposed(job, swift_run_job); }
+// Written by any thread (always the same value), read by workers: relaxed atomics keep it a
+// data-race-free word (Dispatch's queue hand-off orders the first write before any read).
+static void timed_swift_job(void *job) {
+    unclog_run_job_interposed(job, __atomic_load_n(&swift_run_job, __ATOMIC_RELAXED));
+}
+
+static void learn_job_callback(dispatch_fn fn) {  // once: unclog_interpose_note admits one callback
+    if (__atomic_load_n(&swift_run_job, __ATOMIC_RELAXED) != fn) __atomic_store_n(&swift_run_job, fn, __ATOMIC_RELAXED);
+}
 
 void dispatch_async_f(void *queue, void *ctx, dispatch_fn fn) {
     static dispatch_async_f_fn real;
-    if (!real) real = (dispatch_async_f_fn)dlsym(RTLD_NEXT, "dispatch_async_f");
+    dispatch_async_f_fn r = __atomic_load_n(&real, __ATOMIC_RELAXED);
+    if (!r) __atomic_store_n(&real, r = (dispatch_async_f_fn)dlsym(RTLD_NEXT, "dispatch_async_f"), __ATOMIC_RELAXED);
     if (started && unclog_interpose_note(ctx, fn, 0, 0)) {
-        if (swift_run_job != fn) swift_run_job = fn;  // once: unclog_interpose_note admits one callback
-        real(queue, ctx, timed_swift_job);
+        learn_job_callback(fn);
+        r(queue, ctx, timed_swift_job);
         return;
     }
-    real(queue, ctx, fn);
+    r(queue, ctx, fn);
 }
 
 void dispatch_after_f(uint64_t when, void *queue, void *ctx, dispatch_fn fn) {
     static dispatch_after_f_fn real;
-    if (!real) real = (dispatch_after_f_fn)dlsym(RTLD_NEXT, "dispatch_after_f");
+    dispatch_after_f_fn r = __atomic_load_n(&real, __ATOMIC_RELAXED);
+    if (!r) __atomic_store_n(&real, r = (dispatch_after_f_fn)dlsym(RTLD_NEXT, "dispatch_after_f"), __ATOMIC_RELAXED);
     // Ready when the timer fires: `when` is CLOCK_MONOTONIC ns unless a flag bit says otherwise.
     if (started && unclog_interpose_note(ctx, fn, (when >> 62) == 0 ? when : 0, 1)) {
-        if (swift_run_job != fn) swift_run_job = fn;  // once: unclog_interpose_note admits one callback
-        real(when, queue, ctx, timed_swift_job);
+        learn_job_callback(fn);
+        r(when, queue, ctx, timed_swift_job);
         return;
     }
-    real(when, queue, ctx, fn);
+    r(when, queue, ctx, fn);
 }
