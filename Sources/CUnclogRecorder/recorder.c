@@ -412,6 +412,18 @@ static inline uint8_t *put_dt(tbuf *b, uint8_t *p, uint64_t t) {
     return put_uvarint(p, dt);
 }
 
+// StallEnd for a slice of `gt` ending at `end` that lasted `dur`, when past the threshold.
+static inline uint8_t *put_stall_end_if_long(tbuf *b, uint8_t *p, uint32_t gt, uint64_t end, uint64_t dur) {
+    if (dur <= R.cfg.threshold_ns) return p;
+    *p++ = EV_STALL_END;
+    p = put_dt(b, p, end);
+    p = put_uvarint(p, gt);
+    p = put_uvarint(p, dur);
+    *p++ = 0;
+    b->events++;
+    return p;
+}
+
 // The hot path: one job's slice on this thread.
 static inline void record_job(tbuf *b, uint32_t gt, uint64_t enq, uint64_t start, uint64_t end) {
     const clock_params *cp = clock_now_params();  // ticks → CLOCK_MONOTONIC ns
@@ -429,15 +441,7 @@ static inline void record_job(tbuf *b, uint32_t gt, uint64_t enq, uint64_t start
     p = put_dt(b, p, start);
     p = put_uvarint(p, gt);
     p = put_uvarint(p, enq && enq <= start ? start - enq : 0);
-    uint64_t dur = end - start;
-    if (dur > R.cfg.threshold_ns) {
-        *p++ = EV_STALL_END;
-        p = put_dt(b, p, end);
-        p = put_uvarint(p, gt);
-        p = put_uvarint(p, dur);
-        *p++ = 0;
-        b->events++;
-    }
+    p = put_stall_end_if_long(b, p, gt, end, end - start);
     *p++ = EV_SWITCH_HUB;
     p = put_dt(b, p, end);
     b->events += 2;
@@ -784,15 +788,7 @@ int unclog_loop_wait_begin(int timeout_ms) {
     if (tick_start) {  // the iteration since the last wait ends here
         atomic_store_explicit(&b->job_start, 0, memory_order_relaxed);
         uint64_t start = to_ns_p(cp, tick_start);
-        uint64_t dur = now > start ? now - start : 0;
-        if (dur > R.cfg.threshold_ns) {
-            *p++ = EV_STALL_END;
-            p = put_dt(b, p, now);
-            p = put_uvarint(p, loop_gt);
-            p = put_uvarint(p, dur);
-            *p++ = 0;
-            b->events++;
-        }
+        p = put_stall_end_if_long(b, p, loop_gt, now, now > start ? now - start : 0);
         *p++ = EV_SWITCH_HUB;
         p = put_dt(b, p, now);
         b->events++;
@@ -911,14 +907,7 @@ void unclog_span_end(uint32_t token) {
         p = put_uvarint(p, loop_gt - 1);
         b->events++;
     }
-    if (dur > R.cfg.threshold_ns) {
-        *p++ = EV_STALL_END;
-        p = put_dt(b, p, now);
-        p = put_uvarint(p, token);
-        p = put_uvarint(p, dur);
-        *p++ = 0;
-        b->events++;
-    }
+    p = put_stall_end_if_long(b, p, token, now, dur);
     *p++ = EV_SWITCH_OTHER;  // back to the loop iteration
     p = put_dt(b, p, now);
     p = put_uvarint(p, loop_gt);
