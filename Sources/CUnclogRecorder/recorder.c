@@ -10,7 +10,7 @@
 //   `Switch…`/`SwitchToHub` (plus `StallEnd` when the job ran past the threshold) to the
 //   thread's chunk buffer. No allocation, no system call, one uncontended spin lock and two
 //   clock reads per job (an enqueue inside a job takes its ready time from state already at
-//   hand: enqueue_ticks). The same trampolines serve the interposition mode (the runtime's own
+//   hand: ready_stamp). The same trampolines serve the interposition mode (the runtime's own
 //   Dispatch callbacks, LD_PRELOAD) and the executor-factory mode (UnclogRecorder's executors).
 // * Watchdog thread. Every few ms: jobs running past the threshold get a `StallBegin` and, every
 //   sample interval, a `StallSample`. A thread asleep in a system call (read from
@@ -286,6 +286,7 @@ typedef struct tbuf {
     uint64_t opened_ns;
     uint64_t events;              // events written by this buffer (all chunks)
     uint64_t jobs;                // jobs recorded on this thread
+    uint64_t handoffs;            // hand-off jobs run untimed (run_timed)
     uint64_t dropped;             // events lost (no memory, queue full)
     _Atomic uint64_t job_start;   // start of the running job, 0 when idle
     _Atomic uint32_t job_gt;
@@ -535,17 +536,34 @@ static inline uint32_t job_gt(swift_job *job, uint32_t flags) {
     return 0xFFFFFF00u | kind;
 }
 
+// A hand-off job (NullaryContinuation, kind 195: Task.yield() and the deprecated Task.sleep(UInt64))
+// runs only runtime code: it frees itself and resumes a continuation, which enqueues the suspended
+// task. It cannot block, so it is not timed (two clock reads saved of the four a Task.yield() would
+// cost); the work it enqueues inherits its ready time instead, so the yielding task is seen
+// waiting from its yield to its next slice, with nothing in between.
+#define KIND_HANDOFF 195
+static __thread uint64_t handoff_ready __attribute__((tls_model("initial-exec")));  // a stamp, 0 = none
+
 // Runs one job on `executor`, timed. The job's enqueue time is in its scheduler-private word.
 // (`fn` non-NULL: interposition mode, the runtime's own callback runs the job, enq given.)
 static inline void run_timed(swift_job *job, swift_executor_ref executor, void (*fn)(void *), uint64_t enq_given) {
     uint32_t flags = job->flags;
-    uint32_t gt = job_gt(job, flags);
     uint64_t enq = fn ? enq_given : (uint64_t)(uintptr_t)job->schedulerPrivate[1];
+    tbuf *b = tls_buf;
+    if (__builtin_expect((flags & 0xFF) == KIND_HANDOFF, 0)) {
+        // A timer's stamp (deprecated Task.sleep) becomes the deadline as a plain ns stamp: the
+        // task it wakes is then itself, not the shared timer greenthread.
+        handoff_ready = (enq >> 62) == 3 ? ((enq & ((1ull << 62) - 1)) | (1ull << 63)) : enq;
+        if (fn) fn(job); else R.job_run(job, executor);
+        handoff_ready = 0;
+        if (b) b->handoffs++;
+        return;
+    }
+    uint32_t gt = job_gt(job, flags);
     if ((enq >> 62) == 3) {  // a timer's job (Task.sleep wake-up): one greenthread for all
         gt = 0xFFFFFFF0u;
         enq &= ~(1ull << 62);
     }
-    tbuf *b = tls_buf;
     if (__builtin_expect(b == NULL, 0)) {
         if (atomic_load_explicit(&R.active, memory_order_relaxed)) b = register_thread(1);
     }
@@ -571,10 +589,13 @@ static void trampoline(void *ctx) { run_timed(ctx, (swift_executor_ref){ NULL, 0
 // swift_dispatchEnqueueMain does.
 static void trampoline_main(void *ctx) { run_timed(ctx, R.main_executor, NULL, 0); }
 
-// Interposition mode. Enqueue times live in a direct-mapped table keyed by the job's address (a
-// collision loses one job's ready time, never more); ticks, or CLOCK_MONOTONIC ns | 1 << 63.
-#define ENQ_SLOTS 65536
-static struct { _Atomic(uintptr_t) job; _Atomic uint64_t t; } enq_table[ENQ_SLOTS];
+// Interposition mode. A job's ready stamp (ticks, or CLOCK_MONOTONIC ns | 1 << 63) waits in the
+// job itself, in schedulerPrivate[0]: between enqueue and run that word belongs to the executor (it
+// is Dispatch's queue linkage when the runtime uses dispatch_async_swift_job; with dispatch_async_f,
+// as on Linux, nothing uses it: a waiting task's next-waiter link there is read before the task is
+// enqueued). The runtime keeps its queue in schedulerPrivate[1], untouched. The job's first cache
+// line is written by the runtime just before and read by it just after, so the stamp costs no miss
+// (a side table keyed by address cost two misses per job, a third of the recorder's per-job time).
 static uintptr_t conc_lo, conc_hi, conc_text_lo, conc_text_hi;  // libswift_Concurrency's mapping, text
 static int interpose_on;
 static int loops_on;
@@ -589,14 +610,17 @@ static inline int is_swift_job(void *ctx, void (*fn)(void *)) {
 }
 int unclog_is_swift_job(void *ctx, void (*fn)(void *)) { return is_swift_job(ctx, fn); }
 
-// The ready time of a job enqueued now. Inside a young timed job (nearly every enqueue: a task's
+// The ready stamp (ticks, or CLOCK_MONOTONIC ns | 1 << 63) of a job enqueued now. Inside a hand-off
+// job: the hand-off's own stamp (the task yielded then). Inside a young timed job (nearly every enqueue: a task's
 // continuation, an actor hop, a child task, from a job the watchdog has not seen running yet) it
 // costs no clock read: the enqueuing job's start is never after the true time and at most that
 // job's age, under one watchdog tick, before it. A job the watchdog saw running may be long (a
 // stall): work it enqueues as it ends must not look ready inside it (a false victim), so the
 // clock is read. A clock read is ~10 ns, a fifth of a job's recording cost. Elsewhere (main
 // thread outside jobs, foreign threads) the clock is read.
-static inline uint64_t enqueue_ticks(void) {
+static inline uint64_t ready_stamp(void) {
+    uint64_t h = handoff_ready;  // inside a hand-off job: the yield's own stamp
+    if (h) return h;
     tbuf *b = tls_buf;
     if (b && b->in_job) {
         uint64_t s = atomic_load_explicit(&b->job_start, memory_order_relaxed);
@@ -606,15 +630,11 @@ static inline uint64_t enqueue_ticks(void) {
     return ticks();
 }
 
-static inline uint32_t enq_slot(const void *job) { return (uint32_t)(((uintptr_t)job >> 4) * 2654435761u) & (ENQ_SLOTS - 1); }
-
 static inline void job_enqueued(void *job, uint64_t ready_mono_ns, int timer) {
-    uint32_t h = enq_slot(job);
     // Tags: bit 63 = the value is CLOCK_MONOTONIC ns (else ticks), bit 62 (with 63) = a timer's job.
     uint64_t v = timer ? ((ready_mono_ns & ((1ull << 62) - 1)) | (3ull << 62))
-                       : ready_mono_ns ? (ready_mono_ns | (1ull << 63)) : enqueue_ticks();
-    atomic_store_explicit(&enq_table[h].t, v, memory_order_relaxed);
-    atomic_store_explicit(&enq_table[h].job, (uintptr_t)job, memory_order_release);
+                       : ready_mono_ns ? (ready_mono_ns | (1ull << 63)) : ready_stamp();
+    ((swift_job *)job)->schedulerPrivate[0] = (void *)(uintptr_t)v;
 }
 
 void unclog_job_enqueued(void *job, uint64_t ready_mono_ns, int timer) { job_enqueued(job, ready_mono_ns, timer); }
@@ -633,13 +653,10 @@ int unclog_interpose_note(void *ctx, void (*fn)(void *), uint64_t ready_mono_ns,
 }
 
 void unclog_run_job_interposed(void *job, void (*fn)(void *)) {
-    uint32_t h = enq_slot(job);
-    uint64_t enq = 0;
-    if (atomic_load_explicit(&enq_table[h].job, memory_order_acquire) == (uintptr_t)job) {
-        enq = atomic_load_explicit(&enq_table[h].t, memory_order_relaxed);
-        atomic_store_explicit(&enq_table[h].job, 0, memory_order_relaxed);
-    }
-    run_timed(job, (swift_executor_ref){ NULL, 0 }, fn, enq);
+    swift_job *j = job;
+    uint64_t enq = (uint64_t)(uintptr_t)j->schedulerPrivate[0];
+    j->schedulerPrivate[0] = NULL;  // the executor's use of the word ends here
+    run_timed(j, (swift_executor_ref){ NULL, 0 }, fn, enq);
 }
 
 static int conc_cb(struct dl_phdr_info *info, size_t size, void *data) {
@@ -663,7 +680,7 @@ static SWIFTCALL void enqueue_main_hook(swift_job *job, enqueue_original_fn orig
         if (R.previous_main_hook) R.previous_main_hook(job, original); else original(job);
         return;
     }
-    job->schedulerPrivate[1] = (void *)(uintptr_t)enqueue_ticks();
+    job->schedulerPrivate[1] = (void *)(uintptr_t)ready_stamp();
     R.async_f(R.main_queue, job, trampoline_main);
 }
 
@@ -687,7 +704,7 @@ static SWIFTCALL void enqueue_hook(swift_job *job, enqueue_original_fn original)
     }
     // Another hook (installed before us) decides where jobs run: we cannot time them.
     if (R.previous_hook) { R.previous_hook(job, original); return; }
-    job->schedulerPrivate[1] = (void *)(uintptr_t)enqueue_ticks();
+    job->schedulerPrivate[1] = (void *)(uintptr_t)ready_stamp();
     R.async_f(queue_for((job->flags >> 8) & 0xFF), job, trampoline);
 }
 
@@ -702,12 +719,12 @@ int unclog_executors_prepare(void *identity, uintptr_t implementation) {
 }
 void unclog_executor_enqueue_global(void *j) {
     swift_job *job = j;
-    job->schedulerPrivate[1] = (void *)(uintptr_t)enqueue_ticks();
+    job->schedulerPrivate[1] = (void *)(uintptr_t)ready_stamp();
     R.async_f(queue_for((job->flags >> 8) & 0xFF), job, trampoline);
 }
 void unclog_executor_enqueue_main(void *j) {
     swift_job *job = j;
-    job->schedulerPrivate[1] = (void *)(uintptr_t)enqueue_ticks();
+    job->schedulerPrivate[1] = (void *)(uintptr_t)ready_stamp();
     R.async_f(R.main_queue, job, trampoline_main);
 }
 // A delayed job (Task.sleep): ready at its deadline (CLOCK_MONOTONIC ns, tagged as a timer's job).
@@ -1421,7 +1438,7 @@ static void write_header_and_metadata(void) {
             "0xC0000000-0xCFFFFFFF - event-loop iteration and its hub (not a runtime job)",
             "0xD0000000-0xDFFFFFFF - span (not a runtime job)",
             "0xE0000000-0xFFFFFEFF 192 default-actor drain (DefaultActorInline): one greenthread per actor",
-            "0xFFFFFF00-0xFFFFFFEF k runtime job of kind gt & 0xFF (193 DefaultActorSeparate, 194 DefaultActorOverride, 195 NullaryContinuation: continuation resumptions, 196 IsolatedDeinit)",
+            "0xFFFFFF00-0xFFFFFFEF k runtime job of kind gt & 0xFF (193 DefaultActorSeparate, 194 DefaultActorOverride, 196 IsolatedDeinit; 195 NullaryContinuation, the hand-off of Task.yield(), is not timed: the task it resumes is ready from its yield)",
             "0xFFFFFFF0-0xFFFFFFF0 - timer job (Task.sleep wake-up), whatever its kind",
             "0xFFFFFFFD-0xFFFFFFFD 0 task job without a task id",
             "0xFFFFFFFE-0xFFFFFFFE 192 default-actor drain (actors beyond the recorder's 8192)",
@@ -1483,7 +1500,7 @@ static void announce_thread(tbuf *t) {
     t->announced = 1;
 }
 
-static uint64_t gone_events, gone_jobs, gone_dropped;  // totals of freed (exited) threads' buffers
+static uint64_t gone_events, gone_jobs, gone_handoffs, gone_dropped;  // totals of freed (exited) threads' buffers
 
 static void flush_partial(int all, uint64_t now) {
     for (tbuf *t = atomic_load(&R.threads); t; t = t->next) {
@@ -1502,6 +1519,7 @@ static void reap_threads(void) {
         if (t != watchdog_buf && atomic_load(&t->dead) && t->used == CHUNK_HEADER && !t->dropped) {
             gone_events += t->events;
             gone_jobs += t->jobs;
+            gone_handoffs += t->handoffs;
             if (prev) prev->next = next; else atomic_store(&R.threads, next);
             free(t->data);
             free(t);
@@ -1671,7 +1689,6 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
         { 0xFFFFFFF0u, "Swift timer jobs (Task.sleep wake-ups)" },
         { 0xFFFFFFC1u, "Swift actor jobs (separate)" },
         { 0xFFFFFFC2u, "Swift actor jobs (override)" },
-        { 0xFFFFFFC3u, "Swift continuation resumptions" },
         { 0xFFFFFFC4u, "Swift isolated deinits" },
         { 0xFFFFFFFEu, "Swift actors (beyond 8192)" },
         { 0xFFFFFFFDu, "Swift jobs without a task id" },
@@ -1758,11 +1775,12 @@ void unclog_recorder_stop(void) {
     R.fd = -1;
     atomic_store(&R.active, 0);
     if (getenv("UNCLOG_STATS")) {  // for benchmarks: what was recorded
-        uint64_t jobs = gone_jobs;
-        for (tbuf *t = atomic_load(&R.threads); t; t = t->next) jobs += t->jobs;
-        char line[160];
-        int n = snprintf(line, sizeof line, "unclog-stats jobs=%llu events=%llu chunks=%llu\n",
-                         (unsigned long long)jobs, (unsigned long long)events, (unsigned long long)R.chunks_written);
+        uint64_t jobs = gone_jobs, handoffs = gone_handoffs;
+        for (tbuf *t = atomic_load(&R.threads); t; t = t->next) { jobs += t->jobs; handoffs += t->handoffs; }
+        char line[200];
+        int n = snprintf(line, sizeof line, "unclog-stats jobs=%llu handoffs=%llu events=%llu chunks=%llu\n",
+                         (unsigned long long)jobs, (unsigned long long)handoffs, (unsigned long long)events,
+                         (unsigned long long)R.chunks_written);
         ssize_t w = write(2, line, (size_t)n); (void)w;
     }
 }
