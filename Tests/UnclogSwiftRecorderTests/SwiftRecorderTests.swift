@@ -333,8 +333,19 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
 
     @Test func wellBehavedProgramHasNoStalls() throws {
         let exe = try SwiftPrograms.build("preload")
+        setenv("UNCLOG_STATS", "1", 1)  // the recorder prints what it recorded at exit
+        defer { unsetenv("UNCLOG_STATS") }
         let (run, db) = try SwiftPrograms.record(exe, ["calm"], name: "calm")
         #expect(run.status == 0)
+        // No job lost: every job the recorder timed is a slice in the database, although the
+        // workers wrote in parallel while the watchdog took their partly filled buffers every 0.1 s.
+        let jobs = run.stderr.split(separator: "\n").compactMap { line -> Int64? in
+            guard let r = line.range(of: "unclog-stats jobs=") else { return nil }
+            return Int64(line[r.upperBound...].prefix { $0.isNumber })
+        }.first
+        #expect(try jobs == SwiftPrograms.scalar(db, """
+            SELECT COUNT(*) FROM slices s JOIN greenthreads g ON g.key = s.gt_key WHERE g.is_hub = 0
+            """), "\(run.stderr)")
         #expect(run.stdout.contains("OK 4000"))
         #expect(try SwiftPrograms.stalls(db).isEmpty)
         // Every task's jobs are in the timeline: 500 tasks, thousands of slices.
