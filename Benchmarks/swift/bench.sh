@@ -14,14 +14,17 @@
 #   *_quartiles       [p25, p75] of the same per-pair figures: the run's spread
 #   reference_*       the same for reference_hook.c, the research prototype (hook, two clock reads,
 #                     a ring buffer), run in the same loop; *_vs_reference: recorded − reference
-# Usage: Benchmarks/swift/bench.sh [OUT_DIR] (RUNS=31 by default)
+# Usage: Benchmarks/swift/bench.sh [OUT_DIR] (RUNS=31 by default; UNCLOG_SWIFT_MODE=hook: the
+# executor-hook mode; UNCLOG_BENCH_PRELOAD=path: another build of libUnclogPreload.so)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-.bench}
 RUNS=${RUNS:-31}
 mkdir -p "$OUT"
-PRELOAD=.build/release/libUnclogPreload.so
+# UNCLOG_BENCH_PRELOAD: another build of the recorder (e.g. an older commit's), to compare.
+PRELOAD=${UNCLOG_BENCH_PRELOAD:-.build/release/libUnclogPreload.so}
 [ -f "$PRELOAD" ] || swift build -c release --product UnclogPreload
+PRELOAD=$(realpath "$PRELOAD")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 swiftc -O -parse-as-library Benchmarks/swift/YieldBench.swift -o "$TMP/ybench"
@@ -30,7 +33,7 @@ clang -O2 -shared -fPIC Benchmarks/swift/reference_hook.c -o "$TMP/reference_hoo
 PIN=""
 command -v taskset >/dev/null && PIN="taskset -c 0"
 : > "$TMP/runs"
-record() { UNCLOG_STATS=1 UNCLOG_OUTPUT="$TMP/y.trace" UNCLOG_THRESHOLD_NS=1000000000 LD_PRELOAD="$PWD/$PRELOAD" $PIN "$TMP/ybench" 2>"$TMP/stats"; }
+record() { UNCLOG_STATS=1 UNCLOG_OUTPUT="$TMP/y.trace" UNCLOG_THRESHOLD_NS=1000000000 LD_PRELOAD="$PRELOAD" $PIN "$TMP/ybench" 2>"$TMP/stats"; }
 for i in $(seq 1 "$RUNS"); do
   if [ $((i % 2)) = 1 ]; then base=$($PIN "$TMP/ybench"); rec=$(record)
   else rec=$(record); base=$($PIN "$TMP/ybench"); fi
@@ -91,4 +94,8 @@ out = {
 }
 json.dump(out, open(sys.argv[2], "w"), indent=2)
 print(json.dumps(out, indent=2))
+print(f"Swift ({out['mode']}): +{out['ns_per_job_added']} ns per Task.yield() "
+      f"(95% CI {out['ns_per_job_added_ci95'][0]}-{out['ns_per_job_added_ci95'][1]}; "
+      f"unrecorded {out['unrecorded_ns_per_job_median']} ns, x{out['slowdown']}), "
+      f"{out['trace_bytes_per_job']} trace bytes per yield")
 PY
