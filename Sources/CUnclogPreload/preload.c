@@ -59,7 +59,10 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
         // Interposition (default): time the runtime's own Dispatch callbacks; UNCLOG_SWIFT_MODE=hook
         // uses the executor hook instead (the UnclogRecorder library always does).
         .loops = 1,
-        .interpose = !(getenv("UNCLOG_SWIFT_MODE") && strcmp(getenv("UNCLOG_SWIFT_MODE"), "hook") == 0),
+        // A libdispatch with dispatch_async_swift_job takes the runtime's jobs without
+        // dispatch_async_f (Darwin's does; Linux's 6.3 does not): then only the hook sees them.
+        .interpose = !(getenv("UNCLOG_SWIFT_MODE") && strcmp(getenv("UNCLOG_SWIFT_MODE"), "hook") == 0)
+                     && !dlsym(RTLD_DEFAULT, "dispatch_async_swift_job"),
     };
     if (!rt.enqueue_global_hook) {
         // Not a Swift Concurrency process (e.g. a wrapper such as `taskset` or `env` that will exec

@@ -1,6 +1,7 @@
 // A Swift Concurrency program for unclog's recorder tests: hundreds of well-behaved tasks and,
 // with `block`, four tasks that block their worker thread in the ways issue 4 names (with
-// `mainactor`, one main-actor function that blocks). Each
+// `mainactor`, one main-actor function that blocks; with `customexecutor`, a custom executor's
+// `enqueue` that blocks). Each
 // blocking call is on a line marked `// BLOCK:<name>`; the program prints, at the end, how long
 // each blocking call took (CLOCK_MONOTONIC), so a test can compare the recorded stall with it.
 // Built by the tests with `swiftc -g -parse-as-library` (add -DUNCLOG_LIBRARY to record through the
@@ -53,6 +54,37 @@ func waitOnSemaphore() async {
     let t0 = monotonicNs()
     usleep(blockMs * 1000)  // BLOCK:main_usleep
     log.add("main_usleep", t0, monotonicNs())
+}
+
+/// A serial executor whose `enqueue` blocks once when armed (mode `customexecutor`): program code
+/// that the runtime runs on a worker inside another job, here the task's own job as it hops back
+/// onto its actor after a sleep.
+final class SlowEnqueueExecutor: SerialExecutor, @unchecked Sendable {
+    private let queue = DispatchQueue(label: "slow-enqueue")
+    private let lock = NSLock()
+    private var armed = false
+    func arm() { lock.lock(); armed = true; lock.unlock() }
+    func enqueue(_ job: UnownedJob) {
+        lock.lock(); let block = armed; armed = false; lock.unlock()
+        if block {
+            let t0 = monotonicNs()
+            usleep(blockMs * 1000)  // BLOCK:enqueue
+            log.add("enqueue", t0, monotonicNs())
+        }
+        queue.async { job.runSynchronously(on: self.asUnownedSerialExecutor()) }
+    }
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
+}
+
+actor SlowEnqueueActor {
+    let executor = SlowEnqueueExecutor()
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    var wakeups = 0
+    func sleepAndComeBack() async {
+        executor.arm()
+        try? await Task.sleep(nanoseconds: 10_000_000)
+        wakeups += 1  // isolated work after the sleep: the task is enqueued back onto this actor
+    }
 }
 
 actor Spinner {
@@ -117,6 +149,10 @@ func wellBehaved(_ i: Int) async -> Int {
                         case 350: try? await Task.sleep(nanoseconds: 860_000_000); _ = await spinner.spin()
                         default: break
                         }
+                    }
+                    if mode == "customexecutor" && i == 100 {
+                        try? await Task.sleep(nanoseconds: 20_000_000)
+                        await SlowEnqueueActor().sleepAndComeBack()
                     }
                     if mode == "mainactor" && i == 100 {
                         try? await Task.sleep(nanoseconds: 20_000_000)

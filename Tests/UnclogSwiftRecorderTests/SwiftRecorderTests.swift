@@ -36,6 +36,7 @@ enum SwiftPrograms {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let source = root.appendingPathComponent("Tests/SwiftPrograms/Blocking.swift").path
     static let loopSource = root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.swift").path
+    static let handOffSource = root.appendingPathComponent("Tests/SwiftPrograms/HandOff.c").path
 
     /// The build directory holding `unclog`, `libUnclogPreload.so` and the UnclogRecorder objects.
     static let buildDir: String? = {
@@ -51,7 +52,7 @@ enum SwiftPrograms {
 
     static let markers: [String: Int] = {
         var m: [String: Int] = [:]
-        for file in [source, loopSource] {
+        for file in [source, loopSource, handOffSource] {
             let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
             for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 if let r = line.range(of: "// BLOCK:") { m[String(line[r.upperBound...])] = i + 1 }
@@ -74,6 +75,12 @@ enum SwiftPrograms {
         if FileManager.default.fileExists(atPath: out) { return out }
         var args = ["-g", "-parse-as-library", source, "-o", out]
         switch variant {
+        case "handoff":  // C, on the recorder's object: compiled by clang, linked by swiftc (runtime paths)
+            guard let b = buildDir else { throw TestFailure("build directory not found") }
+            let c = try run("/usr/bin/env", ["clang", "-g", "-c", "-I", root.appendingPathComponent("Sources/CUnclogRecorder/include").path,
+                                             handOffSource, "-o", out + ".o"])
+            guard c.status == 0 else { throw TestFailure("clang failed: \(c.stderr)") }
+            args = [out + ".o", b + "/CUnclogRecorder.build/recorder.c.o", "-ldispatch", "-o", out]
         case "loop":
             args = ["-g", "-import-objc-header", root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.h").path, loopSource, "-o", out]
         case "library", "executors":
@@ -329,6 +336,49 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         try checkBlocks(run, db)
         // Timer jobs (Task.sleep wake-ups) are not seen by the hook.
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE gt = 4294967280 AND slices > 0") == 0)
+    }
+
+    /// A custom executor's `enqueue` runs program code on a worker, inside the job that enqueues:
+    /// here the task's own job as it hops back onto its actor. Its block is found at its line.
+    @Test func customExecutorEnqueueBlockIsFound() throws {
+        let exe = try SwiftPrograms.build("preload")
+        let (run, db) = try SwiftPrograms.record(exe, ["customexecutor"], name: "customexecutor")
+        #expect(run.status == 0, "\(run.stderr)")
+        let measured = try #require(run.blocks["enqueue"], "\(run.stdout)")
+        let stalls = try SwiftPrograms.stalls(db)
+        #expect(stalls.count == 1, "\(stalls)")
+        let stall = try #require(stalls.first)
+        #expect(stall.function == "SlowEnqueueExecutor.enqueue(_:)")
+        #expect(stall.line == Int64(SwiftPrograms.markers["enqueue"] ?? -1))
+        #expect(stall.gt < 0xC000_0000, "a task's job, gt \(stall.gt)")
+        #expect(Double(abs(stall.duration - Int64(measured))) <= max(5_000_000, Double(measured) * 0.05),
+                "stall \(stall.duration) ns, blocking call \(measured) ns")
+    }
+
+    /// Hand-off jobs are not timed, but one that blocks is still found (HandOff.c drives the
+    /// recorder's entry points as the preload library does): a stall of the hand-off greenthread
+    /// at the blocking line, sampled, its duration at most one watchdog tick (10 ms here) long,
+    /// since a hand-off's start is the watchdog's last clock reading. The 100 000 short hand-offs
+    /// before it leave no slice.
+    @Test func blockingHandOffIsFound() throws {
+        let exe = try SwiftPrograms.build("handoff")
+        let trace = SwiftPrograms.workDir + "/handoff.trace", db = SwiftPrograms.workDir + "/handoff.db"
+        let run = try SwiftPrograms.run(exe, [trace])
+        #expect(run.status == 0, "\(run.stderr)")
+        let i = try SwiftPrograms.run(try #require(SwiftPrograms.buildDir) + "/unclog", ["import", trace, "-o", db, "--quiet"])
+        #expect(i.status == 0, "\(i.stderr)")
+        let measured = try #require(run.blocks["handoff"], "\(run.stdout)")
+        let stalls = try SwiftPrograms.stalls(db)
+        #expect(stalls.count == 1, "\(stalls)")
+        let stall = try #require(stalls.first)
+        #expect(stall.gt == 0xFFFF_FFC3)
+        #expect(stall.function == "blocking_resumption")
+        #expect(stall.line == Int64(SwiftPrograms.markers["handoff"] ?? -1))
+        #expect(stall.samples >= 5, "\(stall.samples) samples")
+        #expect(stall.duration >= Int64(measured) - 5_000_000 && stall.duration <= Int64(measured) + 15_000_000,
+                "stall \(stall.duration) ns, blocking call \(measured) ns")
+        #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = \(0xFFFF_FFC3)") == 1)
+        #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = 7") == 100_000)
     }
 
     @Test func wellBehavedProgramHasNoStalls() throws {
