@@ -18,16 +18,10 @@ static void fn(void *j) { unclog_job_enqueued(&jobs[((job_t *)j - jobs + 1) % 10
 static void bare(void *j) { (void)j; }
 static uint64_t now(void){struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec*1000000000ull+t.tv_nsec;}
 int main(void) {
-    unclog_runtime rt = {0};
+    unclog_runtime rt;
     void *h = dlopen("libswift_Concurrency.so", RTLD_NOW|RTLD_GLOBAL);
     if (!h) { printf("no runtime\n"); return 1; }
-    rt.enqueue_global_hook = dlsym(h, "swift_task_enqueueGlobal_hook");
-    rt.job_run = dlsym(h, "swift_job_run");
-    rt.dispatch_async_f = dlsym(RTLD_DEFAULT, "dispatch_async_f");
-    rt.dispatch_queue_create = dlsym(RTLD_DEFAULT, "dispatch_queue_create");
-    rt.dispatch_queue_attr_make_with_qos_class = dlsym(RTLD_DEFAULT, "dispatch_queue_attr_make_with_qos_class");
-    rt.dispatch_queue_set_width = dlsym(RTLD_DEFAULT, "dispatch_queue_set_width");
-    rt.dispatch_queue_attr_concurrent = dlsym(RTLD_DEFAULT, "_dispatch_queue_attr_concurrent");
+    unclog_runtime_lookup(&rt);
     rt.interpose = 1;
     unclog_config cfg = { .output = "/tmp/recorder_micro.trace", .threshold_ns = 1000000000ull, .sample_interval_ns = 10000000ull };
     char err[256];

@@ -44,26 +44,16 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
         .recorder_name = "unclog-swift 0.1.0 (LD_PRELOAD)",
         .quiet = 0,
     };
-    unclog_runtime rt = {
-        .enqueue_global_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueGlobal_hook"),
-        .job_run = dlsym(RTLD_DEFAULT, "swift_job_run"),
-        .dispatch_async_f = dlsym(RTLD_NEXT, "dispatch_async_f"),  // the real one: ours is below
-        .dispatch_queue_create = dlsym(RTLD_DEFAULT, "dispatch_queue_create"),
-        .dispatch_queue_attr_make_with_qos_class = dlsym(RTLD_DEFAULT, "dispatch_queue_attr_make_with_qos_class"),
-        .dispatch_queue_set_width = dlsym(RTLD_DEFAULT, "dispatch_queue_set_width"),
-        .dispatch_queue_attr_concurrent = dlsym(RTLD_DEFAULT, "_dispatch_queue_attr_concurrent"),
-        .swift_task_getCurrent = dlsym(RTLD_DEFAULT, "swift_task_getCurrent"),
-        .enqueue_main_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueMainExecutor_hook"),
-        .get_main_executor = dlsym(RTLD_DEFAULT, "swift_task_getMainExecutor"),
-        .dispatch_main_q = dlsym(RTLD_DEFAULT, "_dispatch_main_q"),
-        // Interposition (default): time the runtime's own Dispatch callbacks; UNCLOG_SWIFT_MODE=hook
-        // uses the executor hook instead (the UnclogRecorder library always does).
-        .loops = 1,
-        // A libdispatch with dispatch_async_swift_job takes the runtime's jobs without
-        // dispatch_async_f (Darwin's does; Linux's 6.3 does not): then only the hook sees them.
-        .interpose = !(getenv("UNCLOG_SWIFT_MODE") && strcmp(getenv("UNCLOG_SWIFT_MODE"), "hook") == 0)
-                     && !dlsym(RTLD_DEFAULT, "dispatch_async_swift_job"),
-    };
+    unclog_runtime rt;
+    unclog_runtime_lookup(&rt);
+    rt.dispatch_async_f = dlsym(RTLD_NEXT, "dispatch_async_f");  // the real one: ours is below
+    rt.loops = 1;
+    // Interposition (default): time the runtime's own Dispatch callbacks; UNCLOG_SWIFT_MODE=hook
+    // uses the executor hook instead (the UnclogRecorder library always does). A libdispatch with
+    // dispatch_async_swift_job takes the runtime's jobs without dispatch_async_f (Darwin's does;
+    // Linux's 6.3 does not): then only the hook sees them.
+    rt.interpose = !(getenv("UNCLOG_SWIFT_MODE") && strcmp(getenv("UNCLOG_SWIFT_MODE"), "hook") == 0)
+                   && !dlsym(RTLD_DEFAULT, "dispatch_async_swift_job");
     if (!rt.enqueue_global_hook) {
         // Not a Swift Concurrency process (e.g. a wrapper such as `taskset` or `env` that will exec
         // the Swift program): leave the environment alone so the program it starts is recorded.

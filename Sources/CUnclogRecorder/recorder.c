@@ -1727,6 +1727,21 @@ static void in_child(void) {  // a forked child must not write into the parent's
     }
 }
 
+void unclog_runtime_lookup(unclog_runtime *rt) {
+    memset(rt, 0, sizeof *rt);
+    rt->enqueue_global_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueGlobal_hook");
+    rt->job_run = dlsym(RTLD_DEFAULT, "swift_job_run");
+    rt->dispatch_async_f = dlsym(RTLD_DEFAULT, "dispatch_async_f");
+    rt->dispatch_queue_create = dlsym(RTLD_DEFAULT, "dispatch_queue_create");
+    rt->dispatch_queue_attr_make_with_qos_class = dlsym(RTLD_DEFAULT, "dispatch_queue_attr_make_with_qos_class");
+    rt->dispatch_queue_set_width = dlsym(RTLD_DEFAULT, "dispatch_queue_set_width");
+    rt->dispatch_queue_attr_concurrent = dlsym(RTLD_DEFAULT, "_dispatch_queue_attr_concurrent");
+    rt->swift_task_getCurrent = dlsym(RTLD_DEFAULT, "swift_task_getCurrent");
+    rt->enqueue_main_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueMainExecutor_hook");
+    rt->get_main_executor = dlsym(RTLD_DEFAULT, "swift_task_getMainExecutor");
+    rt->dispatch_main_q = dlsym(RTLD_DEFAULT, "_dispatch_main_q");
+}
+
 int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt, char *error, size_t error_size) {
 #define FAIL(...) do { if (error && error_size) snprintf(error, error_size, __VA_ARGS__); return -1; } while (0)
     if (atomic_load(&R.active)) FAIL("already recording");

@@ -34,14 +34,7 @@ int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: handoff OUT.trace\n"); return 2; }
     if (!dlopen("libswift_Concurrency.so", RTLD_NOW | RTLD_GLOBAL)) { fprintf(stderr, "%s\n", dlerror()); return 1; }
     unclog_runtime rt;
-    memset(&rt, 0, sizeof rt);
-    rt.enqueue_global_hook = dlsym(RTLD_DEFAULT, "swift_task_enqueueGlobal_hook");
-    rt.job_run = dlsym(RTLD_DEFAULT, "swift_job_run");
-    rt.dispatch_async_f = dlsym(RTLD_DEFAULT, "dispatch_async_f");
-    rt.dispatch_queue_create = dlsym(RTLD_DEFAULT, "dispatch_queue_create");
-    rt.dispatch_queue_attr_make_with_qos_class = dlsym(RTLD_DEFAULT, "dispatch_queue_attr_make_with_qos_class");
-    rt.dispatch_queue_set_width = dlsym(RTLD_DEFAULT, "dispatch_queue_set_width");
-    rt.dispatch_queue_attr_concurrent = dlsym(RTLD_DEFAULT, "_dispatch_queue_attr_concurrent");
+    unclog_runtime_lookup(&rt);
     rt.interpose = 1;
     unclog_config cfg = { .output = argv[1], .threshold_ns = 50000000ull, .sample_interval_ns = 10000000ull,
                           .recorder_name = "unclog handoff test" };

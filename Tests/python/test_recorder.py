@@ -244,7 +244,9 @@ def test_output_and_exit_code_unchanged(runtime, tmp_path):
         "import os, sys, subprocess\n"
         "import %s as rt\n"
         "def f(i):\n"
-        "    rt.sleep(0.001 * (i %% 3))\n"
+        # Timers 30 ms apart: the output order is the program's, not the machine's load's (1 ms
+        # apart, a loaded CI machine once woke a 2 ms sleeper before a 1 ms one).
+        "    rt.sleep(0.03 * (i %% 3))\n"
         "    print('gt', i, flush=True)\n"
         "gs = [rt.spawn(f, i) for i in range(20)]\n"
         "[g.wait() if hasattr(g, 'wait') else g.join() for g in gs]\n"

@@ -40,6 +40,9 @@ typedef struct unclog_config {
     int executors;                // 1: the caller installs the timing executors (executor-factory mode)
 } unclog_config;
 
+/// Fills `runtime`'s references with dlsym(RTLD_DEFAULT, …): what a dynamically linked process
+/// provides (missing ones stay NULL). The mode fields (`interpose`, `loops`) are set to 0.
+void unclog_runtime_lookup(unclog_runtime *runtime);
 /// Starts recording. Returns 0, or -1 with a message in `error` (never aborts the program).
 int unclog_recorder_start(const unclog_config *config, const unclog_runtime *runtime, char *error, size_t error_size);
 
