@@ -477,7 +477,7 @@ static inline uint8_t *put_stall_end_if_long(tbuf *b, uint8_t *p, uint32_t gt, u
 }
 
 // The hot path: one job's slice on this thread.
-static inline void record_job(tbuf *b, uint32_t gt, uint64_t enq, uint64_t start, uint64_t end) {
+__attribute__((always_inline)) static inline void record_job(tbuf *b, uint32_t gt, uint64_t enq, uint64_t start, uint64_t end) {
     const clock_params *cp = clock_now_params();  // ticks → CLOCK_MONOTONIC ns
     enq = !enq ? 0 : (enq >> 63) ? (enq & ~(1ull << 63)) : to_ns_p(cp, enq);
     if (enq > start) enq = 0;  // unknown (e.g. a timer's deadline in another clock)
