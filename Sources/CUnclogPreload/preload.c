@@ -99,24 +99,14 @@ int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 typedef void (*dispatch_fn)(void *);
 typedef void (*dispatch_async_f_fn)(void *, void *, dispatch_fn);
 typedef void (*dispatch_after_f_fn)(uint64_t, void *, void *, dispatch_fn);
-static dispatch_fn swift_run_job;  // the runtime's job callback (one function), learnt at first use
-
-// Written by any thread (always the same value), read by workers: relaxed atomics keep it a
-// data-race-free word (Dispatch's queue hand-off orders the first write before any read).
-static void timed_swift_job(void *job) {
-    unclog_run_job_interposed(job, __atomic_load_n(&swift_run_job, __ATOMIC_RELAXED));
-}
-
-static void learn_job_callback(dispatch_fn fn) {  // once: unclog_interpose_note admits one callback
-    if (__atomic_load_n(&swift_run_job, __ATOMIC_RELAXED) != fn) __atomic_store_n(&swift_run_job, fn, __ATOMIC_RELAXED);
-}
+// The job callback is the runtime's, which the recorder learnt in unclog_interpose_note (NULL).
+static void timed_swift_job(void *job) { unclog_run_job_interposed(job, NULL); }
 
 void dispatch_async_f(void *queue, void *ctx, dispatch_fn fn) {
     static dispatch_async_f_fn real;
     dispatch_async_f_fn r = __atomic_load_n(&real, __ATOMIC_RELAXED);
     if (!r) __atomic_store_n(&real, r = (dispatch_async_f_fn)dlsym(RTLD_NEXT, "dispatch_async_f"), __ATOMIC_RELAXED);
     if (started && unclog_interpose_note(ctx, fn, 0, 0)) {
-        learn_job_callback(fn);
         r(queue, ctx, timed_swift_job);
         return;
     }
@@ -129,7 +119,6 @@ void dispatch_after_f(uint64_t when, void *queue, void *ctx, dispatch_fn fn) {
     if (!r) __atomic_store_n(&real, r = (dispatch_after_f_fn)dlsym(RTLD_NEXT, "dispatch_after_f"), __ATOMIC_RELAXED);
     // Ready when the timer fires: `when` is CLOCK_MONOTONIC ns unless a flag bit says otherwise.
     if (started && unclog_interpose_note(ctx, fn, (when >> 62) == 0 ? when : 0, 1)) {
-        learn_job_callback(fn);
         r(when, queue, ctx, timed_swift_job);
         return;
     }

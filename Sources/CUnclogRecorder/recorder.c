@@ -8,7 +8,7 @@
 //   queue per priority, width = logical CPUs) with a trampoline that reads the clock, runs the
 //   job with `swift_job_run` on the generic executor, reads the clock again and appends
 //   `Switch…`/`SwitchToHub` (plus `StallEnd` when the job ran past the threshold) to the
-//   thread's chunk buffer. No allocation, no system call, one uncontended spin lock and two
+//   thread's chunk buffer. No allocation, no system call, no locked instruction, two
 //   clock reads per job (an enqueue inside a job takes its ready time from state already at
 //   hand: ready_stamp). The same trampolines serve the interposition mode (the runtime's own
 //   Dispatch callbacks, LD_PRELOAD) and the executor-factory mode (UnclogRecorder's executors).
@@ -294,8 +294,7 @@ typedef struct tbuf {
     _Atomic uint64_t job_start;   // start of the running job, 0 when idle
     _Atomic uint32_t job_gt;
     int in_job;
-    // watchdog-only state (and the stopping thread's, after the watchdog exited)
-    int flush_me;
+    // watchdog-only state
     uint64_t stall_start_seen;
     uint64_t last_sample_ns;
     int announced;
@@ -401,7 +400,7 @@ static void asym_fence_init(void) {
 }
 
 // Finishes the buffer's chunk and queues it for writing; the buffer gets fresh memory.
-// Called with the buffer locked.
+// Called by the buffer's owner between buf_enter and buf_exit, or by a taker holding it.
 static void seal_chunk(tbuf *b) {
     if (b->used <= CHUNK_HEADER) return;
     uint8_t *h = b->data;
@@ -597,6 +596,8 @@ static inline uint32_t job_gt(swift_job *job, uint32_t flags) {
 // set (timed jobs' starts have it clear), and the watchdog allows it one tick of earliness. A
 // hand-off the watchdog may have seen past the threshold is recorded as a slice of HANDOFF_GT.
 #define KIND_HANDOFF 195
+// A timer's stamp (deadline | 3 << 62) as a plain CLOCK_MONOTONIC ns stamp (| 1 << 63).
+static inline uint64_t timer_stamp_as_ns(uint64_t stamp) { return stamp & ~(1ull << 62); }
 #define HANDOFF_GT 0xFFFFFFC3u
 static __thread uint64_t handoff_ready __attribute__((tls_model("initial-exec")));  // a stamp, 0 = none
 static void record_handoff(tbuf *b, uint64_t enq, uint64_t start);
@@ -610,7 +611,7 @@ static inline void run_timed(swift_job *job, swift_executor_ref executor, void (
     if (__builtin_expect((flags & 0xFF) == KIND_HANDOFF, 0)) {
         // A timer's stamp (deprecated Task.sleep) becomes the deadline as a plain ns stamp: the
         // task it wakes is then itself, not the shared timer greenthread.
-        uint64_t saved = handoff_ready, h = (enq >> 62) == 3 ? ((enq & ((1ull << 62) - 1)) | (1ull << 63)) : enq;
+        uint64_t saved = handoff_ready, h = (enq >> 62) == 3 ? timer_stamp_as_ns(enq) : enq;
         handoff_ready = h;
         uint64_t c0 = 0;
         if (b && !b->in_job && atomic_load_explicit(&R.active, memory_order_relaxed)) {
@@ -632,7 +633,7 @@ static inline void run_timed(swift_job *job, swift_executor_ref executor, void (
     uint32_t gt = job_gt(job, flags);
     if ((enq >> 62) == 3) {  // a timer's job (Task.sleep wake-up): one greenthread for all
         gt = 0xFFFFFFF0u;
-        enq &= ~(1ull << 62);
+        enq = timer_stamp_as_ns(enq);
     }
     if (__builtin_expect(b == NULL, 0)) {
         if (atomic_load_explicit(&R.active, memory_order_relaxed)) b = register_thread(1);
@@ -733,6 +734,7 @@ int unclog_interpose_note(void *ctx, void (*fn)(void *), uint64_t ready_mono_ns,
 }
 
 void unclog_run_job_interposed(void *job, void (*fn)(void *)) {
+    if (!fn) fn = __atomic_load_n(&swift_job_callback, __ATOMIC_RELAXED);  // the runtime's, learnt by the note
     swift_job *j = job;
     uint64_t enq = (uint64_t)(uintptr_t)j->schedulerPrivate[0];
     j->schedulerPrivate[0] = NULL;  // the executor's use of the word ends here
@@ -755,13 +757,19 @@ static int conc_cb(struct dl_phdr_info *info, size_t size, void *data) {
     return 1;
 }
 
+// The hook and executor modes: stamp the job's ready time in schedulerPrivate[1] (ours: the
+// runtime's own Dispatch path is bypassed) and hand it to `queue` with a timing trampoline.
+static inline void dispatch_timed(swift_job *job, void *queue, void (*trampoline_fn)(void *)) {
+    job->schedulerPrivate[1] = (void *)(uintptr_t)ready_stamp();
+    R.async_f(queue, job, trampoline_fn);
+}
+
 static SWIFTCALL void enqueue_main_hook(swift_job *job, enqueue_original_fn original) {
     if (atomic_load_explicit(&R.stopping, memory_order_relaxed) || R.previous_main_hook) {
         if (R.previous_main_hook) R.previous_main_hook(job, original); else original(job);
         return;
     }
-    job->schedulerPrivate[1] = (void *)(uintptr_t)ready_stamp();
-    R.async_f(R.main_queue, job, trampoline_main);
+    dispatch_timed(job, R.main_queue, trampoline_main);
 }
 
 static void *queue_for(uint32_t priority) {
@@ -784,8 +792,7 @@ static SWIFTCALL void enqueue_hook(swift_job *job, enqueue_original_fn original)
     }
     // Another hook (installed before us) decides where jobs run: we cannot time them.
     if (R.previous_hook) { R.previous_hook(job, original); return; }
-    job->schedulerPrivate[1] = (void *)(uintptr_t)ready_stamp();
-    R.async_f(queue_for((job->flags >> 8) & 0xFF), job, trampoline);
+    dispatch_timed(job, queue_for((job->flags >> 8) & 0xFF), trampoline);
 }
 
 // Executor-factory mode: the executors UnclogRecorder installs with _createExecutors(factory:)
@@ -799,14 +806,9 @@ int unclog_executors_prepare(void *identity, uintptr_t implementation) {
 }
 void unclog_executor_enqueue_global(void *j) {
     swift_job *job = j;
-    job->schedulerPrivate[1] = (void *)(uintptr_t)ready_stamp();
-    R.async_f(queue_for((job->flags >> 8) & 0xFF), job, trampoline);
+    dispatch_timed(job, queue_for((job->flags >> 8) & 0xFF), trampoline);
 }
-void unclog_executor_enqueue_main(void *j) {
-    swift_job *job = j;
-    job->schedulerPrivate[1] = (void *)(uintptr_t)ready_stamp();
-    R.async_f(R.main_queue, job, trampoline_main);
-}
+void unclog_executor_enqueue_main(void *j) { dispatch_timed(j, R.main_queue, trampoline_main); }
 // A delayed job (Task.sleep): ready at its deadline (CLOCK_MONOTONIC ns, tagged as a timer's job).
 void unclog_executor_enqueue_after(void *j, uint64_t delay_ns) {
     swift_job *job = j;
@@ -995,7 +997,6 @@ void unclog_span_end(uint32_t token) {
     const clock_params *cp = clock_now_params();
     uint64_t now = to_ns_p(cp, t), start = to_ns_p(cp, span_start);
     uint64_t dur = now > start ? now - start : 0;
-    uint64_t iteration = to_ns_p(cp, tick_start);
     buf_enter(b);
     uint8_t *p = begin_event(b, now);
     if (b->used == CHUNK_HEADER) {
@@ -1017,7 +1018,6 @@ void unclog_span_end(uint32_t token) {
     // iteration otherwise keeps its start (its time includes the span).
     uint64_t resume = dur > R.cfg.threshold_ns ? t : tick_start;
     if (dur > R.cfg.threshold_ns) tick_start = t;
-    (void)iteration;
     atomic_store_explicit(&b->job_gt, loop_gt, memory_order_relaxed);
     atomic_store_explicit(&b->job_start, resume & ~1ull, memory_order_release);
 }
@@ -1582,24 +1582,31 @@ static void announce_thread(tbuf *t) {
 
 static uint64_t gone_events, gone_jobs, gone_handoffs, gone_dropped;  // totals of freed (exited) threads' buffers
 
-// Seals the chunks open for 0.4 s or more (all: every buffer's, summing `jobs`/`handoffs` when
-// given). Only those buffers are taken, and only the buffers registered when it began: a thread
-// registering meanwhile is pushed in front of the snapshot, never touched untaken.
-static void flush_partial(int all, uint64_t now, uint64_t *jobs, uint64_t *handoffs) {
+// What flush_partial adds up when asked: every buffer's counters; the buffers' drop counts move here.
+typedef struct { uint64_t events, dropped, jobs, handoffs; } buf_totals;
+
+// Seals the chunks open for 0.4 s or more (with `tot`: every open chunk, and adds up every
+// buffer's counters). Only those buffers are taken, and only the buffers registered when it began:
+// a thread registering meanwhile is pushed in front of the snapshot, never touched untaken. A
+// buffer's `steal` flag says it was taken here: only this thread sets it.
+static void flush_partial(uint64_t now, buf_totals *tot) {
     tbuf *head = atomic_load(&R.threads);
     int any = 0;
     for (tbuf *t = head; t; t = t->next) {
         uint64_t o = atomic_load_explicit(&t->opened_ns, memory_order_relaxed);
-        t->flush_me = all || (o && ((now >= o && now - o >= 400000000ull) || atomic_load(&t->dead)));
-        if (t->flush_me) { buf_take(t); any = 1; }
+        if (tot || (o && ((now >= o && now - o >= 400000000ull) || atomic_load(&t->dead)))) { buf_take(t); any = 1; }
     }
     if (!any) return;
     heavy_fence();
     for (tbuf *t = head; t; t = t->next) {
-        if (!t->flush_me) continue;
+        if (!atomic_load_explicit(&t->steal, memory_order_relaxed)) continue;
         buf_wait(t);
         if (t->used > CHUNK_HEADER) seal_chunk(t);
-        if (jobs) { *jobs += t->jobs; *handoffs += t->handoffs; }
+        if (tot) {
+            tot->events += t->events; tot->jobs += t->jobs; tot->handoffs += t->handoffs;
+            tot->dropped += t->dropped;
+            t->dropped = 0;
+        }
         buf_give(t);
     }
 }
@@ -1702,7 +1709,7 @@ static void *watchdog_main(void *arg) {
         if (now - last_images >= 200000000ull) { refresh_images(watchdog_buf, 0); last_images = now; }
         if (now - last_flush >= 100000000ull) {
             name_actors();
-            flush_partial(0, now, NULL, NULL);
+            flush_partial(now, NULL);
             reap_threads();
             last_flush = now;
         }
@@ -1726,6 +1733,8 @@ static void in_child(void) {  // a forked child must not write into the parent's
         atomic_store_explicit(&t->busy, 0, memory_order_relaxed);
     }
 }
+
+static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 void unclog_runtime_lookup(unclog_runtime *rt) {
     memset(rt, 0, sizeof *rt);
@@ -1770,14 +1779,9 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     // interval during a stall (so samples keep their interval); 1-10 ms either way. Each wake-up
     // preempts a worker when the CPUs are busy: at 400 per second (the sampling period alone) that
     // cost the benchmark's workers ~5 ns per job in context switches.
-    uint64_t tick = R.cfg.threshold_ns / 4;
-    if (tick < 1000000ull) tick = 1000000ull;
-    if (tick > 10000000ull) tick = 10000000ull;
-    R.tick_ns = tick;
-    tick = (R.cfg.sample_interval_ns < R.cfg.threshold_ns ? R.cfg.sample_interval_ns : R.cfg.threshold_ns) / 4;
-    if (tick < 1000000ull) tick = 1000000ull;
-    if (tick > R.tick_ns) tick = R.tick_ns;
-    R.stall_tick_ns = tick;
+    R.tick_ns = clamp_u64(R.cfg.threshold_ns / 4, 1000000ull, 10000000ull);
+    uint64_t sampling = R.cfg.sample_interval_ns < R.cfg.threshold_ns ? R.cfg.sample_interval_ns : R.cfg.threshold_ns;
+    R.stall_tick_ns = clamp_u64(sampling / 4, 1000000ull, R.tick_ns);
     crc_init();
     asym_fence_init();  // before any buffer is written: owners fence or not from here on
 
@@ -1886,29 +1890,20 @@ void unclog_recorder_stop(void) {
         __atomic_store_n(R.main_hook_slot, (void *)R.previous_main_hook, __ATOMIC_RELEASE);
     pthread_join(R.watchdog, NULL);
     name_actors();
-    uint64_t events = gone_events, dropped = gone_dropped;
-    tbuf *head = atomic_load(&R.threads);  // threads registering from now on record nothing (stopping)
-    for (tbuf *t = head; t; t = t->next) buf_take(t);
-    heavy_fence();
-    for (tbuf *t = head; t; t = t->next) {
-        buf_wait(t);
-        events += t->events;
-        dropped += t->dropped;
-        t->dropped = 0;
-        buf_give(t);
-    }
-    if (dropped || R.pend_dropped) {
-        uint64_t f[2] = { 1, dropped + R.pend_dropped };
+    // Everything recorded so far goes to the file, counted; then the summary events, then one last
+    // flush: a job still running records into a buffer nobody writes again, and the statistics
+    // count what was flushed.
+    buf_totals tot = { gone_events, gone_dropped, 0, 0 };
+    flush_partial(now_ns(), &tot);
+    write_pending();
+    if (tot.dropped || R.pend_dropped) {
+        uint64_t f[2] = { 1, tot.dropped + R.pend_dropped };
         emit_simple(watchdog_buf, EV_DROPPED, now_ns(), 2, f);
     }
-    flush_partial(1, now_ns(), NULL, NULL);
-    write_pending();
-    uint64_t f[2] = { R.chunks_written, events };
+    uint64_t f[2] = { R.chunks_written, tot.events };
     emit_simple(watchdog_buf, EV_END, now_ns(), 2, f);
-    // The last flush: what is in the buffers now is in the file; a job still running records into
-    // a buffer nobody writes again. The statistics count what was flushed.
-    uint64_t jobs = gone_jobs, handoffs = gone_handoffs;
-    flush_partial(1, now_ns(), &jobs, &handoffs);
+    buf_totals last = { 0, 0, gone_jobs, gone_handoffs };
+    flush_partial(now_ns(), &last);
     write_pending();
     close(R.fd);
     R.fd = -1;
@@ -1916,7 +1911,7 @@ void unclog_recorder_stop(void) {
     if (getenv("UNCLOG_STATS")) {  // for benchmarks: what was recorded
         char line[200];
         int n = snprintf(line, sizeof line, "unclog-stats jobs=%llu handoffs=%llu events=%llu chunks=%llu\n",
-                         (unsigned long long)jobs, (unsigned long long)handoffs, (unsigned long long)events,
+                         (unsigned long long)last.jobs, (unsigned long long)last.handoffs, (unsigned long long)tot.events,
                          (unsigned long long)R.chunks_written);
         ssize_t w = write(2, line, (size_t)n); (void)w;
     }

@@ -188,6 +188,14 @@ private final class GreenthreadState {
     var isHub = false
 }
 
+/// How long a greenthread ready at `ready` and resumed at `resumed` was kept waiting by a stall
+/// over [`stallStart`, `stallEnd`]: the overlap of the two, if it resumed within `victimHorizon`
+/// of the stall's end; 0 when it was not a victim.
+private func victimWait(ready: Int64, resumed: Int64, stallStart: Int64, stallEnd: Int64) -> Int64 {
+    guard resumed - stallEnd <= StreamingImport.victimHorizon else { return 0 }
+    return max(0, min(resumed, stallEnd) - max(ready, stallStart))
+}
+
 /// Victims across the workers of a thread pool (Swift Concurrency's global executor).
 ///
 /// A stall on one worker leaves the pool a worker short: a job queued while it lasted waited
@@ -228,9 +236,8 @@ struct PoolVictims {
     mutating func jobStarted(gt: UInt32, thread: UInt32, ready: Int64, start: Int64) -> [(Int64, Int64)] {
         var out: [(Int64, Int64)] = []
         if ready < stallsEnd {  // most jobs became ready after every stall read so far
-            for x in stalls where x.thread != thread && x.gt != gt && x.end > ready && x.start < start
-                && start - x.end <= StreamingImport.victimHorizon {
-                let wait = min(start, x.end) - max(ready, x.start)
+            for x in stalls where x.thread != thread && x.gt != gt {
+                let wait = victimWait(ready: ready, resumed: start, stallStart: x.start, stallEnd: x.end)
                 if wait > 0 { out.append((x.id, wait)) }
             }
         }
@@ -255,9 +262,8 @@ struct PoolVictims {
     /// A stall on pool thread `thread` was read: the jobs already read that it kept waiting.
     mutating func stallEnded(id: Int64, gt: UInt32, thread: UInt32, start: Int64, end: Int64) -> [(gt: UInt32, ready: Int64, start: Int64, wait: Int64)] {
         var out: [(gt: UInt32, ready: Int64, start: Int64, wait: Int64)] = []
-        for j in jobs[jobsHead...] where j.thread != thread && j.gt != gt && j.ready < end && j.start > start
-            && j.start - end <= StreamingImport.victimHorizon {
-            let wait = min(j.start, end) - max(j.ready, start)
+        for j in jobs[jobsHead...] where j.thread != thread && j.gt != gt {
+            let wait = victimWait(ready: j.ready, resumed: j.start, stallStart: start, stallEnd: end)
             if wait > 0 { out.append((j.gt, j.ready, j.start, wait)) }
         }
         stalls.append(Stall(id: id, gt: gt, thread: thread, start: start, end: end))
@@ -633,11 +639,9 @@ private final class StreamingImport {
     }
 
     func chargeVictim(_ th: ThreadState, gt: UInt32, ready: Int64, resumed: Int64) throws(StoreError) {
-        for s in th.recentStalls where s.gt != gt && s.end > ready && s.start < resumed
-            && resumed - s.end <= StreamingImport.victimHorizon {
-            let wait = min(resumed, s.end) - max(ready, s.start)
-            guard wait > 0 else { continue }
-            try addVictim(stall: s.id, gt: gt, ready: ready, resumed: resumed, wait: wait)
+        for s in th.recentStalls where s.gt != gt {
+            let wait = victimWait(ready: ready, resumed: resumed, stallStart: s.start, stallEnd: s.end)
+            if wait > 0 { try addVictim(stall: s.id, gt: gt, ready: ready, resumed: resumed, wait: wait) }
         }
         // Forget stalls whose victims would have waited more than `victimHorizon` after them
         // (their wait is no longer this stall's doing alone), and keep at most 64.

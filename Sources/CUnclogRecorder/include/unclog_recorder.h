@@ -69,7 +69,8 @@ void unclog_span_end(uint32_t token);
 /// The runtime keeps its queues, main-actor and Task.sleep wake-up jobs are timed too, and the
 /// executor hook stays free for SwiftNIO. `unclog_is_swift_job` says whether (ctx, fn) is a job of
 /// libswift_Concurrency; `unclog_job_enqueued` notes its enqueue (or ready) time;
-/// `unclog_run_job_interposed` runs fn(ctx) timed.
+/// `unclog_run_job_interposed` runs fn(ctx) timed (fn NULL: the runtime's job callback, as
+/// learnt by `unclog_interpose_note`).
 int unclog_interpose_mode(void);
 int unclog_is_swift_job(void *ctx, void (*fn)(void *));
 void unclog_job_enqueued(void *job, uint64_t ready_mono_ns, int timer);
