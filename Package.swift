@@ -9,7 +9,7 @@ let package = Package(
         .library(name: "UnclogTrace", targets: ["UnclogTrace"]),
         .library(name: "UnclogStore", targets: ["UnclogStore"]),
         // The Swift recorder injected with LD_PRELOAD by `unclog record` (libUnclogPreload.so).
-        .library(name: "UnclogPreload", type: .dynamic, targets: ["CUnclogPreload"]),
+        .library(name: "UnclogPreload", type: .dynamic, targets: ["CUnclogSwiftPreload"]),
         // The Swift recorder as a library: UnclogRecorder.start() / stop() (also -static-stdlib builds).
         .library(name: "UnclogRecorder", targets: ["UnclogRecorder"]),
     ],
@@ -30,28 +30,32 @@ let package = Package(
             resources: [.copy("Resources/schema.sql")]
         ),
 
-        // `unclog record`: runs a program with the right recorder injected.
-        .target(
-            name: "UnclogRecord",
-            dependencies: ["UnclogTrace"],
-            resources: [.copy("python")]
-        ),
+        // `unclog record`: runs a program with the right recorder injected (the launcher).
+        .target(name: "UnclogLaunch", dependencies: ["UnclogTrace", "UnclogPythonRecorder"]),
+
+        // The Python recorder (eventlet, gevent): Python and C sources shipped as a resource, run
+        // inside the recorded process; the Swift side only says where they are.
+        .target(name: "UnclogPythonRecorder", resources: [.copy("python")]),
 
         // Seeing the stalls: Chrome/Perfetto trace export, the HTML report, trace diff (issue 5).
         .target(name: "UnclogReport", dependencies: ["UnclogStore"]),
 
-        // The Swift Concurrency recorder's C core (hook, trampoline, watchdog, trace writer) and
-        // its LD_PRELOAD entry point.
-        .target(name: "CUnclogRecorder", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
-        .target(name: "CUnclogPreload", dependencies: ["CUnclogRecorder"]),
-        .target(name: "CUnclogHookRefs", dependencies: ["CUnclogRecorder"], linkerSettings: [.linkedLibrary("dispatch")]),
-        .target(name: "UnclogRecorder", dependencies: ["CUnclogRecorder", "CUnclogHookRefs"]),
+        // The Swift Concurrency recorder: its C core (trampolines, watchdog, sampler, trace
+        // writer), the LD_PRELOAD shim that starts it inside an unmodified program, the link-time
+        // references to the runtime's hooks, and the public Swift API (UnclogRecorder.start()).
+        .target(name: "CUnclogSwiftRecorder", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
+        .target(name: "CUnclogSwiftPreload", dependencies: ["CUnclogSwiftRecorder"]),
+        .target(
+            name: "CUnclogSwiftRuntimeRefs", dependencies: ["CUnclogSwiftRecorder"],
+            linkerSettings: [.linkedLibrary("dispatch")]
+        ),
+        .target(name: "UnclogRecorder", dependencies: ["CUnclogSwiftRecorder", "CUnclogSwiftRuntimeRefs"]),
 
         // The command-line tool: thin commands over the libraries.
         .executableTarget(
             name: "unclog",
             dependencies: [
-                "UnclogTrace", "UnclogStore", "UnclogRecord", "UnclogReport",
+                "UnclogTrace", "UnclogStore", "UnclogLaunch", "UnclogReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

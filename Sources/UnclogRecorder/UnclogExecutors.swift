@@ -6,7 +6,7 @@
 // width = logical CPUs; the main executor: the main queue), between two clock reads.
 
 @_spi(ExperimentalCustomExecutors) @_spi(ExperimentalScheduling) import _Concurrency
-import CUnclogRecorder
+import CUnclogSwiftRecorder
 
 /// The main executor: jobs run on the Dispatch main queue, timed; running and stopping the main
 /// loop, and isolation checks, are the platform main executor's.

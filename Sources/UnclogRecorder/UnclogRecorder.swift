@@ -9,8 +9,8 @@
 // or `try UnclogRecorder.start(output: "app.trace")` to record on every run. Recording stops at
 // exit by itself; `stop()` flushes and closes the trace earlier.
 
-import CUnclogHookRefs
-import CUnclogRecorder
+import CUnclogSwiftRuntimeRefs
+import CUnclogSwiftRecorder
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,7 +1,7 @@
 // `unclog record`: run a program with the recorder for its runtime injected.
 
 import ArgumentParser
-import UnclogRecord
+import UnclogLaunch
 import UnclogStore
 
 struct RecordCommand: ParsableCommand {

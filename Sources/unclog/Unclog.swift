@@ -1,5 +1,5 @@
 // The `unclog` command: record a cooperative program, import its trace, query the stalls.
-// Commands are thin; the work lives in UnclogTrace, UnclogStore and UnclogRecord.
+// Commands are thin; the work lives in UnclogTrace, UnclogStore and UnclogLaunch.
 
 import ArgumentParser
 #if canImport(Glibc)

@@ -77,21 +77,21 @@ enum SwiftPrograms {
         switch variant {
         case "handoff":  // C, on the recorder's object: compiled by clang, linked by swiftc (runtime paths)
             guard let b = buildDir else { throw TestFailure("build directory not found") }
-            let c = try run("/usr/bin/env", ["clang", "-g", "-c", "-I", root.appendingPathComponent("Sources/CUnclogRecorder/include").path,
+            let c = try run("/usr/bin/env", ["clang", "-g", "-c", "-I", root.appendingPathComponent("Sources/CUnclogSwiftRecorder/include").path,
                                              handOffSource, "-o", out + ".o"])
             guard c.status == 0 else { throw TestFailure("clang failed: \(c.stderr)") }
-            args = [out + ".o", b + "/CUnclogRecorder.build/recorder.c.o", "-ldispatch", "-o", out]
+            args = [out + ".o", b + "/CUnclogSwiftRecorder.build/recorder.c.o", "-ldispatch", "-o", out]
         case "loop":
             args = ["-g", "-import-objc-header", root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.h").path, loopSource, "-o", out]
         case "library", "executors":
             guard let b = buildDir else { throw TestFailure("build directory not found") }
             if variant == "executors" { args.append("-DUNCLOG_EXECUTORS") }
             args += ["-DUNCLOG_LIBRARY", "-I", b + "/Modules",
-                     "-Xcc", "-I" + root.appendingPathComponent("Sources/CUnclogRecorder/include").path,
-                     "-Xcc", "-fmodule-map-file=\(b)/CUnclogRecorder.build/module.modulemap",
-                     "-Xcc", "-fmodule-map-file=\(b)/CUnclogHookRefs.build/module.modulemap",
+                     "-Xcc", "-I" + root.appendingPathComponent("Sources/CUnclogSwiftRecorder/include").path,
+                     "-Xcc", "-fmodule-map-file=\(b)/CUnclogSwiftRecorder.build/module.modulemap",
+                     "-Xcc", "-fmodule-map-file=\(b)/CUnclogSwiftRuntimeRefs.build/module.modulemap",
                      b + "/UnclogRecorder.build/UnclogRecorder.swift.o", b + "/UnclogRecorder.build/UnclogExecutors.swift.o",
-                     b + "/CUnclogRecorder.build/recorder.c.o", b + "/CUnclogHookRefs.build/hook_refs.c.o"]
+                     b + "/CUnclogSwiftRecorder.build/recorder.c.o", b + "/CUnclogSwiftRuntimeRefs.build/hook_refs.c.o"]
         case "static":
             args.append("-static-stdlib")
         case "nodebug":

@@ -7,7 +7,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-RECORDER = os.path.join(ROOT, "Sources", "UnclogRecord", "python")
+RECORDER = os.path.join(ROOT, "Sources", "UnclogPythonRecorder", "python")
 PROGRAMS = os.path.join(HERE, "programs")
 sys.path.insert(0, HERE)
 

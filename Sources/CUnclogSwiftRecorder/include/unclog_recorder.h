@@ -1,6 +1,6 @@
 // unclog's Swift Concurrency recorder (C core): hooks the global executor, timestamps every
 // job, detects and samples stalls, and writes the unclog trace format (schema/trace-format.md).
-// Used by the LD_PRELOAD library (CUnclogPreload) and the UnclogRecorder Swift library.
+// Used by the LD_PRELOAD library (CUnclogSwiftPreload) and the UnclogRecorder Swift library.
 #ifndef UNCLOG_RECORDER_H
 #define UNCLOG_RECORDER_H
 

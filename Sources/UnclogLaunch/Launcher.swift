@@ -2,6 +2,7 @@
 // keeps its stdio, forwards the signals meant for it, and reports how it ended.
 
 import Foundation
+import UnclogPythonRecorder
 import UnclogTrace
 #if canImport(Glibc)
 import Glibc
@@ -34,9 +35,7 @@ nonisolated(unsafe) private var recordedChild: pid_t = 0
 /// Runs programs under a recorder.
 public enum Recorder {
     /// The directory holding the Python recorder (`sitecustomize.py`, `unclog_recorder/`).
-    public static var pythonRecorderPath: String? {
-        Bundle.module.path(forResource: "python", ofType: nil)
-    }
+    public static var pythonRecorderPath: String? { PythonRecorder.directory }
 
     /// How the program will be recorded.
     public enum Kind: Equatable, Sendable {
