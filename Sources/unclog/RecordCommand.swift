@@ -3,6 +3,7 @@
 import ArgumentParser
 import UnclogLaunch
 import UnclogStore
+import UnclogTrace
 
 struct RecordCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,10 +24,10 @@ struct RecordCommand: ParsableCommand {
     )
 
     @Option(help: "A slice running longer than this is a stall.")
-    var threshold: DurationArgument = DurationArgument(nanoseconds: 50_000_000)
+    var threshold = DurationArgument(nanoseconds: UnclogDefaults.thresholdNs)
 
     @Option(name: .customLong("sample-interval"), help: "How often to sample the stalled thread's stack during a stall.")
-    var sampleInterval: DurationArgument = DurationArgument(nanoseconds: 10_000_000)
+    var sampleInterval = DurationArgument(nanoseconds: UnclogDefaults.sampleIntervalNs)
 
     @Option(name: [.short, .customLong("output")], help: "The trace file to write.")
     var output: String = "unclog.trace"

@@ -2,6 +2,7 @@
 // Commands are thin; the work lives in UnclogTrace, UnclogStore and UnclogLaunch.
 
 import ArgumentParser
+import UnclogTrace
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +23,7 @@ struct Unclog: ParsableCommand {
 
             Exit codes: 0 success, 1 a check failed, 2 a usage or input error.
             """,
-        version: "0.1.0",
+        version: UnclogDefaults.version,
         subcommands: [RecordCommand.self, ImportCommand.self, StallsCommand.self, TopCommand.self, TimelineCommand.self,
                       SQLCommand.self, CheckCommand.self, DumpCommand.self, ExportCommand.self, ReportCommand.self, DiffCommand.self]
     )
