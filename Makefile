@@ -26,6 +26,8 @@ DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 zlib1g-dev python3-venv
 VIS_DEB_PACKAGES := chromium fonts-dejavu-core
 #   the benchmarks count instructions with callgrind
 BENCH_DEB_PACKAGES := valgrind
+#   `make lint` checks the C sources' formatting
+LINT_DEB_PACKAGES := clang-format
 
 # ---- aggregate targets: each lists all its parts ----------------------------------------------
 .PHONY: all help demo test bench
@@ -66,6 +68,9 @@ $(STAMPS)/deps: Makefile
 	@mkdir -p $(dir $@) && touch $@
 $(STAMPS)/deps-visualization: Makefile
 	@$(call apt_install,$(VIS_DEB_PACKAGES))
+	@mkdir -p $(dir $@) && touch $@
+$(STAMPS)/deps-lint: Makefile
+	@$(call apt_install,$(LINT_DEB_PACKAGES))
 	@mkdir -p $(dir $@) && touch $@
 $(STAMPS)/deps-bench: Makefile
 	@$(call apt_install,$(BENCH_DEB_PACKAGES))
@@ -119,9 +124,14 @@ notebooks: build venv
 # ---- the parts of `make test` -------------------------------------------------------------------
 .PHONY: lint test-c test-swift test-swift-recorder test-python test-python-pure test-python-compat test-visualization fuzz-short fuzz
 
-# Formatting and lint: the configs at the top level (.swift-format, .clang-format, ruff.toml).
-lint: deps venv
-	bash .ci/lint
+# Formatting and lint, by the configs at the top level: .swift-format (the toolchain's
+# swift-format), .clang-format (Debian's clang-format), ruff.toml (ruff, pinned in the venv).
+C_SOURCES = $(shell git ls-files '*.c' '*.h')
+lint: venv $(STAMPS)/deps-lint
+	swift format lint --strict --recursive --parallel Package.swift Sources Tests Benchmarks Fuzz Integrations
+	clang-format --dry-run --Werror $(C_SOURCES)
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .
 
 # The Swift recorder's C core, its pure parts (CRC-32, varints, clock conversion) unit-tested.
 test-c: deps
