@@ -29,6 +29,7 @@
 // (each thread's rows are in its time order), merged with its stalls from the
 // stalls_by_thread index to flag the runs that stalled; I/O waits from one pass likewise.
 
+import UnclogQuery
 import UnclogStore
 
 /// What to export.

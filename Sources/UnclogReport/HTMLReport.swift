@@ -11,6 +11,7 @@
 // Streaming: timeline lanes are accumulated into fixed pixel columns while slices are read
 // (memory is the column arrays, whatever the trace size); tables are limited to their top rows.
 
+import UnclogQuery
 import UnclogStore
 
 /// What to put in the report.

@@ -2,6 +2,7 @@
 // (innermost first) and the greenthreads it kept waiting. Read one stall at a time through
 // prepared statements, so callers can stream over any number of stalls.
 
+import UnclogQuery
 import UnclogStore
 
 /// A frame of a stall's stack.

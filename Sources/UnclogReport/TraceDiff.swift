@@ -5,6 +5,7 @@
 // a site regresses when one of them grows by more than the limit (a site that is new in the
 // second recording has grown without bound).
 
+import UnclogQuery
 import UnclogStore
 
 /// One call site's stalls in one trace.

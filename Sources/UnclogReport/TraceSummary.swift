@@ -2,6 +2,7 @@
 // for, or the most recent), its process and recorder settings, its OS threads, and how
 // greenthreads are named. Shared by the Chrome trace export, the HTML report and the diff.
 
+import UnclogQuery
 import UnclogStore
 
 /// One trace's header row, as the report and the export show it.

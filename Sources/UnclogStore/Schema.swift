@@ -1,4 +1,5 @@
-// The store's schema (schema/schema.sql, shipped as a resource) and its version check.
+// The store's schema (Resources/schema.sql, shipped as a resource), its version check, and
+// opening a database for reading or creating one for the importer.
 
 import Foundation
 
@@ -17,7 +18,7 @@ public enum Schema {
     }
 
     /// Creates every table and view in an empty database.
-    static func create(_ db: Database) throws(StoreError) {
+    package static func create(_ db: Database) throws(StoreError) {
         try db.exec(try sql())
     }
 
@@ -37,4 +38,25 @@ public enum Schema {
             throw StoreError("\(db.path): database schema version \(v ?? 0), this unclog reads version \(version)")
         }
     }
+}
+
+extension Database {
+    /// Opens an existing unclog database read-only and checks it is one of this schema version.
+    public static func openStore(path: String) throws(StoreError) -> Database {
+        var isDirectory = false
+        guard fileExists(path, isDirectory: &isDirectory) else {
+            throw StoreError("\(path): no such database (run `unclog import TRACE -o \(path)` first)")
+        }
+        if isDirectory { throw StoreError("\(path): is a directory, not a database") }
+        let db = try Database(path: path, readOnly: true)
+        try Schema.check(db)
+        return db
+    }
+}
+
+private func fileExists(_ path: String, isDirectory: inout Bool) -> Bool {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return false }
+    isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+    return true
 }

@@ -5,6 +5,8 @@
 import CSQLite
 import Foundation
 import Testing
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 import UnclogTrace
 

@@ -7,6 +7,7 @@
 // attribution lands on the program's own code. What could not be symbolized is said in the notes.
 
 import Foundation
+import UnclogStore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,8 @@
 // Rendering query results as an aligned table, JSON or CSV (`--format`).
 
 import Foundation
+import UnclogStore
+import UnclogTrace
 
 /// Output formats of the query commands.
 public enum OutputFormat: String, CaseIterable, Sendable {
@@ -112,3 +114,5 @@ extension String {
         return s
     }
 }
+
+let jsonQuote = TraceJSON.quote

@@ -2,6 +2,8 @@
 // Slices are found without a secondary index: a greenthread's by walking slices.prev_id back
 // from the nearest checkpoint after the window; a thread's as an id range between checkpoints.
 
+import UnclogStore
+
 /// What to draw.
 public struct TimelineOptions: Sendable {
     /// The recorder's greenthread id; nil draws every thread and the busiest greenthreads.

@@ -5,6 +5,7 @@
 
 import CSQLite
 import Synchronization
+import UnclogStore
 import UnclogTrace
 
 #if canImport(Glibc)

@@ -2,8 +2,9 @@
 // Analysis lives in the schema's views (stall_sites, stall_attribution); this file only
 // selects, filters and shapes rows.
 
-import CSQLite
 import Foundation
+import UnclogStore
+import UnclogTrace
 
 /// A frame of a stall's stack as the CLI prints it.
 public struct StackFrameInfo: Sendable, Hashable {
@@ -43,13 +44,7 @@ public final class TraceStore {
 
     /// Opens `path` read-only and checks it is a unclog database.
     public init(path: String) throws(StoreError) {
-        var isDirectory = false
-        guard fileExists(path, isDirectory: &isDirectory) else {
-            throw StoreError("\(path): no such database (run `unclog import TRACE -o \(path)` first)")
-        }
-        if isDirectory { throw StoreError("\(path): is a directory, not a database") }
-        db = try Database(path: path, readOnly: true)
-        try Schema.check(db)
+        db = try Database.openStore(path: path)
     }
 
     /// Trace ids in the database, oldest first.
@@ -178,22 +173,7 @@ public final class TraceStore {
 
     /// Runs one read-only SQL statement and returns its rows.
     public func query(_ sql: String, maxRows: Int? = nil) throws(StoreError) -> ResultTable {
-        var stmt: OpaquePointer?
-        var tail: UnsafePointer<CChar>?
-        let rc = sql.withCString { sqlite3_prepare_v2(db.handle, $0, -1, &stmt, &tail) == SQLITE_OK
-            ? (tail.map { String(cString: $0) } ?? "") : nil }
-        guard let rest = rc, let stmt else {
-            if stmt == nil && rc != nil { throw StoreError("empty SQL statement") }
-            throw StoreError("SQL error: \(db.lastError)")
-        }
-        let s = Statement(stmt, db: db)
-        // What follows the statement may be blanks, semicolons and comments, not a second one.
-        var next: OpaquePointer?
-        let nextRC = rest.withCString { sqlite3_prepare_v2(db.handle, $0, -1, &next, nil) }
-        if nextRC != SQLITE_OK || next != nil {
-            sqlite3_finalize(next)
-            throw StoreError("SQL error: one statement at a time, please (found more after the first)")
-        }
+        let s = try db.prepareSingle(sql)
         guard s.isReadOnly else {
             throw StoreError("SQL error: `unclog sql` is read-only; that statement would change the database")
         }
@@ -220,11 +200,4 @@ public final class TraceStore {
         t.rightAligned = numeric
         return t
     }
-}
-
-func fileExists(_ path: String, isDirectory: inout Bool) -> Bool {
-    var st = stat()
-    guard stat(path, &st) == 0 else { return false }
-    isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
-    return true
 }
