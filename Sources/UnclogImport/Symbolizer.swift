@@ -32,7 +32,7 @@ public enum Symbolizer {
     /// Symbolizes the native frames of trace `traceID` in `db` (inside the import's transaction).
     static func run(db: Database, traceID: Int64) throws(StoreError) -> SymbolizationReport {
         var report = SymbolizationReport()
-        let k0 = traceID << 32, k1 = (traceID + 1) << 32
+        let keys = StoreKey.objects(trace: traceID), k0 = keys.lowerBound, k1 = keys.upperBound
         struct Img { var path: String?; var bias: Int64; var buildID: String? }
         var imgs: [Int64: Img] = [:]
         let qi = try db.prepare("SELECT key, path, load_bias, build_id FROM images WHERE key >= \(k0) AND key < \(k1)")

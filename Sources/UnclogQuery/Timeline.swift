@@ -128,7 +128,6 @@ extension TraceStore {
     /// Draws the timeline.
     public func timeline(_ o: TimelineOptions) throws(StoreError) -> String {
         let trace = try resolveTrace(o.traceID)
-        let keyBase = trace << 32
         let width = max(10, min(o.width, 1000))
         var from = o.from ?? 0
         let traceEnd = try db.scalar("SELECT duration_ns FROM traces WHERE id = ?", [.int(trace)]) ?? 0
@@ -171,7 +170,7 @@ extension TraceStore {
         func label(gtKey: Int64) throws(StoreError) -> String {
             let s = try db.prepare("SELECT gt, name FROM greenthreads WHERE key = ?")
             try s.bind([.int(gtKey)])
-            guard try s.step() else { return "gt \(gtKey & 0xFFFF_FFFF)" }
+            guard try s.step() else { return "gt \(StoreKey.id(ofObject: gtKey))" }
             return "gt \(s.int(0)) \(s.text(1) ?? "")"
         }
 
@@ -184,7 +183,7 @@ extension TraceStore {
         }
 
         if let gt = o.greenthread {
-            let gtKey = keyBase | gt
+            let gtKey = StoreKey.greenthread(trace: trace, id: gt)
             guard try db.scalar("SELECT 1 FROM greenthreads WHERE key = ?", [.int(gtKey)]) != nil else {
                 throw StoreError("\(db.path): trace \(trace) has no greenthread \(gt)")
             }

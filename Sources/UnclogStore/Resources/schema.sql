@@ -10,6 +10,10 @@
 --     them need no look-up table at import time. The recorder's own id is kept beside it.
 --   - Rows the importer creates (slices, I/O waits, stalls, samples) have an `id` in
 --     T << 40 … (T + 1) << 40 − 1, assigned in file order, so a trace's rows are one range.
+--   This is the one description of the key scheme; code builds such keys and ranges only
+--   through `StoreKey` (Sources/UnclogStore/StoreKey.swift) and, in the notebooks,
+--   `trace_range` in notebooks/unclog_nb.py. Comments below that spell `T << 32 | id` or
+--   `T << 40 | n` refer back here.
 -- * Every `*_ns` time is nanoseconds since the trace's `start_mono_ns` (a CLOCK_MONOTONIC
 --   reading of the recorded process); every duration is in nanoseconds.
 -- * The timeline is rebuilt while importing (slices, victims), not at query time: pairing
