@@ -125,35 +125,25 @@ public final class TraceStore {
     }
 
     /// Call sites ranked by total stall time (self or inclusive), as a table.
+    ///
+    /// The ranking is the schema's `top_sites` view (nearest-rank percentiles of stall
+    /// duration, each site's share of all stall time); the default question — self time by
+    /// function, file and line over the whole database — reads the view itself. A coarser
+    /// grouping, inclusive attribution or one trace of several ranks other rows the same way
+    /// (`rankedSites`), under the view's column names.
     public func top(by grouping: SiteGrouping, inclusive: Bool, limit: Int? = nil, traceID: Int64? = nil) throws(StoreError) -> ResultTable {
-        let site: String
         let siteColumns: [String]
         switch grouping {
-        case .function:
-            site = "function, file"
-            siteColumns = ["function", "file"]
-        case .line:
-            site = "function, file, line"
-            siteColumns = ["function", "file", "line"]
-        case .file:
-            site = "file"
-            siteColumns = ["file"]
+        case .function: siteColumns = ["function", "file"]
+        case .line: siteColumns = ["function", "file", "line"]
+        case .file: siteColumns = ["file"]
         }
-        let traceFilter = traceID.map { " AND trace_id = \($0)" } ?? ""
-        // One row per (stall, site): inclusive attribution lists a stall once per distinct
-        // frame, so grouping by function or file must not charge it once per line or function.
+        let site = siteColumns.joined(separator: ", ")
+        let ranked = grouping == .line && !inclusive && traceID == nil
+            ? "top_sites" : "(\(Self.rankedSites(site, inclusive: inclusive, traceID: traceID)))"
         let sql = """
-            WITH a AS (SELECT DISTINCT stall_id, \(site), duration_ns, victim_wait_ns FROM stall_attribution
-                       WHERE scope = '\(inclusive ? "inclusive" : "self")'\(traceFilter)),
-            r AS (SELECT a.*, ROW_NUMBER() OVER (PARTITION BY \(site) ORDER BY duration_ns) AS rn,
-                         COUNT(*) OVER (PARTITION BY \(site)) AS n FROM a)
-            SELECT \(site), COUNT(*), SUM(duration_ns), MAX(duration_ns),
-                   MIN(CASE WHEN rn >= 0.50 * n THEN duration_ns END),
-                   MIN(CASE WHEN rn >= 0.99 * n THEN duration_ns END),
-                   1.0 * SUM(duration_ns) / (SELECT SUM(duration_ns) FROM stalls WHERE 1=1\(traceFilter)),
-                   SUM(victim_wait_ns)
-            FROM r GROUP BY \(site) ORDER BY SUM(duration_ns) DESC, \(site)
-            \(limit.map { "LIMIT \($0)" } ?? "")
+            SELECT \(site), stalls, total_ns, max_ns, p50_ns, p99_ns, share, victim_wait_ns FROM \(ranked)
+            ORDER BY total_ns DESC, \(site) \(limit.map { "LIMIT \($0)" } ?? "")
             """
         let s = try db.prepare(sql)
         var t = ResultTable(columns: siteColumns + ["stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns"],
@@ -169,6 +159,26 @@ public final class TraceStore {
             t.rows.append(row)
         }
         return t
+    }
+
+    /// `top_sites`'s query for another partition (`site`: its SQL column list) and scope, and
+    /// optionally one trace: one row per site with the view's columns.
+    static func rankedSites(_ site: String, inclusive: Bool, traceID: Int64?) -> String {
+        let traceFilter = traceID.map { " AND trace_id = \($0)" } ?? ""
+        // One row per (stall, site): inclusive attribution lists a stall once per distinct
+        // frame, so grouping by function or file must not charge it once per line or function.
+        return """
+            WITH a AS (SELECT DISTINCT stall_id, \(site), duration_ns, victim_wait_ns FROM stall_attribution
+                       WHERE scope = '\(inclusive ? "inclusive" : "self")'\(traceFilter)),
+            r AS (SELECT a.*, ROW_NUMBER() OVER (PARTITION BY \(site) ORDER BY duration_ns) AS rn,
+                         COUNT(*) OVER (PARTITION BY \(site)) AS n FROM a)
+            SELECT \(site), COUNT(*) AS stalls, SUM(duration_ns) AS total_ns, MAX(duration_ns) AS max_ns,
+                   MIN(CASE WHEN rn >= 0.50 * n THEN duration_ns END) AS p50_ns,
+                   MIN(CASE WHEN rn >= 0.99 * n THEN duration_ns END) AS p99_ns,
+                   1.0 * SUM(duration_ns) / (SELECT SUM(duration_ns) FROM stalls WHERE 1=1\(traceFilter)) AS share,
+                   SUM(victim_wait_ns) AS victim_wait_ns
+            FROM r GROUP BY \(site)
+            """
     }
 
     /// Runs one read-only SQL statement and returns its rows.

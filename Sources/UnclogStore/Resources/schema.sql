@@ -264,6 +264,8 @@ JOIN frames f ON f.key = sf.frame_key AND f.internal = 0;
 
 -- Call sites (function, file, line) ranked by self stall time, with nearest-rank
 -- percentiles of stall duration and each site's share of all stall time.
+-- `unclog top` reads it as it is, and ranks other groupings, inclusive attribution and single
+-- traces the same way (Queries.swift, `rankedSites`): keep the two alike.
 CREATE VIEW top_sites AS
 WITH a AS (SELECT function, file, line, duration_ns, victim_wait_ns FROM stall_attribution WHERE scope = 'self'),
 r AS (SELECT a.*, ROW_NUMBER() OVER w AS rn, COUNT(*) OVER (PARTITION BY function, file, line) AS n
