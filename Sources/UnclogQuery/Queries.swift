@@ -1,6 +1,6 @@
-// The read side of the store: the queries behind `stalls`, `top`, `check` and `sql`.
-// Analysis lives in the schema's views (stall_sites, stall_attribution); this file only
-// selects, filters and shapes rows.
+// The read side of the store: the queries behind `stalls`, `top`, `check` and `sql`, over a
+// database opened read-only. Analysis lives in the schema's views (stall_sites,
+// stall_attribution, top_sites); this file only selects, filters and shapes rows.
 
 import Foundation
 import UnclogStore

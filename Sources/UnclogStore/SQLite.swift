@@ -198,7 +198,8 @@ public final class Statement {
 
 /// Buffers rows of integer (or NULL) columns and inserts them `rowsPerStatement` at a time
 /// through one multi-row prepared statement: per-statement overhead and the per-bind
-/// connection work are what limit SQLite bulk loads (schema/../research: 64 rows per step).
+/// connection work are what limit SQLite bulk loads (64 rows per step, as in the raw-insert
+/// ceiling `make bench` measures: Benchmarks/sqlite-ceiling.c).
 package final class BatchInserter {
     private let db: Database
     private let columns: Int

@@ -8,7 +8,7 @@ public enum Schema {
     /// The `PRAGMA user_version` this build writes and reads.
     public static let version: Int64 = 1
 
-    /// The text of schema/schema.sql.
+    /// The text of schema.sql (the resource; schema/schema.sql links to it).
     public static func sql() throws(StoreError) -> String {
         guard let url = Bundle.module.url(forResource: "schema", withExtension: "sql"),
               let text = try? String(contentsOf: url, encoding: .utf8) else {
