@@ -15,13 +15,16 @@ import Glibc
 
 /// What to import, and where.
 public struct ImportOptions: Sendable {
+    /// The trace file to read.
     public var tracePath: String
+    /// The database to create or add the trace to.
     public var databasePath: String
     /// Called about ten times a second with the bytes read so far.
     public var progress: (@Sendable (ImportProgress) -> Void)?
     /// Replace a trace that was imported before from a file of the same recording.
     public var replace: Bool
 
+    /// Options for importing `tracePath` into `databasePath`.
     public init(tracePath: String, databasePath: String, replace: Bool = false,
                 progress: (@Sendable (ImportProgress) -> Void)? = nil) {
         self.tracePath = tracePath
@@ -33,18 +36,23 @@ public struct ImportOptions: Sendable {
 
 /// Progress of a running import.
 public struct ImportProgress: Sendable {
+    /// Bytes of the trace file read so far, of `fileSize` (nil when unknown).
     public var bytesRead: UInt64
     public var fileSize: UInt64?
+    /// Events decoded so far.
     public var events: Int
 }
 
 /// What an import did.
 public struct ImportSummary: Sendable {
+    /// The trace's id in the database (`traces.id`).
     public var traceID: Int64
     /// True when the trace was already in the database and nothing was done.
     public var alreadyImported = false
     /// True when an earlier import of the same recording was replaced.
     public var replaced = false
+    /// What was read (events, intact chunks) and the rows made of it; the same counts as the
+    /// `traces` row and the tables hold (greenthreads without hubs).
     public var events = 0
     public var chunks = 0
     public var greenthreads = 0
@@ -53,16 +61,21 @@ public struct ImportSummary: Sendable {
     public var ioWaits = 0
     public var stalls = 0
     public var samples = 0
+    /// The file's size, the bytes of it lost to damage, and each damaged stretch.
     public var fileBytes: UInt64 = 0
     public var bytesLost: UInt64 = 0
     public var damage: [TraceDamage] = []
+    /// Events the recorder reported losing, and of those its own errors (`Dropped` reason 2).
     public var eventsDropped: UInt64 = 0
     public var recorderErrors: UInt64 = 0
+    /// The recorder wrote its `End` event.
     public var cleanEnd = false
+    /// Events and chunks of a later format version, skipped.
     public var skippedEvents = 0
     public var skippedChunks = 0
     /// Native frames (Swift recordings): what offline symbolization did and why frames stayed unnamed.
     public var symbols: SymbolizationReport?
+    /// Wall time of the import, and the events decoded per second of it.
     public var seconds = 0.0
     public var eventsPerSecond: Double { seconds > 0 ? Double(events) / seconds : 0 }
 }
@@ -73,6 +86,7 @@ public enum ImportError: Error, CustomStringConvertible {
     case store(StoreError)
     case cancelled
 
+    /// The reason, ready to print.
     public var description: String {
         switch self {
         case let .unreadableTrace(e): e.description
@@ -154,8 +168,11 @@ func hex32(_ v: UInt32) -> String {
 /// Elapsed wall time since creation (CLOCK_MONOTONIC).
 public struct Stopwatch: Sendable {
     private let start: UInt64
+    /// Starts timing now.
     public init() { start = Stopwatch.now() }
+    /// Seconds since creation.
     public var seconds: Double { Double(Stopwatch.now() - start) / 1e9 }
+    /// CLOCK_MONOTONIC now, in ns.
     public static func now() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

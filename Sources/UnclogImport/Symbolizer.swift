@@ -22,12 +22,14 @@ public struct SymbolizationReport: Sendable {
     public var withLines = 0
     /// Frames of the program's own images (not runtime, system or recorder), and how many got a name.
     public var programFrames = 0
-    public var programNamed = 0
+    public var programNamed = 0  // of programFrames
     /// Why some frames stayed unnamed (one line each: missing tool, stripped binary, build-id mismatch…).
     public var notes: [String] = []
+    /// Nothing symbolized yet.
     public init() {}
 }
 
+/// Offline symbolization of a trace's native frames (run by the import, in its transaction).
 public enum Symbolizer {
     /// Symbolizes the native frames of trace `traceID` in `db` (inside the import's transaction).
     static func run(db: Database, traceID: Int64) throws(StoreError) -> SymbolizationReport {

@@ -8,27 +8,35 @@ import UnclogTrace
 
 /// A frame of a stall's stack as the CLI prints it.
 public struct StackFrameInfo: Sendable, Hashable {
+    /// Function, file and line, when known (nil: unsymbolized or unknown).
     public var function: String?
     public var file: String?
     public var line: Int64?
+    /// Runtime, hub or recorder code (attribution skips it).
     public var isInternal: Bool
 }
 
 /// One stall, with its call site and stack (innermost first).
 public struct StallInfo: Sendable {
+    /// `stalls.id`, and the trace it belongs to.
     public var id: Int64
     public var traceID: Int64
+    /// The recorder's ids of the greenthread that stalled (0: unknown) and its OS thread.
     public var greenthreadID: Int64
     public var greenthreadName: String?
     public var threadID: Int64
+    /// Start (ns since the trace start) and duration.
     public var startNs: Int64
     public var durationNs: Int64
+    /// Its call site (the `stall_sites` view).
     public var function: String?
     public var file: String?
     public var line: Int64?
+    /// Stacks sampled during it; greenthreads it kept waiting and the wait it added to them.
     public var samples: Int64
     public var victims: Int64
     public var victimWaitNs: Int64
+    /// False when the recording ended inside it (the duration is a lower bound).
     public var complete: Bool
     public var stack: [StackFrameInfo]
 }
@@ -40,6 +48,7 @@ public enum SiteGrouping: String, CaseIterable, Sendable {
 
 /// A read-only view of a unclog database.
 public final class TraceStore {
+    /// The connection (read-only), for queries of the other modules.
     public let db: Database
 
     /// Opens `path` read-only and checks it is a unclog database.

@@ -8,6 +8,7 @@ import UnclogStore
 public struct TimelineOptions: Sendable {
     /// The recorder's greenthread id; nil draws every thread and the busiest greenthreads.
     public var greenthread: Int64?
+    /// The trace; nil: the most recent.
     public var traceID: Int64?
     /// Window, in ns since the trace start; nil = from the start / to the end.
     public var from: Int64?
@@ -17,6 +18,7 @@ public struct TimelineOptions: Sendable {
     /// Greenthread rows at most (all-greenthreads view).
     public var limit: Int = 40
 
+    /// What to draw; the defaults draw the latest trace whole.
     public init(greenthread: Int64? = nil, traceID: Int64? = nil, from: Int64? = nil, to: Int64? = nil,
                 width: Int = 100, limit: Int = 40) {
         self.greenthread = greenthread
@@ -30,11 +32,14 @@ public struct TimelineOptions: Sendable {
 
 /// A slice as the timeline needs it.
 public struct SliceRow: Sendable, Hashable {
+    /// The greenthread's and the OS thread's keys (`StoreKey`).
     public var gtKey: Int64
     public var threadKey: Int64
+    /// Ready since (nil: unknown), then ran from start to end (ns since the trace start).
     public var readyNs: Int64?
     public var startNs: Int64
     public var endNs: Int64
+    /// Why it ran: `switch_reasons.code`.
     public var reason: Int64
 }
 

@@ -5,8 +5,11 @@ import CSQLite
 
 /// An error from the store: SQLite's message, plus what we were doing.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, ready to print (it names the database file).
     public var message: String
+    /// An error with this message.
     public init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }
 
@@ -117,11 +120,13 @@ public final class Statement {
 
     deinit { sqlite3_finalize(stmt) }
 
+    /// Binds an integer to parameter `index` (from 1).
     @inline(__always)
     public func bind(_ index: Int32, _ value: Int64) {
         sqlite3_bind_int64(stmt, index, value)
     }
 
+    /// Binds text (a copy), or NULL for nil, to parameter `index` (from 1).
     public func bind(_ index: Int32, _ value: String?) {
         if let value {
             sqlite3_bind_text(stmt, index, value, -1, SQLITE_TRANSIENT_DESTRUCTOR)
@@ -130,8 +135,10 @@ public final class Statement {
         }
     }
 
+    /// Binds NULL to parameter `index` (from 1).
     public func bindNull(_ index: Int32) { sqlite3_bind_null(stmt, index) }
 
+    /// Resets the statement and binds `values` to its parameters 1, 2, …
     public func bind(_ values: [SQLValue]) throws(StoreError) {
         sqlite3_reset(stmt)
         for (i, v) in values.enumerated() {
@@ -165,10 +172,14 @@ public final class Statement {
         }
     }
 
+    /// Rewinds the statement to run again (bindings are kept).
     public func reset() { sqlite3_reset(stmt) }
 
+    /// Columns of a row, and a column's name.
     public var columnCount: Int32 { sqlite3_column_count(stmt) }
     public func columnName(_ i: Int32) -> String { String(cString: sqlite3_column_name(stmt, i)) }
+    /// Column `i` (from 0) of the current row: NULL or not, as an integer, a double, text
+    /// (nil for NULL), or an optional integer.
     public func isNull(_ i: Int32) -> Bool { sqlite3_column_type(stmt, i) == SQLITE_NULL }
     public func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
     public func double(_ i: Int32) -> Double { sqlite3_column_double(stmt, i) }
