@@ -121,17 +121,7 @@ public enum TraceImporter {
             let db = try Database(path: workPath)
             var summary: ImportSummary
             do throws(StoreError) {
-                if exists {
-                    try Schema.check(db)
-                    // A 64 MiB page cache: smaller ones made the 10M-event import ~1.4x slower;
-                    // the import's peak memory plateaus at about this much above its base.
-                    try db.exec("PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE;")
-                } else {
-                    // A new file: no journal needed, since a failure just deletes it.
-                    try db.exec("PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE;")
-                    try db.exec("BEGIN;")
-                    try Schema.create(db)
-                }
+                try Schema.beginBulkWrite(db, isNew: !exists)
                 let importer = StreamingImport(db: db, reader: reader, options: options)
                 summary = try importer.run()
                 if summary.alreadyImported {

@@ -1,7 +1,8 @@
 // The timeline rebuild: a pure state machine from decoded events to records (slices, I/O
 // waits, stalls and their victims, samples, greenthreads, threads, definitions), handed to a
-// `TimelineSink` one at a time. No SQLite here: memory is bounded by live greenthreads (and
-// the stalls still being matched), and the tests drive it with events alone.
+// `TimelineSink` one at a time. No SQLite here, and the tests drive it with events alone.
+// Memory is bounded by live greenthreads, plus 16 bytes per stall (each thread's stall spans,
+// to tell at the end which stalls the watchdog saw begin never ended).
 
 import UnclogTrace
 
@@ -121,12 +122,6 @@ final class TimelineRebuild<Sink: TimelineSink> {
             try event(e, on: th)
         }
         if th.lastTime > lastTime { lastTime = th.lastTime }
-    }
-
-    /// Consumes events of thread `tid` (a chunk's worth; tests).
-    func consume(_ events: [TraceEvent], thread tid: UInt32) throws(Sink.Failure) {
-        var it = events.makeIterator()
-        try consume(&it, thread: tid)
     }
 
     @inline(__always)

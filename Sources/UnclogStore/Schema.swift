@@ -18,8 +18,25 @@ public enum Schema {
     }
 
     /// Creates every table and view in an empty database.
-    package static func create(_ db: Database) throws(StoreError) {
+    static func create(_ db: Database) throws(StoreError) {
         try db.exec(try sql())
+    }
+
+    /// Starts the one transaction a bulk write (an import) runs in, tuned for speed: in a new,
+    /// empty file, after creating the schema (no journal: a failed write deletes the file);
+    /// in an existing unclog database, after checking it, with a journal so that a failure
+    /// rolls back.
+    package static func beginBulkWrite(_ db: Database, isNew: Bool) throws(StoreError) {
+        // A 64 MiB page cache: smaller ones made the 10M-event import ~1.4x slower; the
+        // import's peak memory plateaus at about this much above its base.
+        if isNew {
+            try db.exec("PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE;")
+            try db.exec("BEGIN;")
+            try create(db)
+        } else {
+            try check(db)
+            try db.exec("PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE; BEGIN IMMEDIATE;")
+        }
     }
 
     /// Checks that `db` is a unclog database of this schema version.

@@ -17,10 +17,6 @@ public enum StoreKey {
     @inlinable
     public static func greenthread(trace: Int64, id gt: Int64) -> Int64 { object(trace: trace, id: gt) }
 
-    /// The key of OS thread `tid` of trace `trace` (an `object` key).
-    @inlinable
-    public static func thread(trace: Int64, tid: Int64) -> Int64 { object(trace: trace, id: tid) }
-
     /// Every object key of trace `trace`.
     @inlinable
     public static func objects(trace: Int64) -> Range<Int64> { object(trace: trace, id: 0)..<object(trace: trace + 1, id: 0) }
