@@ -3,6 +3,8 @@
 
 import Testing
 @testable import UnclogImport
+import UnclogQuery
+import UnclogStore
 import UnclogTrace
 
 /// Collects every record of a rebuild.
@@ -144,5 +146,30 @@ func rebuild(_ trace: ScriptedTrace) throws -> (RecordingSink, RebuildCounts) {
         #expect(sink.stacks == [StackRecord(id: 3, frames: [2, 1])])
         let g = try #require(sink.greenthread(4))
         #expect(g.name == 7 && g.spawnStack == 3 && g.parent == nil && g.created == 0 && g.exited == ms(1))
+    }
+
+    /// A pool worker that died inside a stall (StallBegin, no StallEnd): the stall is closed at
+    /// its last sample, and a job that waited through it on another worker is its victim, in
+    /// the records and in the database (the row once stayed in the writer's unflushed batch).
+    @Test func incompleteStallOfAPoolWorkerHasItsVictims() throws {
+        let tr = ScriptedTrace(runtime: "swift-concurrency")
+        tr.at(0, 10, .running(gt: 0, hub: 0))
+        tr.at(ms(1), 10, .switchTo(to: 2, reason: .other, readyDelta: 0))   // never ends
+        tr.at(0, 20, .running(gt: 0, hub: 0))
+        tr.at(ms(20), 20, .switchTo(to: 3, reason: .other, readyDelta: UInt64(ms(10))))
+        tr.at(ms(21), 20, .switchToHub)
+        tr.at(ms(20), 99, .stallBegin(tid: 10, gt: 2, sinceDelta: UInt64(ms(19))))
+        tr.at(ms(30), 99, .stallSample(tid: 10, stack: 0, state: 1))
+        tr.flush()
+        let (sink, _) = try rebuild(tr)
+        #expect(sink.stalls == [StallRecord(id: 0, thread: 10, gt: 2, start: ms(1), end: ms(30), endStack: nil, complete: false)])
+        #expect(sink.victims == [VictimRecord(stall: 0, gt: 3, ready: ms(10), resumed: ms(20), wait: ms(10))])
+        #expect(sink.victimTotals == [VictimTotalsRecord(stall: 0, victims: 1, waitNs: ms(10))])
+
+        let dir = TempDir()
+        try importTrace(tr, in: dir)
+        let store = try TraceStore(path: dir.file("t.db"))
+        #expect(try store.rows("SELECT gt_key, wait_ns FROM stall_victims") == [[.int(key(3)), .int(ms(10))]])
+        #expect(try store.rows("SELECT victims, victim_wait_ns, complete FROM stalls") == [[.int(1), .int(ms(10)), .int(0)]])
     }
 }
