@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "unclog", targets: ["unclog"]),
         .library(name: "UnclogTrace", targets: ["UnclogTrace"]),
         .library(name: "UnclogStore", targets: ["UnclogStore"]),
+        .library(name: "UnclogImport", targets: ["UnclogImport"]),
+        .library(name: "UnclogQuery", targets: ["UnclogQuery"]),
         // The Swift recorder injected with LD_PRELOAD by `unclog record` (libUnclogPreload.so).
         .library(name: "UnclogPreload", type: .dynamic, targets: ["CUnclogSwiftPreload"]),
         // The Swift recorder as a library: UnclogRecorder.start() / stop() (also -static-stdlib builds).
@@ -23,12 +25,22 @@ let package = Package(
         // The binary trace format: encoder, validating streaming decoder (schema/trace-format.md).
         .target(name: "UnclogTrace"),
 
-        // The SQLite store: schema, streaming importer, and the queries the CLI prints.
+        // The SQLite store: the SQLite wrapper, the schema (tables and analysis views) and its
+        // version check, and the key scheme that lets several traces share one database.
         .target(
             name: "UnclogStore",
-            dependencies: ["UnclogTrace", "CSQLite"],
+            dependencies: ["CSQLite"],
             resources: [.copy("Resources/schema.sql")]
         ),
+
+        // Trace → rows: the streaming importer, its pure timeline rebuild (slices, I/O waits,
+        // stalls, victims) and the writer that turns the rebuild's records into rows, and the
+        // offline symbolizer of native frames.
+        .target(name: "UnclogImport", dependencies: ["UnclogTrace", "UnclogStore"]),
+
+        // Rows → answers: the queries behind `stalls`, `top`, `sql` and `timeline`, and the
+        // table/JSON/CSV output and duration text they print.
+        .target(name: "UnclogQuery", dependencies: ["UnclogTrace", "UnclogStore"]),
 
         // `unclog record`: runs a program with the right recorder injected (the launcher).
         .target(name: "UnclogLaunch", dependencies: ["UnclogTrace", "UnclogPythonRecorder"]),
@@ -38,7 +50,7 @@ let package = Package(
         .target(name: "UnclogPythonRecorder", resources: [.copy("python")]),
 
         // Seeing the stalls: Chrome/Perfetto trace export, the HTML report, trace diff (issue 5).
-        .target(name: "UnclogReport", dependencies: ["UnclogStore"]),
+        .target(name: "UnclogReport", dependencies: ["UnclogStore", "UnclogQuery"]),
 
         // The Swift Concurrency recorder: its C core (trampolines, watchdog, sampler, trace
         // writer), the LD_PRELOAD shim that starts it inside an unmodified program, the link-time
@@ -55,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "unclog",
             dependencies: [
-                "UnclogTrace", "UnclogStore", "UnclogLaunch", "UnclogReport",
+                "UnclogTrace", "UnclogStore", "UnclogImport", "UnclogQuery", "UnclogLaunch", "UnclogReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -63,15 +75,17 @@ let package = Package(
         // Benchmarks (`make bench`): synthetic 10M-event trace, import and query timings.
         .executableTarget(
             name: "unclog-bench",
-            dependencies: ["UnclogTrace", "UnclogStore"],
+            dependencies: ["UnclogTrace"],
             path: "Benchmarks/unclog-bench"
         ),
 
         .testTarget(name: "UnclogTraceTests", dependencies: ["UnclogTrace"]),
-        .testTarget(name: "UnclogStoreTests", dependencies: ["UnclogTrace", "UnclogStore", "CSQLite"]),
+        // The import and the queries on hand-built traces with known answers, and the timeline
+        // rebuild on its own (no SQLite).
+        .testTarget(name: "UnclogStoreTests", dependencies: ["UnclogTrace", "UnclogStore", "UnclogImport", "UnclogQuery", "CSQLite"]),
         // The Swift recorder end to end on Swift programs the tests build (Tests/SwiftPrograms).
-        .testTarget(name: "UnclogSwiftRecorderTests", dependencies: ["UnclogStore", "UnclogRecorder"]),
-        .testTarget(name: "UnclogCLITests", dependencies: ["UnclogTrace", "UnclogStore"]),
-        .testTarget(name: "UnclogReportTests", dependencies: ["UnclogTrace", "UnclogStore", "UnclogReport"]),
+        .testTarget(name: "UnclogSwiftRecorderTests", dependencies: ["UnclogStore", "UnclogImport", "UnclogQuery", "UnclogRecorder"]),
+        .testTarget(name: "UnclogCLITests", dependencies: ["UnclogTrace"]),
+        .testTarget(name: "UnclogReportTests", dependencies: ["UnclogTrace", "UnclogStore", "UnclogImport", "UnclogQuery", "UnclogReport"]),
     ]
 )

@@ -51,13 +51,16 @@ def trace_info(con: sqlite3.Connection, trace: int) -> pd.Series:
     return pd.read_sql_query("SELECT * FROM traces WHERE id = ?", con, params=(trace,)).iloc[0]
 
 
-def _range(trace: int) -> tuple[int, int]:
+def trace_range(trace: int) -> tuple[int, int]:
+    """The ids [lo, hi) of the rows the importer created for `trace` (slices, I/O waits, stalls,
+    samples): `T << 40 | n`. The one place the notebooks spell the key scheme; it is described in
+    schema.sql ("Conventions") and built in Swift by StoreKey."""
     return trace << 40, (trace + 1) << 40
 
 
 def stalls(con: sqlite3.Connection, trace: int) -> pd.DataFrame:
     """One row per stall with its call site (the stall_sites view), greenthread and thread."""
-    lo, hi = _range(trace)
+    lo, hi = trace_range(trace)
     df = pd.read_sql_query(
         """
         SELECT s.stall_id, s.thread_key, t.tid, t.name AS thread_name, s.gt_key, g.gt AS gt_id, g.name AS greenthread,
@@ -85,7 +88,7 @@ def site_label(function, file, line=None) -> str:
 
 def attribution(con: sqlite3.Connection, trace: int, scope: str = "self") -> pd.DataFrame:
     """Stall time and victim wait per call site (the stall_attribution view), biggest first."""
-    lo, hi = _range(trace)
+    lo, hi = trace_range(trace)
     group = "function, file, line" if scope == "self" else "function, file"
     df = pd.read_sql_query(
         f"""
@@ -116,7 +119,8 @@ def _id_range(con, kind: int, key: int, trace: int, start_ns: int, end_ns: int) 
     hi = con.execute(
         "SELECT row_id FROM slice_checkpoints WHERE kind = ? AND key = ? AND start_ns > ? ORDER BY row_id LIMIT 1",
         (kind, key, end_ns)).fetchone()
-    return (lo[0] if lo else trace << 40), (hi[0] if hi else (trace + 1) << 40)
+    first, end = trace_range(trace)
+    return (lo[0] if lo else first), (hi[0] if hi else end)
 
 
 def thread_slices(con, trace: int, thread_key: int, start_ns: int, end_ns: int) -> pd.DataFrame:

@@ -7,6 +7,7 @@
 
 #if canImport(Glibc)
 import Glibc
+import UnclogQuery
 #elseif canImport(Darwin)
 import Darwin
 #endif

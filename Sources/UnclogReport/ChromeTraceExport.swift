@@ -29,6 +29,7 @@
 // (each thread's rows are in its time order), merged with its stalls from the
 // stalls_by_thread index to flag the runs that stalled; I/O waits from one pass likewise.
 
+import UnclogQuery
 import UnclogStore
 
 /// What to export.
@@ -147,7 +148,7 @@ public enum ChromeTraceExport {
         // One pass over each table in id order (a thread's rows are in its time order), whatever
         // the number of threads; in a window, from the earliest to the latest checkpoint needed.
         func range(_ kind: Int64) throws(StoreError) -> [SQLValue] {
-            var lo = trace.id << 40, hi = (trace.id + 1) << 40
+            var lo = StoreKey.rows(trace: trace.id).lowerBound, hi = StoreKey.rows(trace: trace.id).upperBound
             if options.from != nil || options.to != nil {
                 var l = Int64.max, h = Int64.min
                 for th in threads {

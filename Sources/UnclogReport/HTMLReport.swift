@@ -11,6 +11,7 @@
 // Streaming: timeline lanes are accumulated into fixed pixel columns while slices are read
 // (memory is the column arrays, whatever the trace size); tables are limited to their top rows.
 
+import UnclogQuery
 import UnclogStore
 
 /// What to put in the report.
@@ -55,7 +56,7 @@ public enum HTMLReport {
     public static func write(_ store: TraceStore, to out: ByteWriter, options: ReportOptions = ReportOptions()) throws(StoreError) -> ReportSummary {
         let trace = try store.traceSummary(options.traceID)
         var summary = ReportSummary(traceID: trace.id, traceCount: trace.traceCount)
-        let lo = trace.id << 40, hi = (trace.id + 1) << 40
+        let rows = StoreKey.rows(trace: trace.id), lo = rows.lowerBound, hi = rows.upperBound
         let db = store.db
 
         // Totals.
@@ -306,7 +307,8 @@ public enum HTMLReport {
             FROM stall_sites s WHERE s.stall_id >= ?1 AND s.stall_id < ?2 AND s.end_ns >= ?3 AND s.start_ns <= ?4
             ORDER BY s.duration_ns DESC
             """)
-        try stallQ.bind([.int(trace << 40), .int((trace + 1) << 40), .int(from), .int(to)])
+        let rows = StoreKey.rows(trace: trace)
+        try stallQ.bind([.int(rows.lowerBound), .int(rows.upperBound), .int(from), .int(to)])
         let names = try GreenthreadNames(store)
         var windowStalls: [(id: Int64, thread: Int64, gt: Int64, a: Int64, b: Int64, text: String)] = []
         while try stallQ.step(), windowStalls.count < 10_000 {

@@ -2,6 +2,7 @@
 // (innermost first) and the greenthreads it kept waiting. Read one stall at a time through
 // prepared statements, so callers can stream over any number of stalls.
 
+import UnclogQuery
 import UnclogStore
 
 /// A frame of a stall's stack.
@@ -67,7 +68,8 @@ final class StallReader {
             FROM stall_sites WHERE stall_id >= ?1 AND stall_id < ?2
             ORDER BY \(orderBy) \(limit.map { "LIMIT \($0)" } ?? "")
             """)
-        try stalls.bind([.int(trace << 40), .int((trace + 1) << 40)])
+        let rows = StoreKey.rows(trace: trace)
+        try stalls.bind([.int(rows.lowerBound), .int(rows.upperBound)])
         frames = try store.db.prepare("""
             SELECT f.function, f.file, f.line, f.internal FROM stack_frames sf JOIN frames f ON f.key = sf.frame_key
             WHERE sf.stack_key = ? ORDER BY sf.depth
@@ -99,7 +101,7 @@ final class StallReader {
         if d.victims > 0, victimLimit > 0 {
             try victims.bind([.int(d.id), .int(Int64(victimLimit))])
             while try victims.step() {
-                d.topVictims.append(VictimInfo(gt: victims.optInt(0) ?? (victims.int(3) & 0xFFFF_FFFF), name: victims.text(1),
+                d.topVictims.append(VictimInfo(gt: victims.optInt(0) ?? StoreKey.id(ofObject: victims.int(3)), name: victims.text(1),
                                                waitNs: victims.int(2)))
             }
             victims.reset()

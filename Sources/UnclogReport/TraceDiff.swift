@@ -5,6 +5,7 @@
 // a site regresses when one of them grows by more than the limit (a site that is new in the
 // second recording has grown without bound).
 
+import UnclogQuery
 import UnclogStore
 
 /// One call site's stalls in one trace.
@@ -101,7 +102,8 @@ public enum TraceDiff {
                    GROUP_CONCAT(DISTINCT line)
             FROM stall_sites WHERE stall_id >= ?1 AND stall_id < ?2 GROUP BY function, file
             """)
-        try s.bind([.int(trace << 40), .int((trace + 1) << 40)])
+        let rows = StoreKey.rows(trace: trace)
+        try s.bind([.int(rows.lowerBound), .int(rows.upperBound)])
         var out: [SiteKey: SiteStats] = [:]
         while try s.step() {
             let lines = (s.text(6) ?? "").split(separator: ",").compactMap { Int64($0) }.sorted()

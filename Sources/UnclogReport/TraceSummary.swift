@@ -2,6 +2,7 @@
 // for, or the most recent), its process and recorder settings, its OS threads, and how
 // greenthreads are named. Shared by the Chrome trace export, the HTML report and the diff.
 
+import UnclogQuery
 import UnclogStore
 
 /// One trace's header row, as the report and the export show it.
@@ -88,10 +89,10 @@ extension TraceStore {
     public func checkpointRange(kind: Int64, threadKey: Int64, trace: Int64, from: Int64, to: Int64) throws(StoreError) -> (Int64, Int64) {
         let lo = try db.scalar("""
             SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns < ?3 ORDER BY row_id DESC LIMIT 1
-            """, [.int(kind), .int(threadKey), .int(from)]) ?? (trace << 40)
+            """, [.int(kind), .int(threadKey), .int(from)]) ?? StoreKey.rows(trace: trace).lowerBound
         let hi = try db.scalar("""
             SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns > ?3 ORDER BY row_id LIMIT 1
-            """, [.int(kind), .int(threadKey), .int(to)]) ?? ((trace + 1) << 40)
+            """, [.int(kind), .int(threadKey), .int(to)]) ?? StoreKey.rows(trace: trace).upperBound
         return (lo, hi)
     }
 }
@@ -139,7 +140,7 @@ final class GreenthreadNames {
             let name = lookup.text(1) ?? (lookup.int(2) != 0 ? "hub" : "greenthread")
             info = Info(gt: gt, name: name, isHub: lookup.int(2) != 0, lastSliceID: lookup.optInt(3))
         } else {
-            let gt = key & 0xFFFF_FFFF
+            let gt = StoreKey.id(ofObject: key)
             info = Info(gt: gt, name: "greenthread", isHub: false, lastSliceID: nil)
         }
         lookup.reset()

@@ -5,8 +5,11 @@ import CSQLite
 
 /// An error from the store: SQLite's message, plus what we were doing.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, ready to print (it names the database file).
     public var message: String
+    /// An error with this message.
     public init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }
 
@@ -16,7 +19,7 @@ let SQLITE_TRANSIENT_DESTRUCTOR = unsafeBitCast(-1, to: sqlite3_destructor_type.
 /// One SQLite connection. Not thread-safe (opened with SQLITE_OPEN_NOMUTEX): each owner
 /// uses it from one thread at a time.
 public final class Database {
-    let handle: OpaquePointer
+    package let handle: OpaquePointer
     /// The file name, for messages.
     public let path: String
 
@@ -58,6 +61,27 @@ public final class Database {
         return Statement(stmt, db: self)
     }
 
+    /// Prepares exactly one statement: what follows it may be blanks, semicolons and comments,
+    /// not a second statement (`unclog sql` runs what the user typed).
+    public func prepareSingle(_ sql: String) throws(StoreError) -> Statement {
+        var stmt: OpaquePointer?
+        var tail: UnsafePointer<CChar>?
+        let rc = sql.withCString { sqlite3_prepare_v2(handle, $0, -1, &stmt, &tail) == SQLITE_OK
+            ? (tail.map { String(cString: $0) } ?? "") : nil }
+        guard let rest = rc, let stmt else {
+            if stmt == nil && rc != nil { throw StoreError("empty SQL statement") }
+            throw StoreError("SQL error: \(lastError)")
+        }
+        let s = Statement(stmt, db: self)
+        var next: OpaquePointer?
+        let nextRC = rest.withCString { sqlite3_prepare_v2(handle, $0, -1, &next, nil) }
+        if nextRC != SQLITE_OK || next != nil {
+            sqlite3_finalize(next)
+            throw StoreError("SQL error: one statement at a time, please (found more after the first)")
+        }
+        return s
+    }
+
     /// The value of the first column of the first row, as an integer (nil for no row or NULL).
     public func scalar(_ sql: String, _ args: [SQLValue] = []) throws(StoreError) -> Int64? {
         let s = try prepare(sql)
@@ -66,7 +90,7 @@ public final class Database {
         return s.isNull(0) ? nil : s.int(0)
     }
 
-    var lastError: String { String(cString: sqlite3_errmsg(handle)) }
+    package var lastError: String { String(cString: sqlite3_errmsg(handle)) }
 
     /// Rows changed by the last statement.
     public var changes: Int { Int(sqlite3_changes(handle)) }
@@ -86,21 +110,23 @@ public enum SQLValue: Sendable, Hashable {
 
 /// A prepared statement. `step()` returns true while there is a row.
 public final class Statement {
-    let stmt: OpaquePointer
+    package let stmt: OpaquePointer
     unowned let db: Database
 
-    init(_ stmt: OpaquePointer, db: Database) {
+    package init(_ stmt: OpaquePointer, db: Database) {
         self.stmt = stmt
         self.db = db
     }
 
     deinit { sqlite3_finalize(stmt) }
 
+    /// Binds an integer to parameter `index` (from 1).
     @inline(__always)
     public func bind(_ index: Int32, _ value: Int64) {
         sqlite3_bind_int64(stmt, index, value)
     }
 
+    /// Binds text (a copy), or NULL for nil, to parameter `index` (from 1).
     public func bind(_ index: Int32, _ value: String?) {
         if let value {
             sqlite3_bind_text(stmt, index, value, -1, SQLITE_TRANSIENT_DESTRUCTOR)
@@ -109,8 +135,10 @@ public final class Statement {
         }
     }
 
+    /// Binds NULL to parameter `index` (from 1).
     public func bindNull(_ index: Int32) { sqlite3_bind_null(stmt, index) }
 
+    /// Resets the statement and binds `values` to its parameters 1, 2, …
     public func bind(_ values: [SQLValue]) throws(StoreError) {
         sqlite3_reset(stmt)
         for (i, v) in values.enumerated() {
@@ -144,10 +172,14 @@ public final class Statement {
         }
     }
 
+    /// Rewinds the statement to run again (bindings are kept).
     public func reset() { sqlite3_reset(stmt) }
 
+    /// Columns of a row, and a column's name.
     public var columnCount: Int32 { sqlite3_column_count(stmt) }
     public func columnName(_ i: Int32) -> String { String(cString: sqlite3_column_name(stmt, i)) }
+    /// Column `i` (from 0) of the current row: NULL or not, as an integer, a double, text
+    /// (nil for NULL), or an optional integer.
     public func isNull(_ i: Int32) -> Bool { sqlite3_column_type(stmt, i) == SQLITE_NULL }
     public func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
     public func double(_ i: Int32) -> Double { sqlite3_column_double(stmt, i) }
@@ -177,8 +209,9 @@ public final class Statement {
 
 /// Buffers rows of integer (or NULL) columns and inserts them `rowsPerStatement` at a time
 /// through one multi-row prepared statement: per-statement overhead and the per-bind
-/// connection work are what limit SQLite bulk loads (schema/../research: 64 rows per step).
-final class BatchInserter {
+/// connection work are what limit SQLite bulk loads (64 rows per step, as in the raw-insert
+/// ceiling `make bench` measures: Benchmarks/sqlite-ceiling.c).
+package final class BatchInserter {
     private let db: Database
     private let columns: Int
     private let rowsPerStatement: Int
@@ -187,12 +220,12 @@ final class BatchInserter {
     private var values: [Int64]
     private var nulls: [Bool]
     private var rows = 0
-    private(set) var inserted = 0
+    package private(set) var inserted = 0
 
     /// `NULL` is written for a value equal to `BatchInserter.null`.
-    static let null = Int64.min
+    package static let null = Int64.min
 
-    init(_ db: Database, table: String, columns: [String], rowsPerStatement: Int = 64, orIgnore: Bool = false) throws(StoreError) {
+    package init(_ db: Database, table: String, columns: [String], rowsPerStatement: Int = 64, orIgnore: Bool = false) throws(StoreError) {
         self.db = db
         self.columns = columns.count
         self.rowsPerStatement = rowsPerStatement
@@ -206,7 +239,7 @@ final class BatchInserter {
 
     /// Adds one row; `row` must have exactly one value per column.
     @inline(__always)
-    func add(_ row: Int64...) throws(StoreError) {
+    package func add(_ row: Int64...) throws(StoreError) {
         let base = rows * columns
         for i in 0..<columns { values[base + i] = row[i] }
         rows += 1
@@ -215,7 +248,7 @@ final class BatchInserter {
 
     /// Adds one row from a fixed buffer (avoids the variadic array in the hottest loops).
     @inline(__always)
-    func add8(_ a: Int64, _ b: Int64, _ c: Int64, _ d: Int64, _ e: Int64, _ f: Int64, _ g: Int64, _ h: Int64) throws(StoreError) {
+    package func add8(_ a: Int64, _ b: Int64, _ c: Int64, _ d: Int64, _ e: Int64, _ f: Int64, _ g: Int64, _ h: Int64) throws(StoreError) {
         let base = rows * columns
         values.withUnsafeMutableBufferPointer { v in
             v[base] = a; v[base + 1] = b; v[base + 2] = c; v[base + 3] = d
@@ -242,7 +275,7 @@ final class BatchInserter {
     }
 
     /// Inserts the rows still buffered.
-    func flush() throws(StoreError) {
+    package func flush() throws(StoreError) {
         for r in 0..<rows {
             for c in 0..<columns {
                 let v = values[r * columns + c]

@@ -1,6 +1,7 @@
 // Builds a whole trace from a stream of (thread, event) pairs: per-thread chunk encoders,
 // sequence numbers, the `Running` state event at each chunk start (spec §4.1), and `End`.
-// Used by the benchmark's generator, tests and the Swift recorders.
+// Used by the benchmark's trace generator (Benchmarks/unclog-bench) and the tests' hand-built
+// traces; the recorders (C for Swift programs, Python for eventlet/gevent) have their own writers.
 
 /// Writes events of many threads into chunks, handing finished bytes to `sink`.
 public final class TraceBuilder {

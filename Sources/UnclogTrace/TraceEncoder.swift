@@ -1,5 +1,8 @@
 // Encoding of events, chunks and file headers: the reference writer of schema/trace-format.md.
-// Used by the Swift recorders, the benchmark's trace generator and the conformance vectors.
+// Used by TraceBuilder (the benchmark's trace generator, the tests' hand-built traces), by the
+// generator of the conformance vectors (schema/vectors/), and by TraceFileWriter (exercised by
+// the tests only). The recorders are C and Python, with writers of their own checked against
+// the same spec.
 
 #if canImport(Glibc)
 import Glibc
@@ -157,8 +160,8 @@ public enum TraceEncoding {
 }
 
 /// Writes a trace file: header, a metadata chunk, then events chunks, one per-thread
-/// sequence number counter each. Not thread-safe: recorders keep one encoder per thread
-/// and serialize only whole-chunk writes.
+/// sequence number counter each. Not thread-safe: a writer of several threads keeps one
+/// `ChunkEncoder` per thread and serializes only whole-chunk writes.
 public final class TraceFileWriter {
     private let fd: Int32
     public let path: String

@@ -1,6 +1,8 @@
 // `unclog check`: a CI gate that fails when any stall is longer than allowed.
 
 import ArgumentParser
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 
 struct CheckCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 // `unclog diff`: what changed in the stalls between two recordings, and a CI gate on it.
 
 import ArgumentParser
+import UnclogQuery
 import UnclogReport
 import UnclogStore
 

@@ -1,6 +1,7 @@
 // `unclog export`: a trace as Chrome Trace Event JSON, for ui.perfetto.dev and chrome://tracing.
 
 import ArgumentParser
+import UnclogQuery
 import UnclogReport
 import UnclogStore
 

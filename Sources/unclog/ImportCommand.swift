@@ -1,6 +1,8 @@
 // `unclog import`: load a trace file into a SQLite database.
 
 import ArgumentParser
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 import UnclogTrace
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 // Options shared by several commands: durations, output format, the trace to read.
 
 import ArgumentParser
+import UnclogQuery
 import UnclogStore
 
 /// A duration typed as `200us`, `50ms`, `1.5s`.

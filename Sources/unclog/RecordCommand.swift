@@ -1,7 +1,9 @@
 // `unclog record`: run a program with the recorder for its runtime injected.
 
 import ArgumentParser
+import UnclogImport
 import UnclogLaunch
+import UnclogQuery
 import UnclogStore
 import UnclogTrace
 

@@ -1,6 +1,7 @@
 // `unclog report`: one self-contained HTML page about a trace, to open in any browser.
 
 import ArgumentParser
+import UnclogQuery
 import UnclogReport
 import UnclogStore
 

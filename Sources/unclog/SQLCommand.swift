@@ -1,6 +1,7 @@
 // `unclog sql`: any read-only SQL over the store (schema/schema.sql documents the tables).
 
 import ArgumentParser
+import UnclogQuery
 import UnclogStore
 
 struct SQLCommand: ParsableCommand {

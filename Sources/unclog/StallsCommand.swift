@@ -1,6 +1,7 @@
 // `unclog stalls`: every stall, longest first, with its call site and victims.
 
 import ArgumentParser
+import UnclogQuery
 import UnclogStore
 
 struct StallsCommand: ParsableCommand {

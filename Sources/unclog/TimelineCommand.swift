@@ -1,6 +1,7 @@
 // `unclog timeline`: a terminal drawing of running, waiting and stalled greenthreads.
 
 import ArgumentParser
+import UnclogQuery
 import UnclogStore
 
 struct TimelineCommand: ParsableCommand {

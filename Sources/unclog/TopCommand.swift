@@ -1,6 +1,7 @@
 // `unclog top`: call sites ranked by the stall time they caused.
 
 import ArgumentParser
+import UnclogQuery
 import UnclogStore
 
 struct TopCommand: ParsableCommand {

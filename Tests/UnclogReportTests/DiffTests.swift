@@ -4,6 +4,8 @@
 
 import Foundation
 import Testing
+import UnclogImport
+import UnclogQuery
 @testable import UnclogReport
 import UnclogStore
 

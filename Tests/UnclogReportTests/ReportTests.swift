@@ -5,6 +5,8 @@
 
 import Foundation
 import Testing
+import UnclogImport
+import UnclogQuery
 @testable import UnclogReport
 import UnclogStore
 

@@ -4,6 +4,8 @@
 
 import Foundation
 import Testing
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 import UnclogTrace
 

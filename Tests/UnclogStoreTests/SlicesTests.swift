@@ -3,6 +3,8 @@
 
 import Foundation
 import Testing
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 import UnclogTrace
 

@@ -2,6 +2,8 @@
 
 import Foundation
 import Testing
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 import UnclogTrace
 

@@ -5,6 +5,8 @@
 import CSQLite
 import Foundation
 import Testing
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 import UnclogTrace
 
@@ -142,11 +144,11 @@ func importTrace(_ trace: ScriptedTrace, in dir: TempDir, name: String = "t", db
     return try TraceImporter.run(ImportOptions(tracePath: path, databasePath: db ?? dir.file(name + ".db"), replace: replace))
 }
 
-/// The key of a recorder id in trace `t` (schema convention `T << 32 | id`).
-func key(_ id: Int64, trace t: Int64 = 1) -> Int64 { t << 32 | id }
+/// The key of a recorder id in trace `t` (schema convention, see StoreKey).
+func key(_ id: Int64, trace t: Int64 = 1) -> Int64 { StoreKey.object(trace: t, id: id) }
 
-/// The id of the `n`-th importer-created row of trace `t` (`T << 40 | n`).
-func rowID(_ n: Int64, trace t: Int64 = 1) -> Int64 { t << 40 | n }
+/// The id of the `n`-th importer-created row of trace `t` (schema convention, see StoreKey).
+func rowID(_ n: Int64, trace t: Int64 = 1) -> Int64 { StoreKey.row(trace: t, n: n) }
 
 extension TraceStore {
     /// All rows of a query as SQL values.
@@ -221,7 +223,7 @@ struct Slice: Equatable, CustomStringConvertible {
     var startNs: Int64
     var endNs: Int64
     var reason: Int64
-    var description: String { "gt \(gtKey & 0xFFFF_FFFF) on \(threadKey & 0xFFFF_FFFF) [\(startNs), \(endNs)] ready \(readyNs.map(String.init) ?? "nil") reason \(reason)" }
+    var description: String { "gt \(StoreKey.id(ofObject: gtKey)) on \(StoreKey.id(ofObject: threadKey)) [\(startNs), \(endNs)] ready \(readyNs.map(String.init) ?? "nil") reason \(reason)" }
 }
 
 extension Array where Element == SliceRow {

@@ -2,6 +2,8 @@
 // and the terminal drawing.
 
 import Testing
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 import UnclogTrace
 

@@ -2,6 +2,8 @@
 // percentiles and shares, on stalls whose durations are chosen by the test.
 
 import Testing
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 import UnclogTrace
 

@@ -6,6 +6,8 @@
 
 import Foundation
 import Testing
+import UnclogImport
+import UnclogQuery
 import UnclogStore
 
 /// What a run of Blocking.swift printed: name → measured duration of the blocking call.

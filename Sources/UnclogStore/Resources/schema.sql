@@ -10,6 +10,10 @@
 --     them need no look-up table at import time. The recorder's own id is kept beside it.
 --   - Rows the importer creates (slices, I/O waits, stalls, samples) have an `id` in
 --     T << 40 … (T + 1) << 40 − 1, assigned in file order, so a trace's rows are one range.
+--   This is the one description of the key scheme; code builds such keys and ranges only
+--   through `StoreKey` (Sources/UnclogStore/StoreKey.swift) and, in the notebooks,
+--   `trace_range` in notebooks/unclog_nb.py. Comments below that spell `T << 32 | id` or
+--   `T << 40 | n` refer back here.
 -- * Every `*_ns` time is nanoseconds since the trace's `start_mono_ns` (a CLOCK_MONOTONIC
 --   reading of the recorded process); every duration is in nanoseconds.
 -- * The timeline is rebuilt while importing (slices, victims), not at query time: pairing
@@ -260,6 +264,8 @@ JOIN frames f ON f.key = sf.frame_key AND f.internal = 0;
 
 -- Call sites (function, file, line) ranked by self stall time, with nearest-rank
 -- percentiles of stall duration and each site's share of all stall time.
+-- `unclog top` reads it as it is, and ranks other groupings, inclusive attribution and single
+-- traces the same way (Queries.swift, `rankedSites`): keep the two alike.
 CREATE VIEW top_sites AS
 WITH a AS (SELECT function, file, line, duration_ns, victim_wait_ns FROM stall_attribution WHERE scope = 'self'),
 r AS (SELECT a.*, ROW_NUMBER() OVER w AS rn, COUNT(*) OVER (PARTITION BY function, file, line) AS n

@@ -7,6 +7,7 @@
 // attribution lands on the program's own code. What could not be symbolized is said in the notes.
 
 import Foundation
+import UnclogStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,17 +22,19 @@ public struct SymbolizationReport: Sendable {
     public var withLines = 0
     /// Frames of the program's own images (not runtime, system or recorder), and how many got a name.
     public var programFrames = 0
-    public var programNamed = 0
+    public var programNamed = 0  // of programFrames
     /// Why some frames stayed unnamed (one line each: missing tool, stripped binary, build-id mismatch…).
     public var notes: [String] = []
+    /// Nothing symbolized yet.
     public init() {}
 }
 
+/// Offline symbolization of a trace's native frames (run by the import, in its transaction).
 public enum Symbolizer {
     /// Symbolizes the native frames of trace `traceID` in `db` (inside the import's transaction).
     static func run(db: Database, traceID: Int64) throws(StoreError) -> SymbolizationReport {
         var report = SymbolizationReport()
-        let k0 = traceID << 32, k1 = (traceID + 1) << 32
+        let keys = StoreKey.objects(trace: traceID), k0 = keys.lowerBound, k1 = keys.upperBound
         struct Img { var path: String?; var bias: Int64; var buildID: String? }
         var imgs: [Int64: Img] = [:]
         let qi = try db.prepare("SELECT key, path, load_bias, build_id FROM images WHERE key >= \(k0) AND key < \(k1)")

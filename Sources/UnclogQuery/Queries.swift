@@ -1,33 +1,42 @@
-// The read side of the store: the queries behind `stalls`, `top`, `check` and `sql`.
-// Analysis lives in the schema's views (stall_sites, stall_attribution); this file only
-// selects, filters and shapes rows.
+// The read side of the store: the queries behind `stalls`, `top`, `check` and `sql`, over a
+// database opened read-only. Analysis lives in the schema's views (stall_sites,
+// stall_attribution, top_sites); this file only selects, filters and shapes rows.
 
-import CSQLite
 import Foundation
+import UnclogStore
+import UnclogTrace
 
 /// A frame of a stall's stack as the CLI prints it.
 public struct StackFrameInfo: Sendable, Hashable {
+    /// Function, file and line, when known (nil: unsymbolized or unknown).
     public var function: String?
     public var file: String?
     public var line: Int64?
+    /// Runtime, hub or recorder code (attribution skips it).
     public var isInternal: Bool
 }
 
 /// One stall, with its call site and stack (innermost first).
 public struct StallInfo: Sendable {
+    /// `stalls.id`, and the trace it belongs to.
     public var id: Int64
     public var traceID: Int64
+    /// The recorder's ids of the greenthread that stalled (0: unknown) and its OS thread.
     public var greenthreadID: Int64
     public var greenthreadName: String?
     public var threadID: Int64
+    /// Start (ns since the trace start) and duration.
     public var startNs: Int64
     public var durationNs: Int64
+    /// Its call site (the `stall_sites` view).
     public var function: String?
     public var file: String?
     public var line: Int64?
+    /// Stacks sampled during it; greenthreads it kept waiting and the wait it added to them.
     public var samples: Int64
     public var victims: Int64
     public var victimWaitNs: Int64
+    /// False when the recording ended inside it (the duration is a lower bound).
     public var complete: Bool
     public var stack: [StackFrameInfo]
 }
@@ -39,17 +48,12 @@ public enum SiteGrouping: String, CaseIterable, Sendable {
 
 /// A read-only view of a unclog database.
 public final class TraceStore {
+    /// The connection (read-only), for queries of the other modules.
     public let db: Database
 
     /// Opens `path` read-only and checks it is a unclog database.
     public init(path: String) throws(StoreError) {
-        var isDirectory = false
-        guard fileExists(path, isDirectory: &isDirectory) else {
-            throw StoreError("\(path): no such database (run `unclog import TRACE -o \(path)` first)")
-        }
-        if isDirectory { throw StoreError("\(path): is a directory, not a database") }
-        db = try Database(path: path, readOnly: true)
-        try Schema.check(db)
+        db = try Database.openStore(path: path)
     }
 
     /// Trace ids in the database, oldest first.
@@ -130,35 +134,25 @@ public final class TraceStore {
     }
 
     /// Call sites ranked by total stall time (self or inclusive), as a table.
+    ///
+    /// The ranking is the schema's `top_sites` view (nearest-rank percentiles of stall
+    /// duration, each site's share of all stall time); the default question — self time by
+    /// function, file and line over the whole database — reads the view itself. A coarser
+    /// grouping, inclusive attribution or one trace of several ranks other rows the same way
+    /// (`rankedSites`), under the view's column names.
     public func top(by grouping: SiteGrouping, inclusive: Bool, limit: Int? = nil, traceID: Int64? = nil) throws(StoreError) -> ResultTable {
-        let site: String
         let siteColumns: [String]
         switch grouping {
-        case .function:
-            site = "function, file"
-            siteColumns = ["function", "file"]
-        case .line:
-            site = "function, file, line"
-            siteColumns = ["function", "file", "line"]
-        case .file:
-            site = "file"
-            siteColumns = ["file"]
+        case .function: siteColumns = ["function", "file"]
+        case .line: siteColumns = ["function", "file", "line"]
+        case .file: siteColumns = ["file"]
         }
-        let traceFilter = traceID.map { " AND trace_id = \($0)" } ?? ""
-        // One row per (stall, site): inclusive attribution lists a stall once per distinct
-        // frame, so grouping by function or file must not charge it once per line or function.
+        let site = siteColumns.joined(separator: ", ")
+        let ranked = grouping == .line && !inclusive && traceID == nil
+            ? "top_sites" : "(\(Self.rankedSites(site, inclusive: inclusive, traceID: traceID)))"
         let sql = """
-            WITH a AS (SELECT DISTINCT stall_id, \(site), duration_ns, victim_wait_ns FROM stall_attribution
-                       WHERE scope = '\(inclusive ? "inclusive" : "self")'\(traceFilter)),
-            r AS (SELECT a.*, ROW_NUMBER() OVER (PARTITION BY \(site) ORDER BY duration_ns) AS rn,
-                         COUNT(*) OVER (PARTITION BY \(site)) AS n FROM a)
-            SELECT \(site), COUNT(*), SUM(duration_ns), MAX(duration_ns),
-                   MIN(CASE WHEN rn >= 0.50 * n THEN duration_ns END),
-                   MIN(CASE WHEN rn >= 0.99 * n THEN duration_ns END),
-                   1.0 * SUM(duration_ns) / (SELECT SUM(duration_ns) FROM stalls WHERE 1=1\(traceFilter)),
-                   SUM(victim_wait_ns)
-            FROM r GROUP BY \(site) ORDER BY SUM(duration_ns) DESC, \(site)
-            \(limit.map { "LIMIT \($0)" } ?? "")
+            SELECT \(site), stalls, total_ns, max_ns, p50_ns, p99_ns, share, victim_wait_ns FROM \(ranked)
+            ORDER BY total_ns DESC, \(site) \(limit.map { "LIMIT \($0)" } ?? "")
             """
         let s = try db.prepare(sql)
         var t = ResultTable(columns: siteColumns + ["stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns"],
@@ -176,24 +170,29 @@ public final class TraceStore {
         return t
     }
 
+    /// `top_sites`'s query for another partition (`site`: its SQL column list) and scope, and
+    /// optionally one trace: one row per site with the view's columns.
+    static func rankedSites(_ site: String, inclusive: Bool, traceID: Int64?) -> String {
+        let traceFilter = traceID.map { " AND trace_id = \($0)" } ?? ""
+        // One row per (stall, site): inclusive attribution lists a stall once per distinct
+        // frame, so grouping by function or file must not charge it once per line or function.
+        return """
+            WITH a AS (SELECT DISTINCT stall_id, \(site), duration_ns, victim_wait_ns FROM stall_attribution
+                       WHERE scope = '\(inclusive ? "inclusive" : "self")'\(traceFilter)),
+            r AS (SELECT a.*, ROW_NUMBER() OVER (PARTITION BY \(site) ORDER BY duration_ns) AS rn,
+                         COUNT(*) OVER (PARTITION BY \(site)) AS n FROM a)
+            SELECT \(site), COUNT(*) AS stalls, SUM(duration_ns) AS total_ns, MAX(duration_ns) AS max_ns,
+                   MIN(CASE WHEN rn >= 0.50 * n THEN duration_ns END) AS p50_ns,
+                   MIN(CASE WHEN rn >= 0.99 * n THEN duration_ns END) AS p99_ns,
+                   1.0 * SUM(duration_ns) / (SELECT SUM(duration_ns) FROM stalls WHERE 1=1\(traceFilter)) AS share,
+                   SUM(victim_wait_ns) AS victim_wait_ns
+            FROM r GROUP BY \(site)
+            """
+    }
+
     /// Runs one read-only SQL statement and returns its rows.
     public func query(_ sql: String, maxRows: Int? = nil) throws(StoreError) -> ResultTable {
-        var stmt: OpaquePointer?
-        var tail: UnsafePointer<CChar>?
-        let rc = sql.withCString { sqlite3_prepare_v2(db.handle, $0, -1, &stmt, &tail) == SQLITE_OK
-            ? (tail.map { String(cString: $0) } ?? "") : nil }
-        guard let rest = rc, let stmt else {
-            if stmt == nil && rc != nil { throw StoreError("empty SQL statement") }
-            throw StoreError("SQL error: \(db.lastError)")
-        }
-        let s = Statement(stmt, db: db)
-        // What follows the statement may be blanks, semicolons and comments, not a second one.
-        var next: OpaquePointer?
-        let nextRC = rest.withCString { sqlite3_prepare_v2(db.handle, $0, -1, &next, nil) }
-        if nextRC != SQLITE_OK || next != nil {
-            sqlite3_finalize(next)
-            throw StoreError("SQL error: one statement at a time, please (found more after the first)")
-        }
+        let s = try db.prepareSingle(sql)
         guard s.isReadOnly else {
             throw StoreError("SQL error: `unclog sql` is read-only; that statement would change the database")
         }
@@ -220,11 +219,4 @@ public final class TraceStore {
         t.rightAligned = numeric
         return t
     }
-}
-
-func fileExists(_ path: String, isDirectory: inout Bool) -> Bool {
-    var st = stat()
-    guard stat(path, &st) == 0 else { return false }
-    isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
-    return true
 }

@@ -2,10 +2,13 @@
 // Slices are found without a secondary index: a greenthread's by walking slices.prev_id back
 // from the nearest checkpoint after the window; a thread's as an id range between checkpoints.
 
+import UnclogStore
+
 /// What to draw.
 public struct TimelineOptions: Sendable {
     /// The recorder's greenthread id; nil draws every thread and the busiest greenthreads.
     public var greenthread: Int64?
+    /// The trace; nil: the most recent.
     public var traceID: Int64?
     /// Window, in ns since the trace start; nil = from the start / to the end.
     public var from: Int64?
@@ -15,6 +18,7 @@ public struct TimelineOptions: Sendable {
     /// Greenthread rows at most (all-greenthreads view).
     public var limit: Int = 40
 
+    /// What to draw; the defaults draw the latest trace whole.
     public init(greenthread: Int64? = nil, traceID: Int64? = nil, from: Int64? = nil, to: Int64? = nil,
                 width: Int = 100, limit: Int = 40) {
         self.greenthread = greenthread
@@ -28,11 +32,14 @@ public struct TimelineOptions: Sendable {
 
 /// A slice as the timeline needs it.
 public struct SliceRow: Sendable, Hashable {
+    /// The greenthread's and the OS thread's keys (`StoreKey`).
     public var gtKey: Int64
     public var threadKey: Int64
+    /// Ready since (nil: unknown), then ran from start to end (ns since the trace start).
     public var readyNs: Int64?
     public var startNs: Int64
     public var endNs: Int64
+    /// Why it ran: `switch_reasons.code`.
     public var reason: Int64
 }
 
@@ -126,7 +133,6 @@ extension TraceStore {
     /// Draws the timeline.
     public func timeline(_ o: TimelineOptions) throws(StoreError) -> String {
         let trace = try resolveTrace(o.traceID)
-        let keyBase = trace << 32
         let width = max(10, min(o.width, 1000))
         var from = o.from ?? 0
         let traceEnd = try db.scalar("SELECT duration_ns FROM traces WHERE id = ?", [.int(trace)]) ?? 0
@@ -169,7 +175,7 @@ extension TraceStore {
         func label(gtKey: Int64) throws(StoreError) -> String {
             let s = try db.prepare("SELECT gt, name FROM greenthreads WHERE key = ?")
             try s.bind([.int(gtKey)])
-            guard try s.step() else { return "gt \(gtKey & 0xFFFF_FFFF)" }
+            guard try s.step() else { return "gt \(StoreKey.id(ofObject: gtKey))" }
             return "gt \(s.int(0)) \(s.text(1) ?? "")"
         }
 
@@ -182,7 +188,7 @@ extension TraceStore {
         }
 
         if let gt = o.greenthread {
-            let gtKey = keyBase | gt
+            let gtKey = StoreKey.greenthread(trace: trace, id: gt)
             guard try db.scalar("SELECT 1 FROM greenthreads WHERE key = ?", [.int(gtKey)]) != nil else {
                 throw StoreError("\(db.path): trace \(trace) has no greenthread \(gt)")
             }

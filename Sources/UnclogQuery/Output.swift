@@ -1,6 +1,8 @@
 // Rendering query results as an aligned table, JSON or CSV (`--format`).
 
 import Foundation
+import UnclogStore
+import UnclogTrace
 
 /// Output formats of the query commands.
 public enum OutputFormat: String, CaseIterable, Sendable {
@@ -16,6 +18,9 @@ public struct Cell: Sendable {
     /// The cell in CSV (raw numbers; nested values as JSON).
     public var csv: String
 
+    /// Cells of a value; nil is `null` in JSON and empty in tables and CSV. `duration` prints
+    /// nanoseconds humanised in tables, `percent` a fraction as a percentage, `raw` a value
+    /// whose JSON is already written.
     public static func int(_ v: Int64?) -> Cell {
         guard let v else { return .null }
         return Cell(json: String(v), text: String(v), csv: String(v))
@@ -38,6 +43,7 @@ public struct Cell: Sendable {
         return Cell(json: format3(v, 4), text: format3(v * 100, 1) + "%", csv: format3(v, 4))
     }
     public static func raw(json: String, text: String) -> Cell { Cell(json: json, text: text, csv: json) }
+    /// No value.
     public static let null = Cell(json: "null", text: "", csv: "")
 
     /// A cell from a SQL value, as `unclog sql` shows it.
@@ -58,17 +64,20 @@ public struct Cell: Sendable {
 
 /// Rows with named columns, printed in one of the output formats.
 public struct ResultTable: Sendable {
+    /// Column names (JSON keys), and the rows, one cell per column.
     public var columns: [String]
     public var rows: [[Cell]]
     /// Columns whose table cells are right-aligned (numbers).
     public var rightAligned: Set<String> = []
 
+    /// A table with these columns.
     public init(columns: [String], rows: [[Cell]] = [], rightAligned: Set<String> = []) {
         self.columns = columns
         self.rows = rows
         self.rightAligned = rightAligned
     }
 
+    /// The table as text in `format`; table cells longer than `maxWidth` are clipped.
     public func render(_ format: OutputFormat, maxWidth: Int = 60) -> String {
         switch format {
         case .json:
@@ -112,3 +121,5 @@ extension String {
         return s
     }
 }
+
+let jsonQuote = TraceJSON.quote
