@@ -79,13 +79,26 @@ let package = Package(
             path: "Benchmarks/unclog-bench"
         ),
 
-        .testTarget(name: "UnclogTraceTests", dependencies: ["UnclogTrace"]),
+        // What the Swift test targets share: temporary directories, running programs, the unclog
+        // executable, and a script language for building traces.
+        .target(name: "UnclogTestSupport", dependencies: ["UnclogTrace"], path: "Tests/UnclogTestSupport"),
+
+        .testTarget(name: "UnclogTraceTests", dependencies: ["UnclogTrace", "UnclogTestSupport"]),
         // The import and the queries on hand-built traces with known answers, and the timeline
         // rebuild on its own (no SQLite).
-        .testTarget(name: "UnclogStoreTests", dependencies: ["UnclogTrace", "UnclogStore", "UnclogImport", "UnclogQuery", "CSQLite"]),
+        .testTarget(
+            name: "UnclogStoreTests",
+            dependencies: ["UnclogTrace", "UnclogStore", "UnclogImport", "UnclogQuery", "CSQLite", "UnclogTestSupport"]
+        ),
         // The Swift recorder end to end on Swift programs the tests build (Tests/SwiftPrograms).
-        .testTarget(name: "UnclogSwiftRecorderTests", dependencies: ["UnclogStore", "UnclogImport", "UnclogQuery", "UnclogRecorder"]),
-        .testTarget(name: "UnclogCLITests", dependencies: ["UnclogTrace"]),
-        .testTarget(name: "UnclogReportTests", dependencies: ["UnclogTrace", "UnclogStore", "UnclogImport", "UnclogQuery", "UnclogReport"]),
+        .testTarget(
+            name: "UnclogSwiftRecorderTests",
+            dependencies: ["UnclogStore", "UnclogImport", "UnclogQuery", "UnclogRecorder", "UnclogTestSupport"]
+        ),
+        .testTarget(name: "UnclogCLITests", dependencies: ["UnclogTrace", "UnclogTestSupport"]),
+        .testTarget(
+            name: "UnclogReportTests",
+            dependencies: ["UnclogTrace", "UnclogStore", "UnclogImport", "UnclogQuery", "UnclogReport", "UnclogTestSupport"]
+        ),
     ]
 )

@@ -4,18 +4,19 @@
 import Foundation
 import Testing
 import UnclogTrace
+import UnclogTestSupport
 
 /// One recording imported once, shared by the read-only command tests.
 final class Imported: @unchecked Sendable {
     let dir = TempDir()
     let trace: String
     let db: String
-    let importRun: CLI.Run
+    let importRun: ProgramRun
 
     init() {
         trace = Recording().write(to: dir.file("server.trace"))
         db = dir.file("server.db")
-        importRun = (try? CLI.run(["import", "--quiet", trace])) ?? CLI.Run(status: -1, stdout: "", stderr: "could not run")
+        importRun = (try? CLI.run(["import", "--quiet", trace])) ?? ProgramRun(status: -1, stdout: "", stderr: "could not run")
     }
 
     static let shared = Imported()

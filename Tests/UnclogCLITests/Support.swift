@@ -1,111 +1,19 @@
-// Runs the real `unclog` executable on real files. The executable is found, in order: the
-// UNCLOG_BIN environment variable (what `make test` sets for the Python tests), next to the
-// test binary (SwiftPM puts every product of a build in one directory), or in the package's
-// .build/debug and .build/release.
+// Runs the real `unclog` executable (found by UnclogTestSupport) on real files, and a small
+// recording written with the reference writer.
 
 import Foundation
 import Testing
+import UnclogTestSupport
 import UnclogTrace
 
 enum CLI {
     /// The path of the `unclog` executable, or nil with the places searched.
-    static let executable: Result<String, CLIMissing> = {
-        var candidates: [String] = []
-        if let env = ProcessInfo.processInfo.environment["UNCLOG_BIN"], !env.isEmpty { candidates.append(env) }
-        var dirs: [URL] = []
-        if let arg0 = CommandLine.arguments.first {
-            let url = URL(fileURLWithPath: arg0, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-            dirs.append(url.standardizedFileURL.resolvingSymlinksInPath().deletingLastPathComponent())
-        }
-        if let exe = Bundle.main.executableURL { dirs.append(exe.resolvingSymlinksInPath().deletingLastPathComponent()) }
-        dirs.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        // macOS: …/debug/unclogPackageTests.xctest/Contents/MacOS/ — walk up to the build directory.
-        for d in dirs {
-            var u = d
-            for _ in 0..<4 {
-                candidates.append(u.appendingPathComponent("unclog").path)
-                u = u.deletingLastPathComponent()
-            }
-        }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug/unclog").path)
-        candidates.append(root.appendingPathComponent(".build/release/unclog").path)
-        for c in candidates {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: c, isDirectory: &isDir), !isDir.boolValue,
-               FileManager.default.isExecutableFile(atPath: c) {
-                return .success(c)
-            }
-        }
-        return .failure(CLIMissing(searched: candidates))
-    }()
+    static var executable: Result<String, UnclogExecutable.Missing> { UnclogExecutable.path }
 
-    struct CLIMissing: Error, CustomStringConvertible {
-        var searched: [String]
-        var description: String {
-            "the unclog executable was not found (build it with `swift build`, or set UNCLOG_BIN); looked at:\n  "
-                + searched.joined(separator: "\n  ")
-        }
+    /// Runs `unclog args…` in `cwd` and waits for it (COLUMNS=200: tables are not cut to a terminal).
+    static func run(_ args: [String], cwd: String? = nil) throws -> ProgramRun {
+        try runProgram(try executable.get(), args, env: ["COLUMNS": "200"], cwd: cwd)
     }
-
-    struct Run: CustomStringConvertible {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
-        var stdoutLines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty } }
-        var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
-    }
-
-    /// Runs `unclog args…` in `cwd` and waits for it; output is collected through files, so
-    /// a large output cannot fill a pipe and block the child.
-    static func run(_ args: [String], cwd: String? = nil) throws -> Run {
-        let exe = try executable.get()
-        let tmp = TempDir()
-        let outPath = tmp.file("stdout"), errPath = tmp.file("stderr")
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = out
-        p.standardError = err
-        var env = ProcessInfo.processInfo.environment
-        env["COLUMNS"] = "200"
-        p.environment = env
-        try p.run()
-        p.waitUntilExit()
-        try out.close()
-        try err.close()
-        return Run(status: p.terminationStatus,
-                   stdout: String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self),
-                   stderr: String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self))
-    }
-}
-
-/// A fresh directory under /tmp, removed when the value dies.
-final class TempDir {
-    let path: String
-
-    init() {
-        var template = Array((NSTemporaryDirectory() + "/unclog-cli-XXXXXX").utf8CString)
-        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(p != nil, "mkdtemp failed")
-        path = String(cString: p!)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    func file(_ name: String) -> String { path + "/" + name }
-    func listing() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
-}
-
-func contents(_ path: String) -> [UInt8] {
-    FileManager.default.contents(atPath: path).map { [UInt8]($0) } ?? []
 }
 
 func ms(_ v: UInt64) -> UInt64 { v * 1_000_000 }

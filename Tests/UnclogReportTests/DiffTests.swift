@@ -8,6 +8,7 @@ import UnclogImport
 import UnclogQuery
 @testable import UnclogReport
 import UnclogStore
+import UnclogTestSupport
 
 @Suite struct DiffTests {
     /// Before: fetch stalls 60 ms at app.py:42, parse 30 ms at :77.

@@ -10,6 +10,7 @@ import UnclogImport
 import UnclogQuery
 @testable import UnclogReport
 import UnclogStore
+import UnclogTestSupport
 
 /// Checks a decoded trace against the Chrome Trace Event Format and Perfetto's import rules;
 /// returns the problems found (empty = valid).

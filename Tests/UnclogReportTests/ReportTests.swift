@@ -9,6 +9,7 @@ import UnclogImport
 import UnclogQuery
 @testable import UnclogReport
 import UnclogStore
+import UnclogTestSupport
 
 /// Headless Chromium, or nil when it is not installed.
 let chromiumPath: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]

@@ -7,24 +7,8 @@ import Testing
 import UnclogImport
 import UnclogQuery
 import UnclogStore
+import UnclogTestSupport
 import UnclogTrace
-
-/// A fresh directory under /tmp, removed when the value dies.
-final class TempDir {
-    let path: String
-
-    init() {
-        var template = Array((NSTemporaryDirectory() + "/unclog-report-XXXXXX").utf8CString)
-        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(p != nil, "mkdtemp failed")
-        path = String(cString: p!)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    func file(_ name: String) -> String { path + "/" + name }
-    func listing() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
-}
 
 func ms(_ v: Int64) -> Int64 { v * 1_000_000 }
 
@@ -156,49 +140,12 @@ struct Scenario {
     }
 }
 
-/// A finished program run.
-struct ProgramRun: CustomStringConvertible {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var description: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
-}
-
-/// Runs a program with output through files (no pipe can fill up) and waits for it.
-func runProgram(_ exe: String, _ args: [String], timeout: TimeInterval = 60) throws -> ProgramRun {
-    let tmp = TempDir()
-    let outPath = tmp.file("out"), errPath = tmp.file("err")
-    FileManager.default.createFile(atPath: outPath, contents: nil)
-    FileManager.default.createFile(atPath: errPath, contents: nil)
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    p.standardInput = FileHandle.nullDevice
-    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    try p.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { p.terminate(); p.waitUntilExit() }
-    p.waitUntilExit()
-    return ProgramRun(status: p.terminationStatus,
-                      stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                      stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
-}
-
-/// The unclog executable: UNCLOG_BIN, else the package's .build/debug or .build/release.
+/// The unclog executable (UnclogTestSupport finds it).
 func unclogExecutable() throws -> String {
-    var candidates: [String] = []
-    if let env = ProcessInfo.processInfo.environment["UNCLOG_BIN"], !env.isEmpty { candidates.append(env) }
-    if let arg0 = CommandLine.arguments.first {
-        let dir = URL(fileURLWithPath: arg0).resolvingSymlinksInPath().deletingLastPathComponent()
-        candidates.append(dir.appendingPathComponent("unclog").path)
-        candidates.append(dir.deletingLastPathComponent().appendingPathComponent("unclog").path)
+    switch UnclogExecutable.path {
+    case .success(let path): return path
+    case .failure(let missing): throw StoreError(missing.description)
     }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    candidates += [root.appendingPathComponent(".build/debug/unclog").path, root.appendingPathComponent(".build/release/unclog").path]
-    for c in candidates where FileManager.default.isExecutableFile(atPath: c) { return c }
-    throw StoreError("the unclog executable was not found (swift build, or set UNCLOG_BIN); looked at \(candidates)")
 }
 
 /// Parses a JSON file with Foundation (an independent parser of what the exporter wrote).

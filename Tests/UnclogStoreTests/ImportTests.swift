@@ -8,6 +8,7 @@ import UnclogImport
 import UnclogQuery
 import UnclogStore
 import UnclogTrace
+import UnclogTestSupport
 
 @Suite struct ImportTests {
     @Test func twoTracesInOneDatabase() throws {

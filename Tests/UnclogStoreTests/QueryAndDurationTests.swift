@@ -7,6 +7,7 @@ import UnclogImport
 import UnclogQuery
 import UnclogStore
 import UnclogTrace
+import UnclogTestSupport
 
 @Suite struct SQLQueryTests {
     func store() throws -> (TraceStore, String, TempDir) {

@@ -7,6 +7,7 @@ import UnclogImport
 import UnclogQuery
 import UnclogStore
 import UnclogTrace
+import UnclogTestSupport
 
 /// One OS thread (tid 10) with hub greenthread 1 and greenthreads 2, 3, 4. Times in ns.
 ///

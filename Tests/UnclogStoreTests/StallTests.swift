@@ -6,6 +6,7 @@ import UnclogImport
 import UnclogQuery
 import UnclogStore
 import UnclogTrace
+import UnclogTestSupport
 
 /// Thread 10 (hub 1) runs greenthreads 2…5; the watchdog (thread 99) samples stalled stacks.
 ///

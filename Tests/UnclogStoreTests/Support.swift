@@ -1,6 +1,5 @@
-// Shared helpers for the store tests: temporary directories, a small script language over
-// TraceBuilder (times relative to the trace start, explicit flushes so the file order of
-// chunks is chosen by the test), and row access to the imported database.
+// Shared helpers for the store tests: importing a scripted trace (UnclogTestSupport) and row
+// access to the imported database.
 
 import CSQLite
 import Foundation
@@ -8,133 +7,11 @@ import Testing
 import UnclogImport
 import UnclogQuery
 import UnclogStore
+import UnclogTestSupport
 import UnclogTrace
-
-/// A fresh directory under /tmp, removed when the value dies.
-final class TempDir {
-    let path: String
-
-    init() {
-        var template = Array((NSTemporaryDirectory() + "/unclog-store-XXXXXX").utf8CString)
-        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(p != nil, "mkdtemp failed")
-        path = String(cString: p!)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    /// File names in the directory, sorted.
-    func listing() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
-}
-
-/// The CLOCK_MONOTONIC time every scripted trace starts at; event times are offsets from it.
-let anchor: UInt64 = 5_000_000_000
 
 /// Milliseconds in nanoseconds.
 func ms(_ v: Int64) -> Int64 { v * 1_000_000 }
-
-/// A trace written event by event. `at(t, thread, kind)` appends an event of `thread`'s stream
-/// at `anchor + t`; chunks reach the file when a thread's buffer fills (`chunkBytes`) or on
-/// `flush()`, so a test decides which thread's chunk comes first in the file.
-final class ScriptedTrace {
-    private final class Sink { var bytes: [UInt8] = [] }
-    private let sink = Sink()
-    private let builder: TraceBuilder
-    private(set) var finished = false
-
-    init(pid: UInt64 = 4242, chunkBytes: Int = 64 << 10, thresholdNs: UInt64 = 10_000_000,
-         runtime: String = "eventlet", extraMetadata: [MetadataEntry] = []) {
-        let s = sink
-        builder = TraceBuilder(
-            metadata: [
-                MetadataEntry("clock", .string("CLOCK_MONOTONIC")),
-                MetadataEntry("anchor_mono_ns", .uint(anchor)),
-                MetadataEntry("anchor_wall_ns", .uint(1_700_000_000_000_000_000)),
-                MetadataEntry("pid", .uint(pid)),
-                MetadataEntry("argv", .list(["python3", "app.py"])),
-                MetadataEntry("runtime", .string(runtime)),
-                MetadataEntry("runtime_version", .string("0.36.1")),
-                MetadataEntry("threshold_ns", .uint(thresholdNs)),
-                MetadataEntry("sample_interval_ns", .uint(1_000_000)),
-            ] + extraMetadata,
-            anchorTime: anchor, chunkBytes: chunkBytes, sink: { s.bytes += $0 })
-    }
-
-    func at(_ t: Int64, _ thread: UInt32, _ kind: TraceEvent.Kind) {
-        precondition(!finished)
-        builder.append(TraceEvent(time: anchor + UInt64(t), kind), thread: thread)
-    }
-
-    /// Defines string `id` = `value` (in `thread`'s stream, at time `t`).
-    func string(_ id: UInt32, _ value: String, thread: UInt32 = 1, at t: Int64 = 0) {
-        at(t, thread, .string(id: id, value: value))
-    }
-
-    func flush() { builder.flushAll() }
-
-    /// A clean end: every buffer flushed and the `End` marker written.
-    func finish(at t: Int64) {
-        builder.finish(at: anchor + UInt64(t))
-        finished = true
-    }
-
-    /// The file so far (partial buffers not included: call `flush()` or `finish` first).
-    var bytes: [UInt8] { sink.bytes }
-
-    @discardableResult
-    func write(to path: String) -> String {
-        FileManager.default.createFile(atPath: path, contents: Data(sink.bytes))
-        return path
-    }
-}
-
-/// Symbolic frames and stacks, defined through string ids allocated on the way.
-final class Symbols {
-    private var strings: [String: UInt32] = [:]
-    private var nextString: UInt32 = 1000
-    private var frames: [String: UInt32] = [:]
-    private var nextFrame: UInt32 = 1
-    private var nextStack: UInt32 = 1
-    let trace: ScriptedTrace
-    let thread: UInt32
-    /// The time definitions are stamped with (a thread's times must not go backwards).
-    var time: Int64 = 0
-
-    init(_ trace: ScriptedTrace, thread: UInt32) {
-        self.trace = trace
-        self.thread = thread
-    }
-
-    func string(_ s: String) -> UInt32 {
-        if let id = strings[s] { return id }
-        nextString += 1
-        strings[s] = nextString
-        trace.string(nextString, s, thread: thread, at: time)
-        return nextString
-    }
-
-    /// A frame `function file:line`; `internal` frames belong to the runtime.
-    func frame(_ function: String, _ file: String, _ line: UInt64, isInternal: Bool = false) -> UInt32 {
-        let k = "\(function)|\(file)|\(line)|\(isInternal)"
-        if let id = frames[k] { return id }
-        let id = nextFrame
-        nextFrame += 1
-        frames[k] = id
-        trace.at(time, thread, .frame(id: id, flags: isInternal ? .internal : [], function: string(function), file: string(file),
-                                   line: line))
-        return id
-    }
-
-    /// A stack of frames, innermost first.
-    func stack(_ frames: [UInt32]) -> UInt32 {
-        let id = nextStack
-        nextStack += 1
-        trace.at(time, thread, .stack(id: id, frames: frames))
-        return id
-    }
-}
 
 /// Imports `trace` (written to `dir/name.trace`) into `dir/name.db` or `db`.
 @discardableResult
@@ -196,23 +73,6 @@ extension ResultTable {
         guard let i = columns.firstIndex(of: column) else { return nil }
         return rows.firstIndex { $0[i].csv == value }
     }
-}
-
-/// Offsets of the chunks of a well-formed trace (the 16-byte header skipped).
-func chunkOffsets(_ bytes: [UInt8]) -> [Int] {
-    var out: [Int] = []
-    var at = TraceFormat.fileHeaderSize
-    while at + TraceFormat.chunkHeaderSize <= bytes.count {
-        out.append(at)
-        let len = Int(bytes[at + 4]) | Int(bytes[at + 5]) << 8 | Int(bytes[at + 6]) << 16 | Int(bytes[at + 7]) << 24
-        at += TraceFormat.chunkHeaderSize + len
-    }
-    return out
-}
-
-/// The bytes of a file (empty if missing).
-func contents(_ path: String) -> [UInt8] {
-    (FileManager.default.contents(atPath: path)).map { [UInt8]($0) } ?? []
 }
 
 /// A slice as tests write it (SliceRow has no public initializer).

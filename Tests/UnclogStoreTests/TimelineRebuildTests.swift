@@ -6,6 +6,7 @@ import Testing
 import UnclogQuery
 import UnclogStore
 import UnclogTrace
+import UnclogTestSupport
 
 /// Collects every record of a rebuild.
 final class RecordingSink: TimelineSink {

@@ -6,6 +6,7 @@ import UnclogImport
 import UnclogQuery
 import UnclogStore
 import UnclogTrace
+import UnclogTestSupport
 
 /// Two threads, each alternating two greenthreads 1200 times (so every greenthread and
 /// thread has several checkpoints, one per 256 slices). Thread 10 runs gt 2 and 3, thread 20

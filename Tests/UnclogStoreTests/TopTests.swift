@@ -6,6 +6,7 @@ import UnclogImport
 import UnclogQuery
 import UnclogStore
 import UnclogTrace
+import UnclogTestSupport
 
 /// Thirteen stalls on thread 10, one after another, no samples (so each stall's stack is its
 /// end stack):

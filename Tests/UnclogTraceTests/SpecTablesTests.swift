@@ -5,12 +5,12 @@
 
 import Foundation
 import Testing
+import UnclogTestSupport
 @testable import UnclogTrace
 
 @Suite("the spec's tables against the code")
 struct SpecTablesTests {
-    static let root = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = packageRoot
 
     static func read(_ path: String) throws -> String {
         try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)

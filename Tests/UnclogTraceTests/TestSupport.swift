@@ -3,6 +3,7 @@
 // chunk landed, and a reader loop that decodes everything the way the importer does.
 
 @testable import UnclogTrace
+import UnclogTestSupport
 
 /// SplitMix64. Deliberately not `random(in:using:)`: the standard library may change how it
 /// maps generator output to ranges, and the conformance vectors must stay byte-identical.
