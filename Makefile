@@ -13,10 +13,10 @@ FUZZ_SECONDS ?= 20
 DEMO_DIR := .demo
 
 # Debian packages: a C compiler (the Python recorder's native fast path, the SQLite ceiling
-# benchmark), SQLite's headers and shell, Python's venv support.
-DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 python3-venv
+# benchmark), SQLite's headers and shell, Python's venv support, zlib (test-c checks the CRC with it).
+DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 python3-venv zlib1g-dev
 
-.PHONY: all deps venv build build-debug demo test test-swift test-python test-python-compat fuzz fuzz-short bench clean help
+.PHONY: all deps venv build build-debug demo test test-swift test-c test-python test-python-compat fuzz fuzz-short bench clean help
 
 all: build
 
@@ -71,7 +71,7 @@ demo: build venv
 	$(UNCLOG) top $(DEMO_DIR)/crawler.db
 	@echo; echo "Explore further: $(UNCLOG) timeline $(DEMO_DIR)/crawler.db, $(UNCLOG) sql $(DEMO_DIR)/crawler.db \"SELECT * FROM top_sites\""
 
-test: test-swift test-python test-python-compat fuzz-short
+test: test-c test-swift test-python test-python-compat fuzz-short
 
 # The Swift recorder's tests compare recorded stalls with the programs' own timings (within
 # max(5 ms, 5%)): they run after the rest, alone, so the other suites' parallel load on a small
@@ -80,6 +80,14 @@ test-swift: deps venv
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
 	UNCLOG_VENV_PYTHON=$(CURDIR)/$(VPY) swift test --skip-build --skip SwiftRecorderTests $(SWIFT_BUILD_FLAGS)
 	UNCLOG_VENV_PYTHON=$(CURDIR)/$(VPY) swift test --skip-build --filter SwiftRecorderTests $(SWIFT_BUILD_FLAGS)
+
+# The Swift recorder's pure C parts (CRC-32 against zlib, varints, the clock), without SwiftPM.
+RECORDER_C := Sources/CUnclogSwiftRecorder
+test-c: deps
+	@mkdir -p .build/c-tests
+	cc -O2 -std=gnu11 -Wall -Wextra -DUNCLOG_PURE_CORE -I $(RECORDER_C) -I $(RECORDER_C)/include \
+	  Tests/CRecorderCore/core_test.c $(RECORDER_C)/crc32.c $(RECORDER_C)/clock.c -lz -o .build/c-tests/core_test
+	.build/c-tests/core_test
 
 test-python: build venv
 	UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) -m pytest -q Tests/python
