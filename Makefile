@@ -133,9 +133,13 @@ lint: venv $(STAMPS)/deps-lint
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/ruff format --check --quiet .
 
-# The Swift recorder's C core, its pure parts (CRC-32, varints, clock conversion) unit-tested.
+# The Swift recorder's pure C parts (CRC-32 against zlib, varints, the clock), without SwiftPM.
+RECORDER_C := Sources/CUnclogSwiftRecorder
 test-c: deps
-	bash Tests/CRecorderCore/run.sh
+	@mkdir -p .build/c-tests
+	cc -O2 -std=gnu11 -Wall -Wextra -DUNCLOG_PURE_CORE -I $(RECORDER_C) -I $(RECORDER_C)/include \
+	  Tests/CRecorderCore/core_test.c $(RECORDER_C)/crc32.c $(RECORDER_C)/clock.c -lz -o .build/c-tests/core_test
+	.build/c-tests/core_test
 
 .PHONY: build-tests
 build-tests: deps

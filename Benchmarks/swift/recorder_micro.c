@@ -1,7 +1,7 @@
 // Microbenchmark of the Swift recorder's own per-job calls (timed run of an empty job that, like a
 // runtime job, enqueues its successor), without the Swift runtime or Dispatch doing any work. Build and run:
 //   clang -O2 -I Sources/CUnclogSwiftRecorder/include Benchmarks/swift/recorder_micro.c \
-//      Sources/CUnclogSwiftRecorder/recorder.c -o /tmp/recorder_micro -ldl -lpthread \
+//      Sources/CUnclogSwiftRecorder/*.c -o /tmp/recorder_micro -ldl -lpthread \
 //      -L/opt/swift/usr/lib/swift/linux -Wl,-rpath,/opt/swift/usr/lib/swift/linux -ldispatch
 //   taskset -c 0 /tmp/recorder_micro      (UNCLOG_NO_TSC=1: with clock_gettime)
 #define _GNU_SOURCE

@@ -4,7 +4,7 @@
 // enqueues) is not timed, but the watchdog still watches it: a hand-off that blocks (e.g. a custom
 // executor's `enqueue` run by the resumption, reachable through the global executor on runtimes
 // before Swift 6.2) must be found. Prints "BLOCK handoff START END" (CLOCK_MONOTONIC ns).
-//   clang -g HandOff.c recorder.c.o -ldl -lpthread -L<toolchain lib dir> -ldispatch -Wl,-rpath,<toolchain lib dir> -o handoff
+//   clang -g HandOff.c CUnclogSwiftRecorder.build/*.c.o -ldl -lpthread -L<toolchain lib dir> -ldispatch -Wl,-rpath,<toolchain lib dir> -o handoff
 //   ./handoff OUT.trace
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -69,6 +69,14 @@ enum SwiftPrograms {
         return d
     }()
 
+    /// The recorder's C core as built by SwiftPM: every object of CUnclogSwiftRecorder (one per source file).
+    static func recorderObjects(_ buildDir: String) throws -> [String] {
+        let dir = buildDir + "/CUnclogSwiftRecorder.build"
+        let objects = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".c.o") }.sorted()
+        guard !objects.isEmpty else { throw TestFailure("no objects in \(dir)") }
+        return objects.map { dir + "/" + $0 }
+    }
+
     /// Builds Blocking.swift once per variant: "preload" (plain), "library" (links UnclogRecorder),
     /// "executors" (the library with its timing executors installed),
     /// "static" (-static-stdlib, no recorder library).
@@ -82,7 +90,7 @@ enum SwiftPrograms {
             let c = try run("/usr/bin/env", ["clang", "-g", "-c", "-I", root.appendingPathComponent("Sources/CUnclogSwiftRecorder/include").path,
                                              handOffSource, "-o", out + ".o"])
             guard c.status == 0 else { throw TestFailure("clang failed: \(c.stderr)") }
-            args = [out + ".o", b + "/CUnclogSwiftRecorder.build/recorder.c.o", "-ldispatch", "-o", out]
+            args = [out + ".o"] + (try recorderObjects(b)) + ["-ldispatch", "-o", out]
         case "loop":
             args = ["-g", "-import-objc-header", root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.h").path, loopSource, "-o", out]
         case "library", "executors":
@@ -93,7 +101,7 @@ enum SwiftPrograms {
                      "-Xcc", "-fmodule-map-file=\(b)/CUnclogSwiftRecorder.build/module.modulemap",
                      "-Xcc", "-fmodule-map-file=\(b)/CUnclogSwiftRuntimeRefs.build/module.modulemap",
                      b + "/UnclogRecorder.build/UnclogRecorder.swift.o", b + "/UnclogRecorder.build/UnclogExecutors.swift.o",
-                     b + "/CUnclogSwiftRecorder.build/recorder.c.o", b + "/CUnclogSwiftRuntimeRefs.build/hook_refs.c.o"]
+                     b + "/CUnclogSwiftRuntimeRefs.build/hook_refs.c.o"] + (try recorderObjects(b))
         case "static":
             args.append("-static-stdlib")
         case "nodebug":
