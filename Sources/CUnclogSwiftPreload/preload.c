@@ -39,9 +39,9 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
     snprintf(output, sizeof output, "%s", out);
     unclog_config cfg = {
         .output = output,
-        .threshold_ns = env_u64("UNCLOG_THRESHOLD_NS", 50000000ull),
-        .sample_interval_ns = env_u64("UNCLOG_SAMPLE_INTERVAL_NS", 10000000ull),
-        .recorder_name = "unclog-swift 0.1.0 (LD_PRELOAD)",
+        .threshold_ns = env_u64("UNCLOG_THRESHOLD_NS", UNCLOG_DEFAULT_THRESHOLD_NS),
+        .sample_interval_ns = env_u64("UNCLOG_SAMPLE_INTERVAL_NS", UNCLOG_DEFAULT_SAMPLE_INTERVAL_NS),
+        .recorder_name = "unclog-swift " UNCLOG_VERSION " (LD_PRELOAD)",
         .quiet = 0,
     };
     unclog_runtime rt;

@@ -51,8 +51,8 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
         || !rt->dispatch_queue_set_width || !rt->dispatch_queue_attr_concurrent)
         FAIL("swift_job_run or Dispatch functions not found");
     R.cfg = *config;
-    if (!R.cfg.threshold_ns) R.cfg.threshold_ns = DEFAULT_THRESHOLD_NS;
-    if (!R.cfg.sample_interval_ns) R.cfg.sample_interval_ns = DEFAULT_SAMPLE_INTERVAL_NS;
+    if (!R.cfg.threshold_ns) R.cfg.threshold_ns = UNCLOG_DEFAULT_THRESHOLD_NS;
+    if (!R.cfg.sample_interval_ns) R.cfg.sample_interval_ns = UNCLOG_DEFAULT_SAMPLE_INTERVAL_NS;
     snprintf(R.output, sizeof R.output, "%s", config->output);
     R.cfg.output = R.output;
     R.hook_slot = rt->enqueue_global_hook;

@@ -43,9 +43,6 @@
 // ---------------------------------------------------------------------------------------------
 // Timing periods (nanoseconds)
 
-// Defaults of unclog record's --threshold and --sample-interval (the Python recorder's too).
-#define DEFAULT_THRESHOLD_NS 50000000ull        // 50 ms
-#define DEFAULT_SAMPLE_INTERVAL_NS 10000000ull  // 10 ms
 // The watchdog's period is a quarter of the threshold (sampling: of the sample interval), kept
 // within 1-10 ms: often enough to notice a stall early and bound a ready stamp's earliness, rarely
 // enough not to preempt busy workers (each wake-up does when every CPU is busy).

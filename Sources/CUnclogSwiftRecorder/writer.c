@@ -60,7 +60,7 @@ void write_header_and_metadata(void) {
     gethostname(host, sizeof host - 1);
     KEY("hostname"); STR(host);
     KEY("runtime"); STR("swift-concurrency");
-    KEY("recorder"); STR(R.cfg.recorder_name ? R.cfg.recorder_name : "unclog-swift 0.1.0");
+    KEY("recorder"); STR(R.cfg.recorder_name ? R.cfg.recorder_name : "unclog-swift " UNCLOG_VERSION);
     KEY("threshold_ns"); UINT(R.cfg.threshold_ns);
     KEY("sample_interval_ns"); UINT(R.cfg.sample_interval_ns);
     // What this recording cannot see, named in the trace (and printed by `unclog record`).

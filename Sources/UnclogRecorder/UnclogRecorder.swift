@@ -48,11 +48,11 @@ public enum UnclogRecorder {
         unclog_runtime_linked(&runtime)
         var error = [CChar](repeating: 0, count: 512)
         let rc = path.withCString { cPath in
-            "unclog-swift 0.1.0 (UnclogRecorder library)".withCString { name in
+            "unclog-swift \(UNCLOG_VERSION) (UnclogRecorder library)".withCString { name in
                 var config = unclog_config()
                 config.output = cPath
-                config.threshold_ns = threshold.map(nanoseconds) ?? envThreshold ?? 50_000_000
-                config.sample_interval_ns = sampleInterval.map(nanoseconds) ?? envInterval ?? 10_000_000
+                config.threshold_ns = threshold.map(nanoseconds) ?? envThreshold ?? UInt64(UNCLOG_DEFAULT_THRESHOLD_NS)
+                config.sample_interval_ns = sampleInterval.map(nanoseconds) ?? envInterval ?? UInt64(UNCLOG_DEFAULT_SAMPLE_INTERVAL_NS)
                 config.recorder_name = name
                 config.quiet = 0
                 config.executors = executors ? 1 : 0

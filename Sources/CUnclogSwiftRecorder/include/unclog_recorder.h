@@ -11,6 +11,12 @@
 extern "C" {
 #endif
 
+/// The recorder's version (unclog's; the Swift side's is UnclogDefaults.version) and the defaults
+/// of `unclog record`'s --threshold and --sample-interval: the C side's one definition of each.
+#define UNCLOG_VERSION "0.1.0"
+#define UNCLOG_DEFAULT_THRESHOLD_NS 50000000ull        // 50 ms
+#define UNCLOG_DEFAULT_SAMPLE_INTERVAL_NS 10000000ull  // 10 ms
+
 /// Where the recorder finds the Swift runtime and Dispatch: filled with dlsym (LD_PRELOAD into a
 /// dynamically linked program) or with direct references (a program that links the library).
 typedef struct unclog_runtime {
