@@ -9,6 +9,7 @@ import Testing
 import UnclogImport
 import UnclogQuery
 import UnclogStore
+import UnclogTestSupport
 
 /// What a run of Blocking.swift printed: name → measured duration of the blocking call.
 struct RunResult {
@@ -35,7 +36,7 @@ struct StallRow {
 }
 
 enum SwiftPrograms {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = packageRoot
     static let source = root.appendingPathComponent("Tests/SwiftPrograms/Blocking.swift").path
     static let loopSource = root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.swift").path
     static let handOffSource = root.appendingPathComponent("Tests/SwiftPrograms/HandOff.c").path
@@ -118,25 +119,8 @@ enum SwiftPrograms {
     }
 
     static func run(_ exe: String, _ args: [String], env: [String: String] = [:]) throws -> RunResult {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        for (k, v) in env { e[k] = v }
-        p.environment = e
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        // Read both pipes concurrently (either may fill up).
-        nonisolated(unsafe) var errData = Data()
-        let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        while !reader.isFinished { usleep(1000) }
-        return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+        let r = try runProgram(exe, args, env: env)
+        return RunResult(status: r.status, stdout: r.stdout, stderr: r.stderr)
     }
 
     /// `unclog record` then `unclog import`; returns the run and the database path.

@@ -20,12 +20,12 @@ public struct ProgramRun: CustomStringConvertible, Sendable {
     public var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
 }
 
-/// Runs `exe args…` and waits for it, at most `timeout` seconds (then it is terminated).
+/// Runs `exe args…` and waits for it; with a `timeout`, at most that many seconds (then it is terminated).
 /// Output goes through files, so a large output cannot fill a pipe and block the child; stdin
 /// is /dev/null. `env` adds to (or overrides) this process's environment; `cwd` is the
 /// child's working directory.
 public func runProgram(_ exe: String, _ args: [String], env: [String: String] = [:], cwd: String? = nil,
-                       timeout: TimeInterval = 600) throws -> ProgramRun {
+                       timeout: TimeInterval? = nil) throws -> ProgramRun {
     let tmp = TempDir(prefix: "unclog-run")
     let outPath = tmp.file("out"), errPath = tmp.file("err")
     FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -43,9 +43,11 @@ public func runProgram(_ exe: String, _ args: [String], env: [String: String] = 
     p.standardOutput = out
     p.standardError = err
     try p.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(5_000) }
-    if p.isRunning { p.terminate() }
+    if let timeout {
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        if p.isRunning { p.terminate() }
+    }
     p.waitUntilExit()
     try out.close()
     try err.close()

@@ -6,6 +6,7 @@
 import Foundation
 import Testing
 @testable import UnclogTrace
+import UnclogTestSupport
 
 /// One vector: its name (file stem), what it exercises (for the README), and its bytes.
 struct ConformanceVector: Sendable, CustomTestStringConvertible {
@@ -282,16 +283,9 @@ struct ConformanceVectorTests {
             Issue.record("python3 not found: schema/vectors/check.py not run")
             return
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [Vectors.directory.appendingPathComponent("check.py").path]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(text)")
+        let r = try runProgram(python, [Vectors.directory.appendingPathComponent("check.py").path])
+        let text = r.stdout + r.stderr
+        #expect(r.status == 0, "\(text)")
         #expect(text.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == Vectors.all.count, "\(text)")
     }
 
