@@ -5,7 +5,7 @@
 
 #include <immintrin.h>
 
-// CRC-32 (zlib's), slicing-by-8: ~0.3 ns per byte, on the watchdog thread only.
+// CRC-32 (zlib's), slicing-by-8, on the watchdog thread only.
 static uint32_t crc_table[8][256];
 int have_clmul;  // the CPU has PCLMULQDQ and SSE4.1: crc32_fold
 void crc_init(void) {
@@ -20,7 +20,7 @@ void crc_init(void) {
     have_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
 }
 // The writer CRCs every byte of the trace (~10 bytes per job) on the watchdog thread; with
-// PCLMULQDQ that costs ~0.1 ns per byte instead of ~0.3 for the tables (checked against them).
+// PCLMULQDQ it costs a third of the tables' time (docs/benchmarks.md), checked against them.
 // CRC-32 (IEEE, reflected) by carry-less multiplication folding (Gopal et al., Intel 2009):
 // four 128-bit lanes folded 64 bytes at a time, folded to one lane, then 16 bytes at a time,
 // reduced to 64 and 32 bits (Barrett). `c` and the result are the raw register (not inverted).

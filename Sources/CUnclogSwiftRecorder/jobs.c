@@ -191,7 +191,7 @@ int unclog_is_swift_job(void *ctx, void (*fn)(void *)) { return is_swift_job(ctx
 // costs no clock read: the enqueuing job's start is never after the true time and at most that
 // job's age, under one watchdog tick, before it. A job the watchdog saw running may be long (a
 // stall): work it enqueues as it ends must not look ready inside it (a false victim), so the
-// clock is read. A clock read is ~10 ns, a fifth of a job's recording cost. Elsewhere (main
+// clock is read: a fifth of a job's recording cost (docs/benchmarks.md). Elsewhere (main
 // thread outside jobs, foreign threads) the clock is read.
 static inline uint64_t ready_stamp(void) {
     tbuf *b = tls_buf;

@@ -68,8 +68,8 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     // The watchdog's period: a quarter of the threshold while no job is past it (how late a stall
     // is noticed, and the bound on a ready stamp's earliness: ready_stamp), a quarter of the sample
     // interval during a stall (so samples keep their interval); 1-10 ms either way. Each wake-up
-    // preempts a worker when the CPUs are busy: at 400 per second (the sampling period alone) that
-    // cost the benchmark's workers ~5 ns per job in context switches.
+    // preempts a worker when the CPUs are busy: at 400 per second (the sampling period alone) the
+    // context switches were a measurable share of a job's cost (docs/benchmarks.md).
     R.tick_ns = clamp_u64(R.cfg.threshold_ns / 4, WATCHDOG_TICK_MIN_NS, WATCHDOG_TICK_MAX_NS);
     uint64_t sampling = R.cfg.sample_interval_ns < R.cfg.threshold_ns ? R.cfg.sample_interval_ns : R.cfg.threshold_ns;
     R.stall_tick_ns = clamp_u64(sampling / 4, WATCHDOG_TICK_MIN_NS, R.tick_ns);

@@ -86,9 +86,9 @@ HIDDEN void crc_init(void);
 HIDDEN uint32_t crc32_buf(const uint8_t *p, size_t n);
 
 // ---------------------------------------------------------------------------------------------
-// The clock (clock.c). Reading CLOCK_MONOTONIC costs 25-80 ns here (vDSO); the CPU's invariant
-// time-stamp counter costs ~10 ns. When the kernel itself trusts the TSC (clocksource `tsc`,
-// constant and non-stop), the hot path reads raw ticks and converts them to CLOCK_MONOTONIC
+// The clock (clock.c). Reading CLOCK_MONOTONIC (vDSO) costs several times what the CPU's
+// invariant time-stamp counter does (docs/benchmarks.md). When the kernel itself trusts the TSC
+// (clocksource `tsc`, constant and non-stop), the hot path reads raw ticks and converts them to CLOCK_MONOTONIC
 // nanoseconds with parameters the watchdog recalibrates against clock_gettime, continuously (no
 // jumps), so every time in the trace is on CLOCK_MONOTONIC within microseconds. Otherwise ticks
 // are nanoseconds.
@@ -235,8 +235,8 @@ HIDDEN void reap_threads(void);
 // Buffer ownership. A thread's buffer is written by that thread (its owner) on the hot path, and
 // taken over now and then by another thread: the watchdog seals the chunks open FLUSH_AGE_NS or
 // more (it looks every FLUSH_PERIOD_NS), the stopping thread reads the counters. The owner's side
-// takes no locked instruction (an uncontended spin lock was ~4 ns of a job's ~45 ns, measured with
-// perf): it raises `busy`, then
+// takes no locked instruction (an uncontended spin lock was about a tenth of a job's recording
+// cost, measured with perf: docs/benchmarks.md): it raises `busy`, then
 // checks `steal` (Dekker's protocol). The store-load fence between the two is supplied by the
 // taker's membarrier(2), which runs a full barrier on every thread of the process: either the owner
 // sees `steal` and backs off, or the taker sees `busy` and waits (the asymmetric fence of liburcu

@@ -27,8 +27,8 @@ public enum Schema {
     /// in an existing unclog database, after checking it, with a journal so that a failure
     /// rolls back.
     package static func beginBulkWrite(_ db: Database, isNew: Bool) throws(StoreError) {
-        // A 64 MiB page cache: smaller ones made the 10M-event import ~1.4x slower; the
-        // import's peak memory plateaus at about this much above its base.
+        // A 64 MiB page cache: smaller ones made the 10M-event import markedly slower (figures in
+        // docs/benchmarks.md); the import's peak memory plateaus at about this much above its base.
         if isNew {
             try db.exec("PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE;")
             try db.exec("BEGIN;")
