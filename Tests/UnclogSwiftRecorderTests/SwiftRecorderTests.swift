@@ -70,12 +70,14 @@ enum SwiftPrograms {
         return d
     }()
 
-    /// The recorder's C core as built by SwiftPM: every object of CUnclogSwiftRecorder (one per source file).
+    /// The recorder's C core as built by SwiftPM: the object of each source file of
+    /// CUnclogSwiftRecorder (by the sources, so an object left from a deleted file is not linked).
     static func recorderObjects(_ buildDir: String) throws -> [String] {
         let dir = buildDir + "/CUnclogSwiftRecorder.build"
-        let objects = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".c.o") }.sorted()
-        guard !objects.isEmpty else { throw TestFailure("no objects in \(dir)") }
-        return objects.map { dir + "/" + $0 }
+        let sources = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Sources/CUnclogSwiftRecorder").path)
+            .filter { $0.hasSuffix(".c") }.sorted()
+        guard !sources.isEmpty else { throw TestFailure("no sources in Sources/CUnclogSwiftRecorder") }
+        return sources.map { dir + "/" + $0 + ".o" }
     }
 
     /// Builds Blocking.swift once per variant: "preload" (plain), "library" (links UnclogRecorder),
