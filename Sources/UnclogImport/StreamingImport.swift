@@ -123,25 +123,18 @@ final class StreamingImport {
 
     /// Removes every row of trace `t` (used by --replace).
     func deleteTrace(_ t: Int64) throws(StoreError) {
+        // Tables keyed by an importer-made row id, by a recorder id (StoreKey), or by the trace id.
+        let byRow = [("slices", "id"), ("io_waits", "id"), ("stall_victims", "stall_id"), ("stall_samples", "id"),
+                     ("stalls", "id"), ("slice_checkpoints", "row_id")]
+        let byKey = [("stack_frames", "stack_key"), ("frames", "key"), ("strings", "key"), ("images", "key"),
+                     ("threads", "key"), ("greenthreads", "key")]
+        let byTrace = [("trace_metadata", "trace_id"), ("import_damage", "trace_id"), ("traces", "id")]
         let rows = StoreKey.rows(trace: t), keys = StoreKey.objects(trace: t)
-        let (lo, hi) = (rows.lowerBound, rows.upperBound), (klo, khi) = (keys.lowerBound, keys.upperBound)
-        try db.exec("""
-            DELETE FROM slices WHERE id >= \(lo) AND id < \(hi);
-            DELETE FROM io_waits WHERE id >= \(lo) AND id < \(hi);
-            DELETE FROM stall_victims WHERE stall_id >= \(lo) AND stall_id < \(hi);
-            DELETE FROM stall_samples WHERE id >= \(lo) AND id < \(hi);
-            DELETE FROM stalls WHERE id >= \(lo) AND id < \(hi);
-            DELETE FROM slice_checkpoints WHERE row_id >= \(lo) AND row_id < \(hi);
-            DELETE FROM stack_frames WHERE stack_key >= \(klo) AND stack_key < \(khi);
-            DELETE FROM frames WHERE key >= \(klo) AND key < \(khi);
-            DELETE FROM strings WHERE key >= \(klo) AND key < \(khi);
-            DELETE FROM images WHERE key >= \(klo) AND key < \(khi);
-            DELETE FROM threads WHERE key >= \(klo) AND key < \(khi);
-            DELETE FROM greenthreads WHERE key >= \(klo) AND key < \(khi);
-            DELETE FROM trace_metadata WHERE trace_id = \(t);
-            DELETE FROM import_damage WHERE trace_id = \(t);
-            DELETE FROM traces WHERE id = \(t);
-            """)
+        var sql = ""
+        for (table, column) in byRow { sql += "DELETE FROM \(table) WHERE \(column) >= \(rows.lowerBound) AND \(column) < \(rows.upperBound);\n" }
+        for (table, column) in byKey { sql += "DELETE FROM \(table) WHERE \(column) >= \(keys.lowerBound) AND \(column) < \(keys.upperBound);\n" }
+        for (table, column) in byTrace { sql += "DELETE FROM \(table) WHERE \(column) = \(t);\n" }
+        try db.exec(sql)
     }
 
     /// The rows about the whole trace, the summary, and symbolization.

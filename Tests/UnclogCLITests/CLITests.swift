@@ -16,7 +16,7 @@ final class Imported: @unchecked Sendable {
     init() {
         trace = Recording().write(to: dir.file("server.trace"))
         db = dir.file("server.db")
-        importRun = (try? CLI.run(["import", "--quiet", trace])) ?? ProgramRun(status: -1, stdout: "", stderr: "could not run")
+        importRun = (try? CLI.run(["import", "--quiet", trace])) ?? ProgramRun.notRun("could not run")
     }
 
     static let shared = Imported()

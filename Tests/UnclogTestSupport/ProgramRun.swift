@@ -8,11 +8,8 @@ public struct ProgramRun: CustomStringConvertible, Sendable {
     public var status: Int32
     public var stdout: String
     public var stderr: String
-    public init(status: Int32, stdout: String, stderr: String) {
-        self.status = status
-        self.stdout = stdout
-        self.stderr = stderr
-    }
+    /// A run that did not happen: exit -1 and why on stderr.
+    public static func notRun(_ why: String) -> ProgramRun { ProgramRun(status: -1, stdout: "", stderr: why) }
     public var description: String { "exit \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
     /// The non-empty lines of stdout.
     public var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
