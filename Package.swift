@@ -16,7 +16,7 @@ let package = Package(
         .library(name: "UnclogRecorder", targets: ["UnclogRecorder"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         // The system SQLite (libsqlite3-dev): the embedded store needs no server.

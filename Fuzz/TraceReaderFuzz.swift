@@ -12,8 +12,9 @@ public func traceReaderFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
     // payloads: also read a copy whose chunk CRCs are recomputed, and decode the raw bytes as
     // one events payload and one metadata payload.
     readWhole(withFixedCRCs(bytes))
-    let chunk = Chunk(offset: 16, kind: 2, flags: 0, baseTime: bytes.count > 9 ? UInt64(bytes[9]) << 56 : 0,
-                      thread: 1, seq: 0, payload: bytes)
+    let chunk = Chunk(
+        offset: 16, kind: 2, flags: 0, baseTime: bytes.count > 9 ? UInt64(bytes[9]) << 56 : 0,
+        thread: 1, seq: 0, payload: bytes)
     checkEvents(chunk)
     checkMetadata(chunk)
     return 0

@@ -4,8 +4,9 @@
 // Run unrecorded and recorded (LD_PRELOAD) by Benchmarks/swift/bench.sh.
 
 import Dispatch
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func nowNs() -> UInt64 {
@@ -27,7 +28,8 @@ func nowNs() -> UInt64 {
         let t1 = nowNs()
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        let cpu = (UInt64(usage.ru_utime.tv_sec) + UInt64(usage.ru_stime.tv_sec)) * 1_000_000_000
+        let cpu =
+            (UInt64(usage.ru_utime.tv_sec) + UInt64(usage.ru_stime.tv_sec)) * 1_000_000_000
             + (UInt64(usage.ru_utime.tv_usec) + UInt64(usage.ru_stime.tv_usec)) * 1000
         print("\(t1 - t0) \(tasks * yields) \(cpu)")
     }

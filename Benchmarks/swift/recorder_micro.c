@@ -11,21 +11,37 @@
 #include <stdlib.h>
 #include <time.h>
 #include "unclog_recorder.h"
-typedef struct { const void *metadata; uintptr_t rc; void *sp[2]; uint32_t flags, id; char pad[64]; } job_t;
+typedef struct {
+    const void *metadata;
+    uintptr_t rc;
+    void *sp[2];
+    uint32_t flags, id;
+    char pad[64];
+} job_t;
 static job_t *jobs;
 // Each job enqueues the next one from inside itself, as a task's job enqueues its continuation.
 static void fn(void *j) { unclog_job_enqueued(&jobs[((job_t *)j - jobs + 1) % 100], 0, 0); }
 static void bare(void *j) { (void)j; }
-static uint64_t now(void){struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec*1000000000ull+t.tv_nsec;}
+static uint64_t now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000ull + t.tv_nsec;
+}
 int main(void) {
     unclog_runtime rt;
-    void *h = dlopen("libswift_Concurrency.so", RTLD_NOW|RTLD_GLOBAL);
-    if (!h) { printf("no runtime\n"); return 1; }
+    void *h = dlopen("libswift_Concurrency.so", RTLD_NOW | RTLD_GLOBAL);
+    if (!h) {
+        printf("no runtime\n");
+        return 1;
+    }
     unclog_runtime_lookup(&rt);
     rt.interpose = 1;
-    unclog_config cfg = { .output = "/tmp/recorder_micro.trace", .threshold_ns = 1000000000ull, .sample_interval_ns = 10000000ull };
+    unclog_config cfg = {.output = "/tmp/recorder_micro.trace", .threshold_ns = 1000000000ull, .sample_interval_ns = 10000000ull};
     char err[256];
-    if (unclog_recorder_start(&cfg, &rt, err, sizeof err)) { printf("start: %s\n", err); return 1; }
+    if (unclog_recorder_start(&cfg, &rt, err, sizeof err)) {
+        printf("start: %s\n", err);
+        return 1;
+    }
     jobs = calloc(100, sizeof(job_t));
     for (int i = 0; i < 100; i++) jobs[i].id = i + 1;
     for (int round = 0; round < 3; round++) {
@@ -36,7 +52,11 @@ int main(void) {
             unclog_run_job_interposed(j, fn);
         }
         uint64_t t1 = now();
-        for (int i = 0; i < 10000000; i++) { job_t *j = &jobs[i % 100]; bare(j); __asm__ volatile("" ::: "memory"); }
+        for (int i = 0; i < 10000000; i++) {
+            job_t *j = &jobs[i % 100];
+            bare(j);
+            __asm__ volatile("" ::: "memory");
+        }
         uint64_t t2 = now();
         printf("recorded job: %.1f ns, bare: %.1f ns\n", (t1 - t0) / 1e7, (t2 - t1) / 1e7);
     }

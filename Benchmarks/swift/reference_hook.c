@@ -26,7 +26,10 @@ typedef struct {
     uint32_t flags;
     uint32_t id;
 } swift_job;
-typedef struct { void *identity; uintptr_t implementation; } swift_executor_ref;
+typedef struct {
+    void *identity;
+    uintptr_t implementation;
+} swift_executor_ref;
 typedef SWIFTCALL void (*enqueue_original_fn)(swift_job *job);
 typedef SWIFTCALL void (*enqueue_hook_fn)(swift_job *job, enqueue_original_fn original);
 typedef SWIFTCALL void (*job_run_fn)(swift_job *job, swift_executor_ref executor);
@@ -48,7 +51,7 @@ static inline uint64_t mono_ns(void) {
 static void trampoline(void *ctx) {
     if (!ring) ring = calloc(2 * RING, sizeof *ring);
     uint64_t start = mono_ns();
-    job_run((swift_job *)ctx, (swift_executor_ref){ NULL, 0 });
+    job_run((swift_job *)ctx, (swift_executor_ref){NULL, 0});
     uint64_t end = mono_ns();
     if (ring) {
         unsigned i = (ring_at++ & (RING - 1)) * 2;

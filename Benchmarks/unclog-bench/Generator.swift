@@ -37,9 +37,13 @@ func generateEventletLikeTrace(events target: UInt64, builder: TraceBuilder, sta
     for i in 0..<60 {
         let name = string(i < 10 ? "eventlet_internal_\(i)" : "app_function_\(i)")
         let id = UInt32(i + 1)
-        builder.append(TraceEvent(time: t, .frame(id: id, flags: i < 10 ? .internal : [], function: name,
-                                                  file: files[i < 10 ? i % 2 : 2 + i % 10], line: UInt64(10 + i * 7))),
-                       thread: hubThread)
+        builder.append(
+            TraceEvent(
+                time: t,
+                .frame(
+                    id: id, flags: i < 10 ? .internal : [], function: name,
+                    file: files[i < 10 ? i % 2 : 2 + i % 10], line: UInt64(10 + i * 7))),
+            thread: hubThread)
         frames.append(id)
     }
     for s in 0..<100 {
@@ -48,13 +52,15 @@ func generateEventletLikeTrace(events target: UInt64, builder: TraceBuilder, sta
         builder.append(TraceEvent(time: t, .stack(id: UInt32(s + 1), frames: stack)), thread: hubThread)
     }
     builder.append(TraceEvent(time: t, .thread(tid: hubThread, name: string("MainThread"))), thread: hubThread)
-    builder.append(TraceEvent(time: t, .greenthreadCreate(gt: hub, name: string("hub"), spawnStack: 0, parent: 0)),
-                   thread: hubThread)
+    builder.append(
+        TraceEvent(time: t, .greenthreadCreate(gt: hub, name: string("hub"), spawnStack: 0, parent: 0)),
+        thread: hubThread)
     builder.append(TraceEvent(time: t, .running(gt: hub, hub: hub)), thread: hubThread)
     let workerName = string("fetch_page")
     for g in 2...(greenthreads + 1) {
-        builder.append(TraceEvent(time: t, .greenthreadCreate(gt: g, name: workerName, spawnStack: 1 + g % 100, parent: hub)),
-                       thread: hubThread)
+        builder.append(
+            TraceEvent(time: t, .greenthreadCreate(gt: g, name: workerName, spawnStack: 1 + g % 100, parent: hub)),
+            thread: hubThread)
     }
 
     var slicesUntilStall = 20_000 + rng.below(5_000)
@@ -74,8 +80,9 @@ func generateEventletLikeTrace(events target: UInt64, builder: TraceBuilder, sta
             let byTimer = lastStall != nil || rng.below(4) == 0
             var readyAt = byTimer ? t - 1_000 - rng.below(20_000) : pollEnd
             if let (s0, s1) = lastStall { readyAt = s0 + rng.below(s1 - s0) }
-            builder.append(TraceEvent(time: t, .switchTo(to: gt, reason: byTimer ? .timer : .io, readyDelta: t - readyAt)),
-                           thread: hubThread)
+            builder.append(
+                TraceEvent(time: t, .switchTo(to: gt, reason: byTimer ? .timer : .io, readyDelta: t - readyAt)),
+                thread: hubThread)
             slicesUntilStall -= 1
             if slicesUntilStall == 0 {
                 // A stall: the greenthread holds the thread for 60–560 ms; the watchdog samples it.
@@ -84,8 +91,9 @@ func generateEventletLikeTrace(events target: UInt64, builder: TraceBuilder, sta
                 let duration = 60_000_000 + rng.below(500_000_000)
                 let stack = 1 + UInt32(rng.below(100))
                 var w = sliceStart + 50_000_000
-                builder.append(TraceEvent(time: w, .stallBegin(tid: hubThread, gt: gt, sinceDelta: w - sliceStart)),
-                               thread: watchdog)
+                builder.append(
+                    TraceEvent(time: w, .stallBegin(tid: hubThread, gt: gt, sinceDelta: w - sliceStart)),
+                    thread: watchdog)
                 while w + 10_000_000 < sliceStart + duration {
                     w += 10_000_000
                     builder.append(TraceEvent(time: w, .stallSample(tid: hubThread, stack: stack, state: 1)), thread: watchdog)

@@ -58,23 +58,28 @@ func measure(_ argv: [String], capture: Bool = false) -> (seconds: Double, peakM
 
 func generate(_ path: String, events: UInt64) -> (bytes: UInt64, events: UInt64, stalls: Int, seconds: Double) {
     let start = Date()
-    guard let fh = FileHandle(forWritingAtPath: path) ?? {
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        return FileHandle(forWritingAtPath: path)
-    }() else { print("bench: cannot write \(path)"); exit(1) }
+    guard
+        let fh = FileHandle(forWritingAtPath: path)
+            ?? {
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
+                return FileHandle(forWritingAtPath: path)
+            }()
+    else { print("bench: cannot write \(path)"); exit(1) }
     fh.truncateFile(atOffset: 0)
     var bytes: UInt64 = 0
     var pending: [UInt8] = []
     pending.reserveCapacity(4 << 20)
     let anchor: UInt64 = 1_000_000_000_000
-    let builder = TraceBuilder(metadata: [
-        MetadataEntry("clock", .string("CLOCK_MONOTONIC")), MetadataEntry("anchor_mono_ns", .uint(anchor)),
-        MetadataEntry("anchor_wall_ns", .uint(1_764_000_000_000_000_000)), MetadataEntry("pid", .uint(4242)),
-        MetadataEntry("argv", .list(["python3", "crawler.py"])), MetadataEntry("hostname", .string("bench")),
-        MetadataEntry("runtime", .string("eventlet")), MetadataEntry("runtime_version", .string("0.41.3")),
-        MetadataEntry("recorder", .string("unclog-bench synthetic")), MetadataEntry("threshold_ns", .uint(50_000_000)),
-        MetadataEntry("sample_interval_ns", .uint(10_000_000)),
-    ], anchorTime: anchor) { chunk in
+    let builder = TraceBuilder(
+        metadata: [
+            MetadataEntry("clock", .string("CLOCK_MONOTONIC")), MetadataEntry("anchor_mono_ns", .uint(anchor)),
+            MetadataEntry("anchor_wall_ns", .uint(1_764_000_000_000_000_000)), MetadataEntry("pid", .uint(4242)),
+            MetadataEntry("argv", .list(["python3", "crawler.py"])), MetadataEntry("hostname", .string("bench")),
+            MetadataEntry("runtime", .string("eventlet")), MetadataEntry("runtime_version", .string("0.41.3")),
+            MetadataEntry("recorder", .string("unclog-bench synthetic")), MetadataEntry("threshold_ns", .uint(50_000_000)),
+            MetadataEntry("sample_interval_ns", .uint(10_000_000)),
+        ], anchorTime: anchor
+    ) { chunk in
         pending += chunk
         bytes += UInt64(chunk.count)
         if pending.count >= 4 << 20 {
@@ -141,19 +146,29 @@ let rows: [(String, String, String)] = [
     ("SQLite ceiling", "\(f(ceiling / 1e6)) M rows/s", "C, 8 int columns, 64 rows/step, journal off"),
     ("import", "\(f(importRate / 1e6)) M events/s", "\(f(imp.seconds)) s for \(g.events) events, indexes included"),
     ("import / ceiling", f(importRate / ceiling), "target ≥ 0.9"),
-    ("import peak memory", "\(f(imp.peakMB, 0)) MB", "\(f(impSmall.peakMB, 0)) MB at \(gs.events) events (both past the 64 MiB page cache); target < 200, flat"),
+    (
+        "import peak memory", "\(f(imp.peakMB, 0)) MB",
+        "\(f(impSmall.peakMB, 0)) MB at \(gs.events) events (both past the 64 MiB page cache); target < 200, flat"
+    ),
     ("stalls (json)", "\(f(stallsRun.seconds, 3)) s", "target < 1 s"),
     ("top", "\(f(topRun.seconds, 3)) s", "inclusive by function: \(f(topIncl.seconds, 3)) s; target < 1 s"),
     ("timeline, 1 greenthread", "\(f(timelineRun.seconds, 3)) s", "10 s window; target < 0.2 s"),
     ("timeline, all, 1 s", "\(f(timelineAll.seconds, 3)) s", "thread + 40 busiest greenthreads"),
-    ("export (Perfetto JSON)", "\(f(exportRun.seconds)) s", "\(f(exportMB, 0)) MiB; peak \(f(exportRun.peakMB, 0)) MB (\(f(exportSmall.peakMB, 0)) MB at \(gs.events) events)"),
-    ("report (HTML)", "\(f(reportRun.seconds)) s", "\(f(reportKB, 0)) KiB; peak \(f(reportRun.peakMB, 0)) MB (\(f(reportSmall.peakMB, 0)) MB at \(gs.events) events)"),
+    (
+        "export (Perfetto JSON)", "\(f(exportRun.seconds)) s",
+        "\(f(exportMB, 0)) MiB; peak \(f(exportRun.peakMB, 0)) MB (\(f(exportSmall.peakMB, 0)) MB at \(gs.events) events)"
+    ),
+    (
+        "report (HTML)", "\(f(reportRun.seconds)) s",
+        "\(f(reportKB, 0)) KiB; peak \(f(reportRun.peakMB, 0)) MB (\(f(reportSmall.peakMB, 0)) MB at \(gs.events) events)"
+    ),
 ]
 let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
 print("")
 for r in rows {
-    print(r.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  "
-          + String(repeating: " ", count: w1 - r.1.count) + r.1 + "  " + r.2)
+    print(
+        r.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  "
+            + String(repeating: " ", count: w1 - r.1.count) + r.1 + "  " + r.2)
 }
 let json = """
     {

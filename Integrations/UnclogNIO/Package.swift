@@ -8,6 +8,6 @@ let package = Package(
     products: [.library(name: "UnclogNIO", targets: ["UnclogNIO"])],
     dependencies: [.package(url: "https://github.com/apple/swift-nio", from: "2.101.0")],
     targets: [
-        .target(name: "UnclogNIO", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "UnclogNIO", dependencies: [.product(name: "NIOCore", package: "swift-nio")])
     ]
 )

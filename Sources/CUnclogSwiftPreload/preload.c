@@ -52,8 +52,8 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
     // uses the executor hook instead (the UnclogRecorder library always does). A libdispatch with
     // dispatch_async_swift_job takes the runtime's jobs without dispatch_async_f (Darwin's does;
     // Linux's 6.3 does not): then only the hook sees them.
-    rt.interpose = !(getenv("UNCLOG_SWIFT_MODE") && strcmp(getenv("UNCLOG_SWIFT_MODE"), "hook") == 0)
-                   && !dlsym(RTLD_DEFAULT, "dispatch_async_swift_job");
+    rt.interpose = !(getenv("UNCLOG_SWIFT_MODE") && strcmp(getenv("UNCLOG_SWIFT_MODE"), "hook") == 0) &&
+                   !dlsym(RTLD_DEFAULT, "dispatch_async_swift_job");
     if (!rt.enqueue_global_hook) {
         // Not a Swift Concurrency process (e.g. a wrapper such as `taskset` or `env` that will exec
         // the Swift program): leave the environment alone so the program it starts is recorded.
@@ -64,7 +64,8 @@ __attribute__((constructor)) static void unclog_preload_init(void) {
     unsetenv("UNCLOG_THRESHOLD_NS");
     unsetenv("UNCLOG_SAMPLE_INTERVAL_NS");
     const char *orig = getenv("UNCLOG_ORIG_LD_PRELOAD");
-    if (orig) setenv("LD_PRELOAD", orig, 1); else unsetenv("LD_PRELOAD");
+    if (orig) setenv("LD_PRELOAD", orig, 1);
+    else unsetenv("LD_PRELOAD");
     unsetenv("UNCLOG_ORIG_LD_PRELOAD");
 
     char error[512];

@@ -24,13 +24,14 @@ static void heavy_fence(void) {
     // Registered owners do not fence: only a successful membarrier makes taking safe. It can
     // fail transiently (ENOMEM for its CPU mask): retry.
     while (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
-        struct timespec ts = { 0, 100000 };
+        struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
     }
 }
 static void buf_wait(tbuf *b) {
     for (int spins = 0; atomic_load_explicit(&b->busy, memory_order_acquire); spins++) {
-        if (spins < 1000) __builtin_ia32_pause(); else sched_yield();  // the owner may be preempted
+        if (spins < 1000) __builtin_ia32_pause();
+        else sched_yield();  // the owner may be preempted
     }
 }
 static void buf_give(tbuf *b) { atomic_store_explicit(&b->steal, 0, memory_order_release); }
@@ -38,8 +39,9 @@ static void buf_give(tbuf *b) { atomic_store_explicit(&b->steal, 0, memory_order
 void asym_fence_init(void) {
     if (asym_fence) return;
     long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    if (q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED)
-        && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0) asym_fence = 1;
+    if (q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+        asym_fence = 1;
 }
 
 // Finishes the buffer's chunk and queues it for writing; the buffer gets fresh memory.
@@ -50,23 +52,28 @@ void seal_chunk(tbuf *b) {
     uint8_t *fresh = malloc(CHUNK_CAP);
     pending *p = malloc(sizeof *p);
     if (!fresh || !p) {  // keep the buffer, lose its events
-        free(fresh); free(p);
+        free(fresh);
+        free(p);
         b->dropped += 1;
         b->used = CHUNK_HEADER;
         return;
     }
     atomic_store_explicit(&b->opened_ns, 0, memory_order_relaxed);
-    p->next = NULL; p->data = b->data; p->size = b->used;
+    p->next = NULL;
+    p->data = b->data;
+    p->size = b->used;
     pthread_mutex_lock(&R.pend_lock);
     if (R.pend_count >= MAX_PENDING) {
         R.pend_dropped += 1;
         pthread_mutex_unlock(&R.pend_lock);
-        free(p); free(fresh);
+        free(p);
+        free(fresh);
         b->dropped += 1;
         b->used = CHUNK_HEADER;
         return;
     }
-    if (R.pend_tail) R.pend_tail->next = p; else R.pend_head = p;
+    if (R.pend_tail) R.pend_tail->next = p;
+    else R.pend_head = p;
     R.pend_tail = p;
     R.pend_count++;
     pthread_mutex_unlock(&R.pend_lock);
@@ -85,13 +92,17 @@ tbuf *register_thread(int worker) {
     tbuf *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->data = malloc(CHUNK_CAP);
-    if (!b->data) { free(b); return NULL; }
+    if (!b->data) {
+        free(b);
+        return NULL;
+    }
     b->used = CHUNK_HEADER;
     b->tid = (uint32_t)syscall(SYS_gettid);
     b->thread = pthread_self();
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        void *addr; size_t size;
+        void *addr;
+        size_t size;
         if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
             b->stack_lo = (uintptr_t)addr;
             b->stack_hi = (uintptr_t)addr + size;
@@ -135,7 +146,10 @@ void flush_partial(uint64_t now, buf_totals *tot) {
     int any = 0;
     for (tbuf *t = head; t; t = t->next) {
         uint64_t o = atomic_load_explicit(&t->opened_ns, memory_order_relaxed);
-        if (tot || (o && ((now >= o && now - o >= FLUSH_AGE_NS) || atomic_load(&t->dead)))) { buf_take(t); any = 1; }
+        if (tot || (o && ((now >= o && now - o >= FLUSH_AGE_NS) || atomic_load(&t->dead)))) {
+            buf_take(t);
+            any = 1;
+        }
     }
     if (!any) return;
     heavy_fence();
@@ -144,7 +158,9 @@ void flush_partial(uint64_t now, buf_totals *tot) {
         buf_wait(t);
         if (t->used > CHUNK_HEADER) seal_chunk(t);
         if (tot) {
-            tot->events += t->events; tot->jobs += t->jobs; tot->handoffs += t->handoffs;
+            tot->events += t->events;
+            tot->jobs += t->jobs;
+            tot->handoffs += t->handoffs;
             tot->dropped += t->dropped;
             t->dropped = 0;
         }
@@ -162,7 +178,8 @@ void reap_threads(void) {
             gone_events += t->events;
             gone_jobs += t->jobs;
             gone_handoffs += t->handoffs;
-            if (prev) prev->next = next; else atomic_store(&R.threads, next);
+            if (prev) prev->next = next;
+            else atomic_store(&R.threads, next);
             free(t->data);
             free(t);
         } else {

@@ -19,7 +19,11 @@ static void clock_pair(uint64_t *tick, uint64_t *ns) {
     uint64_t best = UINT64_MAX;
     for (int i = 0; i < 5; i++) {
         uint64_t a = rdtsc(), m = mono_ns(), b = rdtsc();
-        if (b - a < best) { best = b - a; *tick = a + (b - a) / 2; *ns = m; }
+        if (b - a < best) {
+            best = b - a;
+            *tick = a + (b - a) / 2;
+            *ns = m;
+        }
     }
 }
 
@@ -36,7 +40,9 @@ static int tsc_trusted(void) {
 
 static void clock_publish(uint64_t base_tick, uint64_t base_ns, uint64_t mult) {
     clock_params *p = &clock_slots[clock_next++ % 16];  // reused after 16 updates (seconds)
-    p->base_tick = base_tick; p->base_ns = base_ns; p->mult = mult;
+    p->base_tick = base_tick;
+    p->base_ns = base_ns;
+    p->mult = mult;
     atomic_store_explicit(&clock_cur, p, memory_order_release);
 }
 
@@ -64,7 +70,7 @@ void clock_recalibrate(uint64_t horizon) {
     const clock_params *p = atomic_load(&clock_cur);
     uint64_t cur = to_ns_p(p, t);
     double rate = (double)(n - cal_ns0) / (double)(t - cal_tick0);  // ns per tick
-    double err = (double)cur - (double)n;                            // > 0: the trace runs ahead
+    double err = (double)cur - (double)n;                           // > 0: the trace runs ahead
     double f = 1.0 - err / (double)horizon;
     if (f < 0.9) f = 0.9;
     if (f > 1.1) f = 1.1;

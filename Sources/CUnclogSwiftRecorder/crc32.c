@@ -25,8 +25,7 @@ void crc_init(void) {
 // four 128-bit lanes folded 64 bytes at a time, folded to one lane, then 16 bytes at a time,
 // reduced to 64 and 32 bits (Barrett). `c` and the result are the raw register (not inverted).
 // Requires n >= 64 and n % 16 == 0.
-__attribute__((target("pclmul,sse4.1")))
-static uint32_t crc32_fold(const uint8_t *p, size_t n, uint32_t c) {
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc32_fold(const uint8_t *p, size_t n, uint32_t c) {
     const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596ll, 0x0154442bd4ll);
     const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009ell, 0x01751997d0ll);
     const __m128i k5 = _mm_set_epi64x(0, 0x0163cd6124ll);
@@ -37,21 +36,24 @@ static uint32_t crc32_fold(const uint8_t *p, size_t n, uint32_t c) {
     __m128i x3 = _mm_loadu_si128((const __m128i *)(p + 32));
     __m128i x4 = _mm_loadu_si128((const __m128i *)(p + 48));
     x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)c));
-    p += 64; n -= 64;
+    p += 64;
+    n -= 64;
     while (n >= 64) {
 #define FOLD(x, k, y) _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), y)
         x1 = FOLD(x1, k1k2, _mm_loadu_si128((const __m128i *)(p + 0)));
         x2 = FOLD(x2, k1k2, _mm_loadu_si128((const __m128i *)(p + 16)));
         x3 = FOLD(x3, k1k2, _mm_loadu_si128((const __m128i *)(p + 32)));
         x4 = FOLD(x4, k1k2, _mm_loadu_si128((const __m128i *)(p + 48)));
-        p += 64; n -= 64;
+        p += 64;
+        n -= 64;
     }
     x1 = FOLD(x1, k3k4, x2);
     x1 = FOLD(x1, k3k4, x3);
     x1 = FOLD(x1, k3k4, x4);
     while (n >= 16) {
         x1 = FOLD(x1, k3k4, _mm_loadu_si128((const __m128i *)p));
-        p += 16; n -= 16;
+        p += 16;
+        n -= 16;
     }
 #undef FOLD
     // 128 → 64 bits, then → 32 bits through x^64 mod P, then Barrett reduction.
@@ -68,15 +70,18 @@ uint32_t crc32_buf(const uint8_t *p, size_t n) {
     if (have_clmul && n >= 64) {
         size_t m = n & ~(size_t)15;
         c = crc32_fold(p, m, c);
-        p += m; n -= m;
+        p += m;
+        n -= m;
     }
     while (n >= 8) {
         uint32_t a, b;
-        memcpy(&a, p, 4); memcpy(&b, p + 4, 4);
+        memcpy(&a, p, 4);
+        memcpy(&b, p + 4, 4);
         a ^= c;
-        c = crc_table[7][a & 0xFF] ^ crc_table[6][(a >> 8) & 0xFF] ^ crc_table[5][(a >> 16) & 0xFF] ^ crc_table[4][a >> 24]
-          ^ crc_table[3][b & 0xFF] ^ crc_table[2][(b >> 8) & 0xFF] ^ crc_table[1][(b >> 16) & 0xFF] ^ crc_table[0][b >> 24];
-        p += 8; n -= 8;
+        c = crc_table[7][a & 0xFF] ^ crc_table[6][(a >> 8) & 0xFF] ^ crc_table[5][(a >> 16) & 0xFF] ^ crc_table[4][a >> 24] ^
+            crc_table[3][b & 0xFF] ^ crc_table[2][(b >> 8) & 0xFF] ^ crc_table[1][(b >> 16) & 0xFF] ^ crc_table[0][b >> 24];
+        p += 8;
+        n -= 8;
     }
     while (n--) c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;

@@ -15,7 +15,8 @@ void emit_string(tbuf *b, uint32_t id, const char *s, size_t n) {
     p = put_dt(b, p, t);
     p = put_uvarint(p, id);
     p = put_uvarint(p, n);
-    memcpy(p, s, n); p += n;
+    memcpy(p, s, n);
+    p += n;
     b->used = (uint32_t)(p - b->data);
     b->events++;
     buf_exit(b);
@@ -50,8 +51,9 @@ uint32_t intern_frame(tbuf *out, uintptr_t addr, uint32_t flags) {
         if (!frame_id[h]) {
             const image *im = find_image(addr);
             uint32_t id = next_id++;
-            frame_addr[h] = key; frame_id[h] = id;
-            uint64_t f[4] = { id, flags, im ? im->id : 0, addr };
+            frame_addr[h] = key;
+            frame_id[h] = id;
+            uint64_t f[4] = {id, flags, im ? im->id : 0, addr};
             emit_simple(out, EV_NATIVE_FRAME, now_ns(), 4, f);
             return id;
         }
@@ -61,7 +63,10 @@ uint32_t intern_frame(tbuf *out, uintptr_t addr, uint32_t flags) {
 
 uint32_t intern_stack(tbuf *out, const uint32_t *frames, int n) {
     uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < n; i++) { h ^= frames[i]; h *= 1099511628211ull; }
+    for (int i = 0; i < n; i++) {
+        h ^= frames[i];
+        h *= 1099511628211ull;
+    }
     h ^= (uint64_t)n;
     if (h == 0) h = 1;
     uint32_t s = (uint32_t)h & (STACK_SLOTS - 1);
@@ -70,7 +75,10 @@ uint32_t intern_stack(tbuf *out, const uint32_t *frames, int n) {
         if (!stack_id[s]) break;
     }
     uint32_t id = next_id++;
-    if (!stack_id[s]) { stack_hash[s] = h; stack_id[s] = id; }
+    if (!stack_id[s]) {
+        stack_hash[s] = h;
+        stack_id[s] = id;
+    }
     uint64_t t = now_ns();
     buf_enter(out);
     if (out->used + 16 + 6 * (uint32_t)n > CHUNK_CAP - CHUNK_SLACK) seal_chunk(out);

@@ -22,7 +22,10 @@ __attribute__((always_inline)) static inline void record_job(tbuf *b, uint32_t g
     buf_enter(b);
     uint8_t *p = begin_event(b, start);
     if (b->used == CHUNK_HEADER) {  // each chunk starts with Running (no greenthread, no hub)
-        *p++ = EV_RUNNING; *p++ = 0; *p++ = 0; *p++ = 0;
+        *p++ = EV_RUNNING;
+        *p++ = 0;
+        *p++ = 0;
+        *p++ = 0;
         b->events++;
     }
     *p++ = EV_SWITCH_OTHER;
@@ -63,7 +66,10 @@ static uint32_t actor_gt(swift_job *job) {
                 __atomic_store_n(&actor_ids[h], id, __ATOMIC_RELEASE);
                 return id;
             }
-            if (expected == k) { h = (h - 1) & (ACTOR_SLOTS - 1); continue; }
+            if (expected == k) {
+                h = (h - 1) & (ACTOR_SLOTS - 1);
+                continue;
+            }
         }
     }
     return GT_ACTOR_OVERFLOW;  // table full: all remaining non-task jobs share one id
@@ -111,7 +117,8 @@ static inline void run_timed(swift_job *job, swift_executor_ref executor, void (
             atomic_store_explicit(&b->job_gt, HANDOFF_GT, memory_order_relaxed);
             atomic_store_explicit(&b->job_start, c0, memory_order_release);
         }
-        if (fn) fn(job); else R.job_run(job, executor);
+        if (fn) fn(job);
+        else R.job_run(job, executor);
         handoff_ready = saved;
         if (c0) {
             atomic_store_explicit(&b->job_start, 0, memory_order_relaxed);
@@ -131,7 +138,8 @@ static inline void run_timed(swift_job *job, swift_executor_ref executor, void (
         if (atomic_load_explicit(&R.active, memory_order_relaxed)) b = register_thread(1);
     }
     if (__builtin_expect(!b || b->in_job || atomic_load_explicit(&R.stopping, memory_order_relaxed), 0)) {
-        if (fn) fn(job); else R.job_run(job, executor);
+        if (fn) fn(job);
+        else R.job_run(job, executor);
         return;
     }
     if (gt == 0) gt = GT_NO_TASK_ID;
@@ -139,7 +147,8 @@ static inline void run_timed(swift_job *job, swift_executor_ref executor, void (
     b->in_job = 1;
     atomic_store_explicit(&b->job_gt, gt, memory_order_relaxed);
     atomic_store_explicit(&b->job_start, start, memory_order_release);
-    if (fn) fn(job); else R.job_run(job, executor);
+    if (fn) fn(job);
+    else R.job_run(job, executor);
     uint64_t end = ticks();
     atomic_store_explicit(&b->job_start, 0, memory_order_relaxed);
     b->in_job = 0;
@@ -157,7 +166,7 @@ static void record_handoff(tbuf *b, uint64_t enq, uint64_t start) {
     if (e > s && e - s > R.cfg.threshold_ns + R.tick_ns) record_job(b, HANDOFF_GT, enq, start, end);
 }
 
-static void trampoline(void *ctx) { run_timed(ctx, (swift_executor_ref){ NULL, 0 }, NULL, 0); }
+static void trampoline(void *ctx) { run_timed(ctx, (swift_executor_ref){NULL, 0}, NULL, 0); }
 
 // Main-actor jobs: run on the main queue with the main executor, as the runtime's
 // swift_dispatchEnqueueMain does.
@@ -206,8 +215,9 @@ static inline uint64_t ready_stamp(void) {
 
 static inline void job_enqueued(void *job, uint64_t ready_mono_ns, int timer) {
     // Tags: bit 63 = the value is CLOCK_MONOTONIC ns (else ticks), bit 62 (with 63) = a timer's job.
-    uint64_t v = timer ? ((ready_mono_ns & ((1ull << 62) - 1)) | (3ull << 62))
-                       : ready_mono_ns ? (ready_mono_ns | (1ull << 63)) : ready_stamp();
+    uint64_t v = timer           ? ((ready_mono_ns & ((1ull << 62) - 1)) | (3ull << 62))
+                 : ready_mono_ns ? (ready_mono_ns | (1ull << 63))
+                                 : ready_stamp();
     ((swift_job *)job)->schedulerPrivate[0] = (void *)(uintptr_t)v;
 }
 
@@ -220,7 +230,10 @@ static void (*swift_job_callback)(void *);  // the runtime's job callback (one f
 int unclog_interpose_note(void *ctx, void (*fn)(void *), uint64_t ready_mono_ns, int timer) {
     if (!interpose_on || !atomic_load_explicit(&R.active, memory_order_relaxed) || !is_swift_job(ctx, fn)) return 0;
     void (*known)(void *) = __atomic_load_n(&swift_job_callback, __ATOMIC_RELAXED);
-    if (!known) { __atomic_store_n(&swift_job_callback, fn, __ATOMIC_RELAXED); known = fn; }
+    if (!known) {
+        __atomic_store_n(&swift_job_callback, fn, __ATOMIC_RELAXED);
+        known = fn;
+    }
     if (fn != known) return 0;
     job_enqueued(ctx, ready_mono_ns, timer);
     return 1;
@@ -231,11 +244,12 @@ void unclog_run_job_interposed(void *job, void (*fn)(void *)) {
     swift_job *j = job;
     uint64_t enq = (uint64_t)(uintptr_t)j->schedulerPrivate[0];
     j->schedulerPrivate[0] = NULL;  // the executor's use of the word ends here
-    run_timed(j, (swift_executor_ref){ NULL, 0 }, fn, enq);
+    run_timed(j, (swift_executor_ref){NULL, 0}, fn, enq);
 }
 
 static int conc_cb(struct dl_phdr_info *info, size_t size, void *data) {
-    (void)size; (void)data;
+    (void)size;
+    (void)data;
     if (!info->dlpi_name || !strstr(info->dlpi_name, "libswift_Concurrency.so")) return 0;
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -244,9 +258,13 @@ static int conc_cb(struct dl_phdr_info *info, size_t size, void *data) {
         uintptr_t a = info->dlpi_addr + ph->p_vaddr, e = a + ph->p_memsz;
         if (a < lo) lo = a;
         if (e > hi) hi = e;
-        if (ph->p_flags & PF_X) { conc_text_lo = a; conc_text_hi = e; }
+        if (ph->p_flags & PF_X) {
+            conc_text_lo = a;
+            conc_text_hi = e;
+        }
     }
-    conc_lo = lo; conc_hi = hi;
+    conc_lo = lo;
+    conc_hi = hi;
     return 1;
 }
 void find_concurrency_runtime(void) { dl_iterate_phdr(conc_cb, NULL); }
@@ -260,7 +278,8 @@ static inline void dispatch_timed(swift_job *job, void *queue, void (*trampoline
 
 SWIFTCALL void enqueue_main_hook(swift_job *job, enqueue_original_fn original) {
     if (atomic_load_explicit(&R.stopping, memory_order_relaxed) || R.previous_main_hook) {
-        if (R.previous_main_hook) R.previous_main_hook(job, original); else original(job);
+        if (R.previous_main_hook) R.previous_main_hook(job, original);
+        else original(job);
         return;
     }
     dispatch_timed(job, R.main_queue, trampoline_main);
@@ -281,11 +300,15 @@ static void *queue_for(uint32_t priority) {
 
 SWIFTCALL void enqueue_hook(swift_job *job, enqueue_original_fn original) {
     if (__builtin_expect(atomic_load_explicit(&R.stopping, memory_order_relaxed), 0)) {
-        if (R.previous_hook) R.previous_hook(job, original); else original(job);
+        if (R.previous_hook) R.previous_hook(job, original);
+        else original(job);
         return;
     }
     // Another hook (installed before us) decides where jobs run: we cannot time them.
-    if (R.previous_hook) { R.previous_hook(job, original); return; }
+    if (R.previous_hook) {
+        R.previous_hook(job, original);
+        return;
+    }
     dispatch_timed(job, queue_for((job->flags >> 8) & 0xFF), trampoline);
 }
 
@@ -293,9 +316,10 @@ SWIFTCALL void enqueue_hook(swift_job *job, enqueue_original_fn original) {
 // enqueue here. Same queues and trampolines as the hook; the main executor's reference is the
 // program's (UnclogRecorder's) main executor, so main-actor isolation checks hold in the job.
 int unclog_executors_prepare(void *identity, uintptr_t implementation) {
-    if (!R.async_f || !R.queue_create || !R.attr_qos || !R.set_width || !R.job_run || !R.main_queue
-        || !R.after_f || !R.dispatch_time) return -1;
-    R.main_executor = (swift_executor_ref){ identity, implementation };
+    if (!R.async_f || !R.queue_create || !R.attr_qos || !R.set_width || !R.job_run || !R.main_queue || !R.after_f ||
+        !R.dispatch_time)
+        return -1;
+    R.main_executor = (swift_executor_ref){identity, implementation};
     return 0;
 }
 void unclog_executor_enqueue_global(void *j) {
@@ -309,5 +333,6 @@ void unclog_executor_enqueue_after(void *j, uint64_t delay_ns) {
     if (delay_ns > (uint64_t)INT64_MAX) delay_ns = (uint64_t)INT64_MAX;
     uint64_t deadline = mono_ns() + delay_ns;
     job->schedulerPrivate[1] = (void *)(uintptr_t)((deadline & ((1ull << 62) - 1)) | (3ull << 62));
-    R.after_f(R.dispatch_time(0 /* DISPATCH_TIME_NOW */, (int64_t)delay_ns), queue_for((job->flags >> 8) & 0xFF), job, trampoline);
+    R.after_f(R.dispatch_time(0 /* DISPATCH_TIME_NOW */, (int64_t)delay_ns), queue_for((job->flags >> 8) & 0xFF), job,
+              trampoline);
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-recorder_state R = { .fd = -1, .reg_lock = PTHREAD_MUTEX_INITIALIZER, .pend_lock = PTHREAD_MUTEX_INITIALIZER };
+recorder_state R = {.fd = -1, .reg_lock = PTHREAD_MUTEX_INITIALIZER, .pend_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void at_exit(void) { unclog_recorder_stop(); }
 static void in_child(void) {  // a forked child must not write into the parent's trace
@@ -43,12 +43,16 @@ void unclog_runtime_lookup(unclog_runtime *rt) {
 }
 
 int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt, char *error, size_t error_size) {
-#define FAIL(...) do { if (error && error_size) snprintf(error, error_size, __VA_ARGS__); return -1; } while (0)
+#define FAIL(...)                                                                                                                \
+    do {                                                                                                                         \
+        if (error && error_size) snprintf(error, error_size, __VA_ARGS__);                                                       \
+        return -1;                                                                                                               \
+    } while (0)
     if (atomic_load(&R.active)) FAIL("already recording");
     if (!config || !config->output || !*config->output) FAIL("no output file given");
     if (!rt || !rt->enqueue_global_hook) FAIL("swift_task_enqueueGlobal_hook not found (no Swift Concurrency runtime)");
-    if (!rt->job_run || !rt->dispatch_async_f || !rt->dispatch_queue_create || !rt->dispatch_queue_attr_make_with_qos_class
-        || !rt->dispatch_queue_set_width || !rt->dispatch_queue_attr_concurrent)
+    if (!rt->job_run || !rt->dispatch_async_f || !rt->dispatch_queue_create || !rt->dispatch_queue_attr_make_with_qos_class ||
+        !rt->dispatch_queue_set_width || !rt->dispatch_queue_attr_concurrent)
         FAIL("swift_job_run or Dispatch functions not found");
     R.cfg = *config;
     if (!R.cfg.threshold_ns) R.cfg.threshold_ns = UNCLOG_DEFAULT_THRESHOLD_NS;
@@ -92,19 +96,22 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     sampler_start();  // the sampling signal
     buffers_start();
     refresh_images(watchdog_buf, 1);
-    static const struct { uint32_t gt; const char *name; } special[] = {
-        { GT_TIMER, "Swift timer jobs (Task.sleep wake-ups)" },
-        { GT_RUNTIME_KIND | 193, "Swift actor jobs (separate)" },
-        { GT_RUNTIME_KIND | 194, "Swift actor jobs (override)" },
-        { HANDOFF_GT, "Swift hand-offs past the threshold (resumptions, e.g. Task.yield)" },
-        { GT_RUNTIME_KIND | 196, "Swift isolated deinits" },
-        { GT_ACTOR_OVERFLOW, "Swift actors (beyond 8192)" },
-        { GT_NO_TASK_ID, "Swift jobs without a task id" },
+    static const struct {
+        uint32_t gt;
+        const char *name;
+    } special[] = {
+        {GT_TIMER, "Swift timer jobs (Task.sleep wake-ups)"},
+        {GT_RUNTIME_KIND | 193, "Swift actor jobs (separate)"},
+        {GT_RUNTIME_KIND | 194, "Swift actor jobs (override)"},
+        {HANDOFF_GT, "Swift hand-offs past the threshold (resumptions, e.g. Task.yield)"},
+        {GT_RUNTIME_KIND | 196, "Swift isolated deinits"},
+        {GT_ACTOR_OVERFLOW, "Swift actors (beyond 8192)"},
+        {GT_NO_TASK_ID, "Swift jobs without a task id"},
     };
     for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
         uint32_t sid = next_id++;
         emit_string(watchdog_buf, sid, special[i].name, strlen(special[i].name));
-        uint64_t f[4] = { special[i].gt, sid, 0, 0 };
+        uint64_t f[4] = {special[i].gt, sid, 0, 0};
         emit_simple(watchdog_buf, EV_GREENTHREAD_CREATE, now_ns(), 4, f);
     }
     registry_push(watchdog_buf);
@@ -117,7 +124,8 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     if (pthread_create(&R.watchdog, &attr, watchdog_main, NULL) != 0) {
         pthread_attr_destroy(&attr);
         atomic_store(&R.active, 0);
-        close(R.fd); R.fd = -1;
+        close(R.fd);
+        R.fd = -1;
         FAIL("cannot start the watchdog thread");
     }
     pthread_attr_destroy(&attr);
@@ -133,10 +141,12 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
     if (!hook_off && !interpose_on) __atomic_store_n(R.hook_slot, (void *)enqueue_hook, __ATOMIC_RELEASE);
     if (prev && !interpose_on && !config->quiet) {
         static const char msg[] = "unclog: another executor hook was installed first; its jobs are not timed\n";
-        ssize_t w = write(2, msg, sizeof msg - 1); (void)w;
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
     }
     // Main-actor jobs, when the runtime lets us (Dispatch main queue and the main executor).
-    if (!interpose_on && rt->enqueue_main_hook && rt->get_main_executor && rt->dispatch_main_q && !getenv("UNCLOG_NO_MAIN_HOOK")) {
+    if (!interpose_on && rt->enqueue_main_hook && rt->get_main_executor && rt->dispatch_main_q &&
+        !getenv("UNCLOG_NO_MAIN_HOOK")) {
         R.main_executor = ((get_main_executor_fn)rt->get_main_executor)();
         R.main_queue = rt->dispatch_main_q;
         R.main_hook_slot = rt->enqueue_main_hook;
@@ -144,7 +154,11 @@ int unclog_recorder_start(const unclog_config *config, const unclog_runtime *rt,
         __atomic_store_n(R.main_hook_slot, (void *)enqueue_main_hook, __ATOMIC_RELEASE);
     }
     static int registered;
-    if (!registered) { registered = 1; atexit(at_exit); pthread_atfork(NULL, NULL, in_child); }
+    if (!registered) {
+        registered = 1;
+        atexit(at_exit);
+        pthread_atfork(NULL, NULL, in_child);
+    }
     return 0;
 #undef FAIL
 }
@@ -161,16 +175,16 @@ void unclog_recorder_stop(void) {
     // Everything recorded so far goes to the file, counted; then the summary events, then one last
     // flush: a job still running records into a buffer nobody writes again, and the statistics
     // count what was flushed.
-    buf_totals tot = { gone_events, gone_dropped, 0, 0 };
+    buf_totals tot = {gone_events, gone_dropped, 0, 0};
     flush_partial(now_ns(), &tot);
     write_pending();
     if (tot.dropped || R.pend_dropped) {
-        uint64_t f[2] = { DROPPED_BUFFER_FULL, tot.dropped + R.pend_dropped };
+        uint64_t f[2] = {DROPPED_BUFFER_FULL, tot.dropped + R.pend_dropped};
         emit_simple(watchdog_buf, EV_DROPPED, now_ns(), 2, f);
     }
-    uint64_t f[2] = { R.chunks_written, tot.events };
+    uint64_t f[2] = {R.chunks_written, tot.events};
     emit_simple(watchdog_buf, EV_END, now_ns(), 2, f);
-    buf_totals last = { 0, 0, gone_jobs, gone_handoffs };
+    buf_totals last = {0, 0, gone_jobs, gone_handoffs};
     flush_partial(now_ns(), &last);
     write_pending();
     close(R.fd);
@@ -181,7 +195,8 @@ void unclog_recorder_stop(void) {
         int n = snprintf(line, sizeof line, "unclog-stats jobs=%llu handoffs=%llu events=%llu chunks=%llu\n",
                          (unsigned long long)last.jobs, (unsigned long long)last.handoffs, (unsigned long long)tot.events,
                          (unsigned long long)R.chunks_written);
-        ssize_t w = write(2, line, (size_t)n); (void)w;
+        ssize_t w = write(2, line, (size_t)n);
+        (void)w;
     }
 }
 

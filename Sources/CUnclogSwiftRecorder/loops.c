@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static __thread int loop_state __attribute__((tls_model("initial-exec")));  // 0 unknown, 1 loop, 2 not
-static __thread uint32_t loop_gt __attribute__((tls_model("initial-exec")));    // the loop's work; hub = loop_gt - 1
-static __thread uint64_t tick_start __attribute__((tls_model("initial-exec"))); // ticks; 0 = waiting
+static __thread int loop_state __attribute__((tls_model("initial-exec")));       // 0 unknown, 1 loop, 2 not
+static __thread uint32_t loop_gt __attribute__((tls_model("initial-exec")));     // the loop's work; hub = loop_gt - 1
+static __thread uint64_t tick_start __attribute__((tls_model("initial-exec")));  // ticks; 0 = waiting
 static _Atomic uint32_t next_loop_gt = GT_LOOP_BASE;
 static __thread uint32_t span_gt __attribute__((tls_model("initial-exec")));
 static __thread uint64_t span_start __attribute__((tls_model("initial-exec")));  // ticks
@@ -36,16 +36,22 @@ static int is_loop_thread(void) {
 static void loop_emit_name(tbuf *b, uint32_t gt, const char *name) {
     uint32_t sid = atomic_fetch_add(&string_ids, 1);
     emit_string(b, sid, name, strlen(name));
-    uint64_t f[4] = { gt, sid, 0, 0 };
+    uint64_t f[4] = {gt, sid, 0, 0};
     emit_simple(b, EV_GREENTHREAD_CREATE, now_ns(), 4, f);
 }
 
 static tbuf *loop_thread(void) {
     if (__builtin_expect(loop_state == 1, 1)) return tls_buf;
     if (loop_state == 2 || !atomic_load_explicit(&R.active, memory_order_relaxed)) return NULL;
-    if (!is_loop_thread()) { loop_state = 2; return NULL; }
+    if (!is_loop_thread()) {
+        loop_state = 2;
+        return NULL;
+    }
     tbuf *b = tls_buf ? tls_buf : register_thread(1);
-    if (!b) { loop_state = 2; return NULL; }
+    if (!b) {
+        loop_state = 2;
+        return NULL;
+    }
     loop_gt = atomic_fetch_add(&next_loop_gt, 2) + 1;
     char name[32] = "", label[64];
     pthread_getname_np(pthread_self(), name, sizeof name);
@@ -67,12 +73,13 @@ int unclog_loop_wait_begin(int timeout_ms) {
     buf_enter(b);
     uint8_t *p = begin_event(b, now);
     if (b->used == CHUNK_HEADER) {
-        *p++ = EV_RUNNING; *p++ = 0;
+        *p++ = EV_RUNNING;
+        *p++ = 0;
         p = put_uvarint(p, tick_start ? loop_gt : hub);
         p = put_uvarint(p, hub);
         b->events++;
     }
-    span_gt = 0;  // a span left open (no end call) ends with the iteration
+    span_gt = 0;       // a span left open (no end call) ends with the iteration
     if (tick_start) {  // the iteration since the last wait ends here
         atomic_store_explicit(&b->job_start, 0, memory_order_relaxed);
         uint64_t start = to_ns_p(cp, tick_start);
@@ -101,7 +108,8 @@ void unclog_loop_wait_end(int nready) {
     buf_enter(b);
     uint8_t *p = begin_event(b, now);
     if (b->used == CHUNK_HEADER) {
-        *p++ = EV_RUNNING; *p++ = 0;
+        *p++ = EV_RUNNING;
+        *p++ = 0;
         p = put_uvarint(p, hub);
         p = put_uvarint(p, hub);
         b->events++;
@@ -123,7 +131,10 @@ void unclog_loop_wait_end(int nready) {
 
 // Spans: a name → greenthread table (names are few: handler types), and per thread the open span.
 #define SPAN_NAMES 1024
-static struct { const char *name; uint32_t gt; } span_names[SPAN_NAMES];
+static struct {
+    const char *name;
+    uint32_t gt;
+} span_names[SPAN_NAMES];
 static pthread_mutex_t span_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint32_t next_span_gt = GT_SPAN_BASE;
 
@@ -160,7 +171,8 @@ uint32_t unclog_span_begin(const char *name) {
     buf_enter(b);
     uint8_t *p = begin_event(b, now);
     if (b->used == CHUNK_HEADER) {
-        *p++ = EV_RUNNING; *p++ = 0;
+        *p++ = EV_RUNNING;
+        *p++ = 0;
         p = put_uvarint(p, loop_gt);
         p = put_uvarint(p, loop_gt - 1);
         b->events++;
@@ -189,7 +201,8 @@ void unclog_span_end(uint32_t token) {
     buf_enter(b);
     uint8_t *p = begin_event(b, now);
     if (b->used == CHUNK_HEADER) {
-        *p++ = EV_RUNNING; *p++ = 0;
+        *p++ = EV_RUNNING;
+        *p++ = 0;
         p = put_uvarint(p, token);
         p = put_uvarint(p, loop_gt - 1);
         b->events++;

@@ -19,7 +19,8 @@
 #define UNCLOG_RECORDER_INTERNAL_H
 
 #if !defined(__x86_64__) || !defined(__linux__)
-#error "unclog's Swift recorder supports Linux x86-64 only: it reads the x86-64 time-stamp counter, x86-64 registers in its signal handler, x86-64 call encodings in its stack walk, and Linux's /proc, membarrier(2) and process_vm_readv(2)."
+#error                                                                                                                           \
+    "unclog's Swift recorder supports Linux x86-64 only: it reads the x86-64 time-stamp counter, x86-64 registers in its signal handler, x86-64 call encodings in its stack walk, and Linux's /proc, membarrier(2) and process_vm_readv(2)."
 #endif
 
 #ifndef _GNU_SOURCE
@@ -36,7 +37,7 @@
 // Shared between the core's files, not exported from the shared library.
 #define HIDDEN __attribute__((visibility("hidden")))
 
-#define CHUNK_CAP (64 * 1024)
+#define CHUNK_CAP   (64 * 1024)
 #define CHUNK_SLACK 256  // room for the largest event one append writes
 #define MAX_PENDING 512  // queued full chunks (32 MiB) before events are dropped
 
@@ -62,9 +63,9 @@
 // TSC calibration: a first rate measured over 0.2 ms at start, then re-measured by the watchdog
 // after 10 ms, 100 ms and then every second (each time over the whole recording so far, so the
 // estimate only improves), steering toward CLOCK_MONOTONIC over that interval.
-#define CAL_FIRST_ESTIMATE_NS 200000ull  // 0.2 ms: short, at start-up; corrected at 10 ms
-#define CAL_FIRST_NS 10000000ull         // 10 ms
-#define CAL_MAX_NS 1000000000ull         // 1 s
+#define CAL_FIRST_ESTIMATE_NS 200000ull      // 0.2 ms: short, at start-up; corrected at 10 ms
+#define CAL_FIRST_NS          10000000ull    // 10 ms
+#define CAL_MAX_NS            1000000000ull  // 1 s
 // How long the watchdog waits for a signalled thread's handler to copy its stack: far more than a
 // delivery takes; a thread that does not answer (signal blocked meanwhile) gives no sample.
 #define SAMPLE_SIGNAL_WAIT_NS 20000000ull  // 20 ms
@@ -73,7 +74,10 @@
 // Varint (the hot path inlines it)
 
 static inline uint8_t *put_uvarint(uint8_t *p, uint64_t v) {
-    while (v >= 0x80) { *p++ = (uint8_t)(v | 0x80); v >>= 7; }
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
     *p++ = (uint8_t)v;
     return p;
 }
@@ -93,7 +97,9 @@ HIDDEN uint32_t crc32_buf(const uint8_t *p, size_t n);
 // jumps), so every time in the trace is on CLOCK_MONOTONIC within microseconds. Otherwise ticks
 // are nanoseconds.
 
-typedef struct { uint64_t base_tick, base_ns, mult; } clock_params;  // ns = base_ns + (Δtick × mult) >> 32
+typedef struct {
+    uint64_t base_tick, base_ns, mult;
+} clock_params;  // ns = base_ns + (Δtick × mult) >> 32
 HIDDEN extern int use_tsc;
 HIDDEN extern _Atomic uint64_t coarse_tick;  // the watchdog's latest clock reading (ticks), every 1-10 ms
 HIDDEN extern _Atomic(clock_params *) clock_cur;
@@ -135,34 +141,34 @@ HIDDEN void clock_recalibrate(uint64_t horizon);
 // ---------------------------------------------------------------------------------------------
 // Greenthread ids the recorder gives (metadata `swift_job_kinds` describes the ranges)
 
-#define GT_LOOP_BASE 0xC0000000u         // event-loop hubs and iterations (loops.c)
-#define GT_SPAN_BASE 0xD0000000u         // spans (loops.c)
-#define GT_ACTOR_BASE 0xE0000000u        // default actors' drain jobs, one per actor (jobs.c)
-#define GT_RUNTIME_KIND 0xFFFFFF00u      // | kind: other runtime jobs, one per kind
-#define HANDOFF_GT 0xFFFFFFC3u           // hand-offs past the threshold (jobs.c: KIND_HANDOFF)
-#define GT_TIMER 0xFFFFFFF0u             // timer jobs (Task.sleep wake-ups)
-#define GT_NO_TASK_ID 0xFFFFFFFDu        // task jobs without a task id
-#define GT_ACTOR_OVERFLOW 0xFFFFFFFEu    // actors beyond ACTOR_SLOTS
-#define ACTOR_SLOTS 8192
+#define GT_LOOP_BASE      0xC0000000u  // event-loop hubs and iterations (loops.c)
+#define GT_SPAN_BASE      0xD0000000u  // spans (loops.c)
+#define GT_ACTOR_BASE     0xE0000000u  // default actors' drain jobs, one per actor (jobs.c)
+#define GT_RUNTIME_KIND   0xFFFFFF00u  // | kind: other runtime jobs, one per kind
+#define HANDOFF_GT        0xFFFFFFC3u  // hand-offs past the threshold (jobs.c: KIND_HANDOFF)
+#define GT_TIMER          0xFFFFFFF0u  // timer jobs (Task.sleep wake-ups)
+#define GT_NO_TASK_ID     0xFFFFFFFDu  // task jobs without a task id
+#define GT_ACTOR_OVERFLOW 0xFFFFFFFEu  // actors beyond ACTOR_SLOTS
+#define ACTOR_SLOTS       8192
 
 // ---------------------------------------------------------------------------------------------
 // Per-thread chunk buffers (buffers.c)
 
 typedef struct tbuf {
-    struct tbuf *next;            // registry (append-only under reg_lock; removed by the watchdog)
-    atomic_int busy;              // the owner is writing (buf_enter)
-    atomic_int steal;             // another thread wants the buffer (buf_take)
+    struct tbuf *next;  // registry (append-only under reg_lock; removed by the watchdog)
+    atomic_int busy;    // the owner is writing (buf_enter)
+    atomic_int steal;   // another thread wants the buffer (buf_take)
     uint32_t tid;
     uint32_t seq;
-    uint8_t *data;                // CHUNK_CAP bytes; the first 32 hold the chunk header
+    uint8_t *data;  // CHUNK_CAP bytes; the first 32 hold the chunk header
     uint32_t used;
     uint64_t base_ns, last_ns;
-    _Atomic uint64_t opened_ns;   // when the open chunk got its first event; 0: none open
-    uint64_t events;              // events written by this buffer (all chunks)
-    uint64_t jobs;                // jobs recorded on this thread
-    uint64_t handoffs;            // hand-off jobs run untimed (run_timed)
-    uint64_t dropped;             // events lost (no memory, queue full)
-    _Atomic uint64_t job_start;   // start of the running job, 0 when idle
+    _Atomic uint64_t opened_ns;  // when the open chunk got its first event; 0: none open
+    uint64_t events;             // events written by this buffer (all chunks)
+    uint64_t jobs;               // jobs recorded on this thread
+    uint64_t handoffs;           // hand-off jobs run untimed (run_timed)
+    uint64_t dropped;            // events lost (no memory, queue full)
+    _Atomic uint64_t job_start;  // start of the running job, 0 when idle
     _Atomic uint32_t job_gt;
     int in_job;
     // watchdog-only state
@@ -224,10 +230,12 @@ HIDDEN extern int asym_fence;      // membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITE
 HIDDEN void seal_chunk(tbuf *b);
 HIDDEN void asym_fence_init(void);
 HIDDEN tbuf *register_thread(int worker);
-HIDDEN void buffers_start(void);             // the thread-exit key and the watchdog's buffer
-HIDDEN void registry_push(tbuf *b);          // adds a buffer to R.threads
+HIDDEN void buffers_start(void);     // the thread-exit key and the watchdog's buffer
+HIDDEN void registry_push(tbuf *b);  // adds a buffer to R.threads
 // What flush_partial adds up when asked: every buffer's counters; the buffers' drop counts move here.
-typedef struct { uint64_t events, dropped, jobs, handoffs; } buf_totals;
+typedef struct {
+    uint64_t events, dropped, jobs, handoffs;
+} buf_totals;
 HIDDEN extern uint64_t gone_events, gone_jobs, gone_handoffs, gone_dropped;  // totals of freed (exited) threads' buffers
 HIDDEN void flush_partial(uint64_t now, buf_totals *tot);
 HIDDEN void reap_threads(void);
@@ -246,12 +254,14 @@ HIDDEN void reap_threads(void);
 static inline void buf_enter(tbuf *b) {
     for (;;) {
         atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
-        if (asym_fence) atomic_signal_fence(memory_order_seq_cst); else atomic_thread_fence(memory_order_seq_cst);
+        if (asym_fence) atomic_signal_fence(memory_order_seq_cst);
+        else atomic_thread_fence(memory_order_seq_cst);
         if (__builtin_expect(!atomic_load_explicit(&b->steal, memory_order_acquire), 1)) return;
         atomic_store_explicit(&b->busy, 0, memory_order_release);
         // The taker holds it for microseconds; yield if it was preempted, not to keep it off the CPU.
         for (int spins = 0; atomic_load_explicit(&b->steal, memory_order_acquire); spins++) {
-            if (spins < 200) __builtin_ia32_pause(); else sched_yield();
+            if (spins < 200) __builtin_ia32_pause();
+            else sched_yield();
         }
     }
 }
@@ -266,7 +276,9 @@ static inline uint8_t *begin_event(tbuf *b, uint64_t t) {
         atomic_store_explicit(&b->opened_ns, t, memory_order_relaxed);
         if (b->dropped) {  // report losses at the start of the next chunk
             uint8_t *p = b->data + b->used;
-            *p++ = EV_DROPPED; *p++ = 0; *p++ = DROPPED_BUFFER_FULL;
+            *p++ = EV_DROPPED;
+            *p++ = 0;
+            *p++ = DROPPED_BUFFER_FULL;
             p = put_uvarint(p, b->dropped);
             b->dropped = 0;
             b->used = (uint32_t)(p - b->data);
@@ -293,14 +305,13 @@ static inline uint8_t *put_stall_end_if_long(tbuf *b, uint8_t *p, uint32_t gt, u
     return p;
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Jobs (jobs.c)
 
 HIDDEN extern _Atomic(uintptr_t) actor_keys[ACTOR_SLOTS];
 HIDDEN extern uint32_t actor_ids[ACTOR_SLOTS];
-HIDDEN extern int interpose_on;  // interposition mode (LD_PRELOAD): no hook, the runtime's own callbacks
-HIDDEN extern int loops_on;      // the caller interposes epoll_wait
+HIDDEN extern int interpose_on;              // interposition mode (LD_PRELOAD): no hook, the runtime's own callbacks
+HIDDEN extern int loops_on;                  // the caller interposes epoll_wait
 HIDDEN void find_concurrency_runtime(void);  // libswift_Concurrency's mapping: sets what is_swift_job compares
 HIDDEN extern uintptr_t conc_text_hi;        // 0 until found
 HIDDEN SWIFTCALL void enqueue_hook(swift_job *job, enqueue_original_fn original);
@@ -315,7 +326,7 @@ typedef struct {
     uint32_t id;
     uintptr_t bias, start, end;
     char path[256];
-    int libc_like;  // frames here are usually frameless (scan for return addresses)
+    int libc_like;    // frames here are usually frameless (scan for return addresses)
     int concurrency;  // libswift_Concurrency: a return into it ends the running funclets
 } image;
 HIDDEN const image *find_image(uintptr_t a);
@@ -330,7 +341,7 @@ HIDDEN uint32_t intern_stack(tbuf *out, const uint32_t *frames, int n);
 // ---------------------------------------------------------------------------------------------
 // Sampling (sampler.c), writing (writer.c), the watchdog (watchdog.c)
 
-#define MAX_FRAMES 256  // frames per sampled stack (the format allows 1024)
+#define MAX_FRAMES 256            // frames per sampled stack (the format allows 1024)
 HIDDEN void sampler_start(void);  // picks the sampling signal, installs its handler
 HIDDEN uint32_t sample_thread(tbuf *out, tbuf *t, uint64_t *state);
 HIDDEN void write_pending(void);

@@ -5,7 +5,6 @@
 
 #include <stdint.h>
 
-
 #if defined(__has_attribute) && __has_attribute(swiftcall)
 #define SWIFTCALL __attribute__((swiftcall))
 #else
@@ -21,7 +20,10 @@ typedef struct {
     uint32_t id;     // tasks: low 32 bits of the task id
 } swift_job;
 
-typedef struct { void *identity; uintptr_t implementation; } swift_executor_ref;
+typedef struct {
+    void *identity;
+    uintptr_t implementation;
+} swift_executor_ref;
 typedef SWIFTCALL void (*enqueue_original_fn)(swift_job *job);
 typedef SWIFTCALL void (*enqueue_hook_fn)(swift_job *job, enqueue_original_fn original);
 typedef SWIFTCALL void (*job_run_fn)(swift_job *job, swift_executor_ref executor);
@@ -36,8 +38,8 @@ typedef void (*dispatch_after_f_fn)(uint64_t when, void *queue, void *ctx, dispa
 typedef uint64_t (*dispatch_time_fn)(uint64_t when, int64_t delta);
 
 // Job kinds (job flags bits 0-7) the recorder treats apart.
-#define JOB_KIND_TASK 0
+#define JOB_KIND_TASK                 0
 #define JOB_KIND_DEFAULT_ACTOR_INLINE 192  // a default actor's drain job, embedded in the actor
-#define KIND_HANDOFF 195                   // NullaryContinuation: see jobs.c
+#define KIND_HANDOFF                  195  // NullaryContinuation: see jobs.c
 
 #endif

@@ -24,7 +24,8 @@ static struct {
 } sample;
 
 static void sample_handler(int sig, siginfo_t *info, void *ucv) {
-    (void)sig; (void)info;
+    (void)sig;
+    (void)info;
     int saved = errno;
     tbuf *b = tls_buf;
     ucontext_t *uc = ucv;
@@ -50,10 +51,11 @@ static int is_return_address(uintptr_t r) {
     const image *im = find_image(r);
     if (!im || r < im->start + 7) return 0;
     const uint8_t *c = (const uint8_t *)r;
-    if (c[-5] == 0xE8) return 1;                                     // call rel32
+    if (c[-5] == 0xE8) return 1;                                                      // call rel32
     if (c[-2] == 0xFF && (c[-1] & 0x38) == 0x10 && (c[-1] & 0xC0) == 0xC0) return 1;  // call reg
     if (c[-3] == 0xFF && (c[-2] & 0x38) == 0x10 && (c[-2] & 0xC0) == 0x40) return 1;  // call [reg+d8]
-    if (c[-6] == 0xFF && (c[-5] & 0x38) == 0x10 && ((c[-5] & 0xC0) == 0x80 || (c[-5] & 0xC7) == 0x05)) return 1;  // [reg+d32], [rip+d32]
+    if (c[-6] == 0xFF && (c[-5] & 0x38) == 0x10 && ((c[-5] & 0xC0) == 0x80 || (c[-5] & 0xC7) == 0x05))
+        return 1;                                                                     // [reg+d32], [rip+d32]
     if (c[-4] == 0xFF && (c[-3] & 0x38) == 0x10 && (c[-3] & 0xC7) == 0x44) return 1;  // [sib+d8]
     if (c[-7] == 0xFF && (c[-6] & 0x38) == 0x10 && (c[-6] & 0xC7) == 0x84) return 1;  // [sib+d32]
     if (c[-3] == 0xFF && (c[-2] & 0x38) == 0x10 && (c[-2] & 0xC7) == 0x04) return 1;  // [sib]
@@ -77,12 +79,14 @@ static int chain_depth(uintptr_t r, uintptr_t sp, uintptr_t end, const uint8_t *
 
 // Walks a copied stack: `words` is the memory at [sp, sp + len). `fp` is the frame pointer when
 // known (signal path), else 0 (a thread asleep in a system call: only sp and pc are known).
-static int walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, const uint8_t *mem, size_t len,
-                uintptr_t *out, uint32_t *flags, int max) {
+static int walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, const uint8_t *mem, size_t len, uintptr_t *out, uint32_t *flags,
+                int max) {
     int n = 0;
-    out[n] = pc; flags[n] = 0; n++;
+    out[n] = pc;
+    flags[n] = 0;
+    n++;
     uintptr_t end = sp + (len & ~(size_t)7);
-#define WORD(a) (*(const uintptr_t *)(mem + ((a) - sp)))
+#define WORD(a) (*(const uintptr_t *)(mem + ((a)-sp)))
     const image *pim = find_image(pc);
     int scan_leaf = !pim || pim->libc_like || fp < sp || fp >= end;
     uintptr_t chain = 0;
@@ -98,7 +102,9 @@ static int walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, const uint8_t *mem, si
                 chain = a - 8;  // a frame record (saved fp, return address) that starts a real chain
                 break;
             }
-            out[n] = w; flags[n] = FRAME_FLAG_RETURN_ADDRESS; n++;
+            out[n] = w;
+            flags[n] = FRAME_FLAG_RETURN_ADDRESS;
+            n++;
         }
     }
     // The frame-pointer chain. Functions without a frame record of their own (async funclets,
@@ -117,19 +123,27 @@ static int walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, const uint8_t *mem, si
             uintptr_t ctx = WORD(f - 8);
             for (int depth = 0; ctx && (ctx & 7) == 0 && depth < 64 && n < max; depth++) {
                 uintptr_t link[2];
-                struct iovec local = { link, sizeof link }, remote = { (void *)ctx, sizeof link };
+                struct iovec local = {link, sizeof link}, remote = {(void *)ctx, sizeof link};
                 if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)sizeof link) break;
                 if (!link[1] || !find_image(link[1])) break;
-                out[n] = link[1]; flags[n] = FRAME_FLAG_ASYNC_RESUME; n++;
+                out[n] = link[1];
+                flags[n] = FRAME_FLAG_ASYNC_RESUME;
+                n++;
                 ctx = link[0];
             }
         }
-        out[n] = ret; flags[n] = FRAME_FLAG_RETURN_ADDRESS; n++;
+        out[n] = ret;
+        flags[n] = FRAME_FLAG_RETURN_ADDRESS;
+        n++;
         if (next <= f || (next & 7)) break;
         uintptr_t gap_end = next + 16 <= end ? next : end;
         for (uintptr_t a = f + 16; a < gap_end && a < f + 16 + 2048 && n < max; a += 8) {
             uintptr_t w = WORD(a);
-            if (is_return_address(w)) { out[n] = w; flags[n] = FRAME_FLAG_RETURN_ADDRESS; n++; }
+            if (is_return_address(w)) {
+                out[n] = w;
+                flags[n] = FRAME_FLAG_RETURN_ADDRESS;
+                n++;
+            }
         }
         f = next;
     }
@@ -151,20 +165,24 @@ static long probe_syscall(uint32_t tid, uintptr_t *sp, uintptr_t *pc) {
     char *p = buf, *e;
     long nr = strtol(p, &e, 10);
     if (e == p) return -2;
-    unsigned long long v[8]; int k = 0;
+    unsigned long long v[8];
+    int k = 0;
     p = e;
     while (k < 8) {
         unsigned long long x = strtoull(p, &e, 16);
         if (e == p) break;
-        v[k++] = x; p = e;
+        v[k++] = x;
+        p = e;
     }
-    if (nr < 0) { // "-1 sp pc": blocked, not in a system call
+    if (nr < 0) {  // "-1 sp pc": blocked, not in a system call
         if (k < 2) return -2;
-        *sp = v[0]; *pc = v[1];
+        *sp = v[0];
+        *pc = v[1];
         return -3;
     }
     if (k < 8) return -2;
-    *sp = v[6]; *pc = v[7];
+    *sp = v[6];
+    *pc = v[7];
     return nr;
 }
 
@@ -182,7 +200,7 @@ uint32_t sample_thread(tbuf *out, tbuf *t, uint64_t *state) {
         if (sp < t->stack_lo || sp >= t->stack_hi) return 0;
         len = t->stack_hi - sp;
         if (len > COPY_BYTES) len = COPY_BYTES;
-        struct iovec local = { sleep_copy, len }, remote = { (void *)sp, len };
+        struct iovec local = {sleep_copy, len}, remote = {(void *)sp, len};
         ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
         if (got < 0 && (errno == EPERM || errno == ENOSYS)) {
             // No process_vm_readv here (seccomp): the thread sleeps in the kernel, its stack is
@@ -205,16 +223,22 @@ uint32_t sample_thread(tbuf *out, tbuf *t, uint64_t *state) {
             *state = SAMPLE_STATE_RUNNING;
             return 0;
         }
-        if (pthread_kill(t->thread, R.sample_signal) != 0) { atomic_store(&sample.target, 0); return 0; }
+        if (pthread_kill(t->thread, R.sample_signal) != 0) {
+            atomic_store(&sample.target, 0);
+            return 0;
+        }
         uint64_t deadline = now_ns() + SAMPLE_SIGNAL_WAIT_NS;
         while (!atomic_load(&sample.done) && now_ns() < deadline) {
-            struct timespec ts = { 0, 20000 };
+            struct timespec ts = {0, 20000};
             nanosleep(&ts, NULL);
         }
         atomic_store(&sample.target, 0);
         if (!atomic_load(&sample.done)) return 0;
-        pc = sample.pc; sp = sample.sp; fp = sample.fp;
-        mem = sample.stack; len = sample.len;
+        pc = sample.pc;
+        sp = sample.sp;
+        fp = sample.fp;
+        mem = sample.stack;
+        len = sample.len;
     } else {
         *state = SAMPLE_STATE_UNKNOWN;
         return 0;

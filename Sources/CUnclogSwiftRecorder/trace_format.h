@@ -8,8 +8,8 @@
 #include <string.h>
 
 // File header (§2): magic, version 1.0, reserved.
-#define FILE_HEADER_SIZE 16
-#define FILE_MAGIC "\x89UNCLOG\n"
+#define FILE_HEADER_SIZE     16
+#define FILE_MAGIC           "\x89UNCLOG\n"
 #define FORMAT_VERSION_MAJOR 1
 #define FORMAT_VERSION_MINOR 0
 
@@ -61,17 +61,20 @@ enum { DROPPED_BUFFER_FULL = 1 };
 enum { SAMPLE_STATE_UNKNOWN = 0, SAMPLE_STATE_RUNNING = 1, SAMPLE_STATE_SYSCALL_BASE = 2 /* + syscall number */ };
 
 // The chunk header (§2.1): 32 bytes before each chunk's payload.
-#define CHUNK_HEADER 32
-#define CHUNK_SYNC "\xFF\x55\x43\x4B"
-#define CHUNK_CRC_OFFSET 8   // the CRC covers the header from byte 12 on, and the payload
-#define CHUNK_CRC_FROM 12
+#define CHUNK_HEADER     32
+#define CHUNK_SYNC       "\xFF\x55\x43\x4B"
+#define CHUNK_CRC_OFFSET 8  // the CRC covers the header from byte 12 on, and the payload
+#define CHUNK_CRC_FROM   12
 
 // Fills a chunk header at `h`. The CRC (bytes 8-11) is left for the writer, which computes it last.
-static inline void put_chunk_header(uint8_t *h, uint8_t kind, uint32_t payload_len, uint64_t base_ns,
-                                    uint32_t thread, uint32_t seq) {
+static inline void put_chunk_header(uint8_t *h, uint8_t kind, uint32_t payload_len, uint64_t base_ns, uint32_t thread,
+                                    uint32_t seq) {
     memcpy(h, CHUNK_SYNC, 4);
     memcpy(h + 4, &payload_len, 4);
-    h[12] = kind; h[13] = 0; h[14] = 0; h[15] = 0;  // kind, flags, reserved
+    h[12] = kind;
+    h[13] = 0;
+    h[14] = 0;
+    h[15] = 0;  // kind, flags, reserved
     memcpy(h + 16, &base_ns, 8);
     memcpy(h + 24, &thread, 4);
     memcpy(h + 28, &seq, 4);

@@ -17,7 +17,7 @@ static void announce_thread(tbuf *t) {
         sid = next_id++;
         emit_string(watchdog_buf, sid, name, strlen(name));
     }
-    uint64_t f[2] = { t->tid, sid };
+    uint64_t f[2] = {t->tid, sid};
     emit_simple(watchdog_buf, EV_THREAD, now_ns(), 2, f);
     t->announced = 1;
 }
@@ -35,7 +35,7 @@ void name_actors(void) {
         snprintf(name, sizeof name, "actor @0x%lx (drain jobs)", (unsigned long)atomic_load(&actor_keys[h]));
         uint32_t sid = next_id++;
         emit_string(watchdog_buf, sid, name, strlen(name));
-        uint64_t f[4] = { id, sid, 0, 0 };
+        uint64_t f[4] = {id, sid, 0, 0};
         emit_simple(watchdog_buf, EV_GREENTHREAD_CREATE, now_ns(), 4, f);
     }
 }
@@ -56,7 +56,7 @@ static int check_stalls(uint64_t now) {
         if (t->stall_start_seen != start_tick) {
             t->stall_start_seen = start_tick;
             t->last_sample_ns = 0;
-            uint64_t f[3] = { t->tid, gt, now - start };
+            uint64_t f[3] = {t->tid, gt, now - start};
             emit_simple(watchdog_buf, EV_STALL_BEGIN, now, 3, f);
         }
         if (t->last_sample_ns && now - t->last_sample_ns < R.cfg.sample_interval_ns) continue;
@@ -66,7 +66,7 @@ static int check_stalls(uint64_t now) {
         // The sample belongs to this stall only if the job is still the same.
         if (atomic_load_explicit(&t->job_start, memory_order_acquire) != start_tick) continue;
         t->last_sample_ns = ts;
-        uint64_t f[3] = { t->tid, stack, state };
+        uint64_t f[3] = {t->tid, stack, state};
         emit_simple(watchdog_buf, EV_STALL_SAMPLE, ts, 3, f);
     }
     return stalled;
@@ -84,7 +84,7 @@ void *watchdog_main(void *arg) {
     uint64_t last_flush = now_ns(), last_images = last_flush, last_cal = last_flush, cal_every = CAL_FIRST_NS;
     int stalled = 0;
     while (!atomic_load(&R.stopping)) {
-        struct timespec ts = { 0, (long)(stalled ? R.stall_tick_ns : R.tick_ns) };
+        struct timespec ts = {0, (long)(stalled ? R.stall_tick_ns : R.tick_ns)};
         nanosleep(&ts, NULL);
         uint64_t now_t = ticks();
         atomic_store_explicit(&coarse_tick, now_t, memory_order_relaxed);
@@ -96,7 +96,10 @@ void *watchdog_main(void *arg) {
             now = now_ns();
         }
         stalled = check_stalls(now);
-        if (now - last_images >= IMAGES_PERIOD_NS) { refresh_images(watchdog_buf, 0); last_images = now; }
+        if (now - last_images >= IMAGES_PERIOD_NS) {
+            refresh_images(watchdog_buf, 0);
+            last_images = now;
+        }
         if (now - last_flush >= FLUSH_PERIOD_NS) {
             name_actors();
             flush_partial(now, NULL);

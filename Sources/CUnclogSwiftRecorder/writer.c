@@ -10,8 +10,12 @@
 static void write_all(const uint8_t *p, size_t n) {
     while (n > 0) {
         ssize_t w = write(R.fd, p, n);
-        if (w < 0) { if (errno == EINTR) continue; return; }
-        p += w; n -= (size_t)w;
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
     }
 }
 
@@ -34,7 +38,7 @@ void write_pending(void) {
 }
 
 void write_header_and_metadata(void) {
-    uint8_t header[FILE_HEADER_SIZE] = { 0 };  // magic, version major and minor (u16), reserved
+    uint8_t header[FILE_HEADER_SIZE] = {0};  // magic, version major and minor (u16), reserved
     memcpy(header, FILE_MAGIC, 8);
     header[8] = FORMAT_VERSION_MAJOR;
     header[10] = FORMAT_VERSION_MINOR;
@@ -45,24 +49,52 @@ void write_header_and_metadata(void) {
     int count = 0;
     uint8_t *countp = p;  // filled at the end (< 128 entries: one byte)
     p++;
-#define KEY(k) do { size_t _n = strlen(k); p = put_uvarint(p, _n); memcpy(p, k, _n); p += _n; count++; } while (0)
-#define STR(s) do { size_t _n = strlen(s); if (_n > 4096) _n = 4096; *p++ = META_STRING; p = put_uvarint(p, _n); memcpy(p, s, _n); p += _n; } while (0)
-#define UINT(v) do { *p++ = META_UINT; p = put_uvarint(p, (v)); } while (0)
+#define KEY(k)                                                                                                                   \
+    do {                                                                                                                         \
+        size_t _n = strlen(k);                                                                                                   \
+        p = put_uvarint(p, _n);                                                                                                  \
+        memcpy(p, k, _n);                                                                                                        \
+        p += _n;                                                                                                                 \
+        count++;                                                                                                                 \
+    } while (0)
+#define STR(s)                                                                                                                   \
+    do {                                                                                                                         \
+        size_t _n = strlen(s);                                                                                                   \
+        if (_n > 4096) _n = 4096;                                                                                                \
+        *p++ = META_STRING;                                                                                                      \
+        p = put_uvarint(p, _n);                                                                                                  \
+        memcpy(p, s, _n);                                                                                                        \
+        p += _n;                                                                                                                 \
+    } while (0)
+#define UINT(v)                                                                                                                  \
+    do {                                                                                                                         \
+        *p++ = META_UINT;                                                                                                        \
+        p = put_uvarint(p, (v));                                                                                                 \
+    } while (0)
     struct timespec mono, wall;
     clock_gettime(CLOCK_MONOTONIC, &mono);
     clock_gettime(CLOCK_REALTIME, &wall);
     uint64_t anchor = (uint64_t)mono.tv_sec * 1000000000ull + (uint64_t)mono.tv_nsec;
-    KEY("clock"); STR("CLOCK_MONOTONIC");
-    KEY("anchor_mono_ns"); UINT(anchor);
-    KEY("anchor_wall_ns"); UINT((uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec);
-    KEY("pid"); UINT((uint64_t)getpid());
+    KEY("clock");
+    STR("CLOCK_MONOTONIC");
+    KEY("anchor_mono_ns");
+    UINT(anchor);
+    KEY("anchor_wall_ns");
+    UINT((uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec);
+    KEY("pid");
+    UINT((uint64_t)getpid());
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    KEY("hostname"); STR(host);
-    KEY("runtime"); STR("swift-concurrency");
-    KEY("recorder"); STR(R.cfg.recorder_name ? R.cfg.recorder_name : "unclog-swift " UNCLOG_VERSION);
-    KEY("threshold_ns"); UINT(R.cfg.threshold_ns);
-    KEY("sample_interval_ns"); UINT(R.cfg.sample_interval_ns);
+    KEY("hostname");
+    STR(host);
+    KEY("runtime");
+    STR("swift-concurrency");
+    KEY("recorder");
+    STR(R.cfg.recorder_name ? R.cfg.recorder_name : "unclog-swift " UNCLOG_VERSION);
+    KEY("threshold_ns");
+    UINT(R.cfg.threshold_ns);
+    KEY("sample_interval_ns");
+    UINT(R.cfg.sample_interval_ns);
     // What this recording cannot see, named in the trace (and printed by `unclog record`).
     {
         const char *missing[4];
@@ -73,8 +105,14 @@ void write_header_and_metadata(void) {
         KEY("not_recorded");
         *p++ = META_STRING_LIST;
         p = put_uvarint(p, (uint64_t)k);
-        for (int i = 0; i < k; i++) { size_t l = strlen(missing[i]); p = put_uvarint(p, l); memcpy(p, missing[i], l); p += l; }
-        KEY("swift_recorder_mode"); STR(interpose_on ? "interpose" : R.cfg.executors ? "hook+executors" : "hook");
+        for (int i = 0; i < k; i++) {
+            size_t l = strlen(missing[i]);
+            p = put_uvarint(p, l);
+            memcpy(p, missing[i], l);
+            p += l;
+        }
+        KEY("swift_recorder_mode");
+        STR(interpose_on ? "interpose" : R.cfg.executors ? "hook+executors" : "hook");
         // Each job's kind (the runtime's JobKind, job flags bits 0-7) follows from its greenthread
         // id (job_gt): say so in the trace, as "LO-HI KIND NAME" (KIND: the JobKind number, "k" =
         // gt & 0xFF, "-" = not a runtime job or any kind), so readers need not know this recorder.
@@ -83,7 +121,9 @@ void write_header_and_metadata(void) {
             "0xC0000000-0xCFFFFFFF - event-loop iteration and its hub (not a runtime job)",
             "0xD0000000-0xDFFFFFFF - span (not a runtime job)",
             "0xE0000000-0xFFFFFEFF 192 default-actor drain (DefaultActorInline): one greenthread per actor",
-            "0xFFFFFF00-0xFFFFFFEF k runtime job of kind gt & 0xFF (193 DefaultActorSeparate, 194 DefaultActorOverride, 196 IsolatedDeinit; 195 NullaryContinuation, the hand-off of Task.yield(), is not timed, the task it resumes is ready from its yield: it appears only when one ran past the threshold)",
+            "0xFFFFFF00-0xFFFFFFEF k runtime job of kind gt & 0xFF (193 DefaultActorSeparate, 194 DefaultActorOverride, 196 "
+            "IsolatedDeinit; 195 NullaryContinuation, the hand-off of Task.yield(), is not timed, the task it resumes is ready "
+            "from its yield: it appears only when one ran past the threshold)",
             "0xFFFFFFF0-0xFFFFFFF0 - timer job (Task.sleep wake-up), whatever its kind",
             "0xFFFFFFFD-0xFFFFFFFD 0 task job without a task id",
             "0xFFFFFFFE-0xFFFFFFFE 192 default-actor drain (actors beyond the recorder's 8192)",
@@ -92,7 +132,12 @@ void write_header_and_metadata(void) {
         KEY("swift_job_kinds");
         *p++ = META_STRING_LIST;
         p = put_uvarint(p, (uint64_t)nk);
-        for (size_t i = 0; i < nk; i++) { size_t l = strlen(kinds[i]); p = put_uvarint(p, l); memcpy(p, kinds[i], l); p += l; }
+        for (size_t i = 0; i < nk; i++) {
+            size_t l = strlen(kinds[i]);
+            p = put_uvarint(p, l);
+            memcpy(p, kinds[i], l);
+            p += l;
+        }
     }
     // argv from /proc/self/cmdline (NUL-separated)
     char cmd[4096];
@@ -102,13 +147,16 @@ void write_header_and_metadata(void) {
     if (n < 0) n = 0;
     cmd[n] = 0;
     int nargs = 0;
-    for (ssize_t i = 0; i < n; i++) if (cmd[i] == 0) nargs++;
+    for (ssize_t i = 0; i < n; i++)
+        if (cmd[i] == 0) nargs++;
     KEY("argv");
     *p++ = META_STRING_LIST;
     p = put_uvarint(p, (uint64_t)nargs);
     for (ssize_t i = 0; i < n;) {
         size_t l = strlen(cmd + i);
-        p = put_uvarint(p, l); memcpy(p, cmd + i, l); p += l;
+        p = put_uvarint(p, l);
+        memcpy(p, cmd + i, l);
+        p += l;
         i += (ssize_t)l + 1;
     }
 #undef KEY

@@ -10,7 +10,7 @@ import UnclogStore
 import UnclogTrace
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What to import, and where.
@@ -25,8 +25,10 @@ public struct ImportOptions: Sendable {
     public var replace: Bool
 
     /// Options for importing `tracePath` into `databasePath`.
-    public init(tracePath: String, databasePath: String, replace: Bool = false,
-                progress: (@Sendable (ImportProgress) -> Void)? = nil) {
+    public init(
+        tracePath: String, databasePath: String, replace: Bool = false,
+        progress: (@Sendable (ImportProgress) -> Void)? = nil
+    ) {
         self.tracePath = tracePath
         self.databasePath = databasePath
         self.replace = replace
@@ -134,7 +136,9 @@ public enum TraceImporter {
                 throw error
             }
             if !exists {
-                if summary.alreadyImported { unlink(workPath) } else if rename(workPath, options.databasePath) != 0 {
+                if summary.alreadyImported {
+                    unlink(workPath)
+                } else if rename(workPath, options.databasePath) != 0 {
                     throw StoreError("\(options.databasePath): cannot create: \(String(cString: strerror(errno)))")
                 }
             }

@@ -62,8 +62,10 @@ struct PoolVictims {
         jobs.append(Job(gt: gt, thread: thread, ready: ready, start: start))
         latest = max(latest, start)
         // Forget jobs out of the window (amortized: compact when half the array is dead).
-        while jobsHead < jobs.count && (latest - jobs[jobsHead].start > PoolVictims.window
-                                        || jobs.count - jobsHead > PoolVictims.capacity) {
+        while jobsHead < jobs.count
+            && (latest - jobs[jobsHead].start > PoolVictims.window
+                || jobs.count - jobsHead > PoolVictims.capacity)
+        {
             jobsHead += 1
         }
         if jobsHead > 4096 && jobsHead * 2 > jobs.count {
@@ -78,7 +80,9 @@ struct PoolVictims {
     }
 
     /// A stall on pool thread `thread` was read: the jobs already read that it kept waiting.
-    mutating func stallEnded(id: Int64, gt: UInt32, thread: UInt32, start: Int64, end: Int64) -> [(gt: UInt32, ready: Int64, start: Int64, wait: Int64)] {
+    mutating func stallEnded(
+        id: Int64, gt: UInt32, thread: UInt32, start: Int64, end: Int64
+    ) -> [(gt: UInt32, ready: Int64, start: Int64, wait: Int64)] {
         var out: [(gt: UInt32, ready: Int64, start: Int64, wait: Int64)] = []
         for j in jobs[jobsHead...] where j.thread != thread && j.gt != gt {
             let wait = victimWait(ready: j.ready, resumed: j.start, stallStart: start, stallEnd: end)

@@ -34,34 +34,42 @@ final class RowWriter: TimelineSink {
     init(db: Database, traceID: Int64) throws(StoreError) {
         self.db = db
         self.traceID = traceID
-        slicesOut = try BatchInserter(db, table: "slices",
-                                      columns: ["id", "gt_key", "thread_key", "ready_ns", "start_ns", "end_ns", "reason", "prev_id"])
-        ioOut = try BatchInserter(db, table: "io_waits", columns: ["id", "thread_key", "start_ns", "end_ns", "timeout_ns", "nready"])
+        slicesOut = try BatchInserter(
+            db, table: "slices",
+            columns: ["id", "gt_key", "thread_key", "ready_ns", "start_ns", "end_ns", "reason", "prev_id"])
+        ioOut = try BatchInserter(
+            db, table: "io_waits", columns: ["id", "thread_key", "start_ns", "end_ns", "timeout_ns", "nready"])
         checkpointsOut = try BatchInserter(db, table: "slice_checkpoints", columns: ["kind", "key", "start_ns", "row_id"])
-        samplesOut = try BatchInserter(db, table: "stall_samples",
-                                       columns: ["id", "trace_id", "thread_key", "ts_ns", "stack_key", "state"], rowsPerStatement: 16)
+        samplesOut = try BatchInserter(
+            db, table: "stall_samples",
+            columns: ["id", "trace_id", "thread_key", "ts_ns", "stack_key", "state"], rowsPerStatement: 16)
         // OR IGNORE: a garbled trace (times jumping back) could repeat a (stall, greenthread,
         // ready) key; that must not fail the whole import.
-        victimsOut = try BatchInserter(db, table: "stall_victims",
-                                       columns: ["stall_id", "gt_key", "ready_ns", "resumed_ns", "wait_ns"], rowsPerStatement: 16,
-                                       orIgnore: true)
+        victimsOut = try BatchInserter(
+            db, table: "stall_victims",
+            columns: ["stall_id", "gt_key", "ready_ns", "resumed_ns", "wait_ns"], rowsPerStatement: 16,
+            orIgnore: true)
         stackFramesOut = try db.prepare("INSERT OR IGNORE INTO stack_frames (stack_key, depth, frame_key) VALUES (?,?,?)")
         stringsOut = try db.prepare("INSERT OR IGNORE INTO strings (key, trace_id, value) VALUES (?,?,?)")
-        framesOut = try db.prepare("""
+        framesOut = try db.prepare(
+            """
             INSERT OR IGNORE INTO frames (key, trace_id, function_key, file_key, line, internal, image_key, address, flags)
             VALUES (?,?,?,?,?,?,?,?,?)
             """)
-        imagesOut = try db.prepare("""
+        imagesOut = try db.prepare(
+            """
             INSERT OR IGNORE INTO images (key, trace_id, path_key, load_bias, start, end, build_id) VALUES (?,?,?,?,?,?,?)
             """)
-        stallsOut = try db.prepare("""
+        stallsOut = try db.prepare(
+            """
             INSERT INTO stalls (id, trace_id, thread_key, gt_key, start_ns, end_ns, duration_ns, stack_key, end_stack_key,
                                 samples, complete, victims, victim_wait_ns)
             VALUES (?,?,?,?,?,?,?,NULL,?,0,?,0,0)
             """)
         // A greenthread can be written twice (when it exits, and again if its id is seen
         // later): the second write merges into the first.
-        greenthreadsOut = try db.prepare("""
+        greenthreadsOut = try db.prepare(
+            """
             INSERT INTO greenthreads (key, trace_id, gt, name_key, spawn_stack_key, parent_key, is_hub, created_ns, exited_ns,
                                       slices, run_ns, ready_wait_ns, last_slice_id)
             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -76,7 +84,8 @@ final class RowWriter: TimelineSink {
               ready_wait_ns = ready_wait_ns + excluded.ready_wait_ns,
               last_slice_id = COALESCE(excluded.last_slice_id, last_slice_id)
             """)
-        threadsOut = try db.prepare("""
+        threadsOut = try db.prepare(
+            """
             INSERT INTO threads (key, trace_id, tid, name_key, hub_key, slices, busy_ns, io_wait_ns) VALUES (?,?,?,?,?,?,?,?)
             ON CONFLICT(key) DO UPDATE SET slices = slices + excluded.slices, busy_ns = busy_ns + excluded.busy_ns,
               io_wait_ns = io_wait_ns + excluded.io_wait_ns, name_key = COALESCE(excluded.name_key, name_key),
@@ -186,8 +195,13 @@ final class RowWriter: TimelineSink {
         s.bind(1, key(r.id)); s.bind(2, traceID); bind(s, 3, r.path.map(key))
         s.bind(4, Int64(bitPattern: r.loadBias)); s.bind(5, Int64(bitPattern: r.start))
         s.bind(6, Int64(bitPattern: r.end))
-        s.bind(7, r.buildID.isEmpty ? nil : r.buildID.map { b in
-            let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h }.joined())
+        s.bind(
+            7,
+            r.buildID.isEmpty
+                ? nil
+                : r.buildID.map { b in
+                    let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h
+                }.joined())
         try s.run()
     }
 
@@ -199,7 +213,8 @@ final class RowWriter: TimelineSink {
 
         let rows = StoreKey.rows(trace: traceID), keys = StoreKey.objects(trace: traceID)
         let (lo, hi) = (rows.lowerBound, rows.upperBound), (k0, k1) = (keys.lowerBound, keys.upperBound)
-        try db.exec("""
+        try db.exec(
+            """
             UPDATE stall_samples SET stall_id = (
                 SELECT s.id FROM stalls s WHERE s.thread_key = stall_samples.thread_key
                   AND s.start_ns <= stall_samples.ts_ns AND s.end_ns >= stall_samples.ts_ns

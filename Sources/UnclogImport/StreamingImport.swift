@@ -73,7 +73,8 @@ final class StreamingImport {
             first = nil
         }
         let setup = TraceSetup(metadata: metadata, firstBase: firstBase)
-        let ins = try db.prepare("""
+        let ins = try db.prepare(
+            """
             INSERT INTO traces (id, path, fingerprint, imported_at, start_mono_ns, events, chunks, file_bytes, bytes_lost,
                                 events_dropped, recorder_errors, clean_end)
             VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?, 0, 0, 0, 0, 0, 0, 0)
@@ -90,8 +91,10 @@ final class StreamingImport {
             try process(c, rebuild)
             if let progress = options.progress, lastProgress.seconds > 0.1 {
                 lastProgress = Stopwatch()
-                progress(ImportProgress(bytesRead: reader.offset, fileSize: reader.fileSize,
-                                        events: rebuild.counts.events))
+                progress(
+                    ImportProgress(
+                        bytesRead: reader.offset, fileSize: reader.fileSize,
+                        events: rebuild.counts.events))
             }
         }
         try rebuild.finish()
@@ -124,15 +127,23 @@ final class StreamingImport {
     /// Removes every row of trace `t` (used by --replace).
     func deleteTrace(_ t: Int64) throws(StoreError) {
         // Tables keyed by an importer-made row id, by a recorder id (StoreKey), or by the trace id.
-        let byRow = [("slices", "id"), ("io_waits", "id"), ("stall_victims", "stall_id"), ("stall_samples", "id"),
-                     ("stalls", "id"), ("slice_checkpoints", "row_id")]
-        let byKey = [("stack_frames", "stack_key"), ("frames", "key"), ("strings", "key"), ("images", "key"),
-                     ("threads", "key"), ("greenthreads", "key")]
+        let byRow = [
+            ("slices", "id"), ("io_waits", "id"), ("stall_victims", "stall_id"), ("stall_samples", "id"),
+            ("stalls", "id"), ("slice_checkpoints", "row_id"),
+        ]
+        let byKey = [
+            ("stack_frames", "stack_key"), ("frames", "key"), ("strings", "key"), ("images", "key"),
+            ("threads", "key"), ("greenthreads", "key"),
+        ]
         let byTrace = [("trace_metadata", "trace_id"), ("import_damage", "trace_id"), ("traces", "id")]
         let rows = StoreKey.rows(trace: t), keys = StoreKey.objects(trace: t)
         var sql = ""
-        for (table, column) in byRow { sql += "DELETE FROM \(table) WHERE \(column) >= \(rows.lowerBound) AND \(column) < \(rows.upperBound);\n" }
-        for (table, column) in byKey { sql += "DELETE FROM \(table) WHERE \(column) >= \(keys.lowerBound) AND \(column) < \(keys.upperBound);\n" }
+        for (table, column) in byRow {
+            sql += "DELETE FROM \(table) WHERE \(column) >= \(rows.lowerBound) AND \(column) < \(rows.upperBound);\n"
+        }
+        for (table, column) in byKey {
+            sql += "DELETE FROM \(table) WHERE \(column) >= \(keys.lowerBound) AND \(column) < \(keys.upperBound);\n"
+        }
         for (table, column) in byTrace { sql += "DELETE FROM \(table) WHERE \(column) = \(t);\n" }
         try db.exec(sql)
     }
@@ -163,8 +174,10 @@ final class StreamingImport {
 
         summary.damage = reader.damage
         summary.bytesLost = reader.bytesLost
-        summary.greenthreads = Int(try db.scalar("SELECT COUNT(*) FROM greenthreads WHERE trace_id = ? AND is_hub = 0",
-                                                 [.int(traceID)]) ?? 0)
+        summary.greenthreads = Int(
+            try db.scalar(
+                "SELECT COUNT(*) FROM greenthreads WHERE trace_id = ? AND is_hub = 0",
+                [.int(traceID)]) ?? 0)
         func meta(_ k: String) -> SQLValue {
             switch metadata[k] {
             case let .uint(x)?: return .int(Int64(clamping: x))
@@ -172,17 +185,20 @@ final class StreamingImport {
             case nil: return .null
             }
         }
-        let up = try db.prepare("""
+        let up = try db.prepare(
+            """
             UPDATE traces SET runtime = ?, runtime_version = ?, pid = ?, hostname = ?, argv = ?, threshold_ns = ?,
               sample_interval_ns = ?, anchor_wall_ns = ?, duration_ns = ?, events = ?, chunks = ?, file_bytes = ?,
               bytes_lost = ?, events_dropped = ?, recorder_errors = ?, clean_end = ?
             WHERE id = ?
             """)
-        try up.bind([meta("runtime"), meta("runtime_version"), meta("pid"), meta("hostname"), meta("argv"),
-                     meta("threshold_ns"), meta("sample_interval_ns"), meta("anchor_wall_ns"), .int(duration),
-                     .int(Int64(summary.events)), .int(Int64(summary.chunks)), .int(Int64(summary.fileBytes)),
-                     .int(Int64(summary.bytesLost)), .int(Int64(clamping: summary.eventsDropped)),
-                     .int(Int64(clamping: summary.recorderErrors)), .int(summary.cleanEnd ? 1 : 0), .int(traceID)])
+        try up.bind([
+            meta("runtime"), meta("runtime_version"), meta("pid"), meta("hostname"), meta("argv"),
+            meta("threshold_ns"), meta("sample_interval_ns"), meta("anchor_wall_ns"), .int(duration),
+            .int(Int64(summary.events)), .int(Int64(summary.chunks)), .int(Int64(summary.fileBytes)),
+            .int(Int64(summary.bytesLost)), .int(Int64(clamping: summary.eventsDropped)),
+            .int(Int64(clamping: summary.recorderErrors)), .int(summary.cleanEnd ? 1 : 0), .int(traceID),
+        ])
         try up.run()
         let symbols = try Symbolizer.run(db: db, traceID: traceID)  // native frames → function, file, line
         if symbols.frames > 0 { summary.symbols = symbols }

@@ -8,8 +8,9 @@
 
 import Foundation
 import UnclogStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What symbolization did, for the import summary.
@@ -41,7 +42,8 @@ public enum Symbolizer {
         while try qi.step() { imgs[qi.int(0)] = Img(path: qi.text(1), bias: qi.int(2), buildID: qi.text(3)) }
         var byImage: [Int64: [(key: Int64, lookup: UInt64, returnAddress: Bool)]] = [:]
         var orphans: [Int64] = []
-        let qf = try db.prepare("SELECT key, image_key, address, flags FROM frames WHERE key >= \(k0) AND key < \(k1) AND address IS NOT NULL")
+        let qf = try db.prepare(
+            "SELECT key, image_key, address, flags FROM frames WHERE key >= \(k0) AND key < \(k1) AND address IS NOT NULL")
         while try qf.step() {
             report.frames += 1
             let key = qf.int(0)
@@ -53,13 +55,16 @@ public enum Symbolizer {
         }
         guard report.frames > 0 else { return report }
 
-        let update = try db.prepare("UPDATE frames SET function = ?, file = ?, line = ?, internal = ?, flags = flags | ? WHERE key = ?")
+        let update = try db.prepare(
+            "UPDATE frames SET function = ?, file = ?, line = ?, internal = ?, flags = flags | ? WHERE key = ?")
         for key in orphans {  // outside every known image (JIT, unmapped): nothing to attribute to
             update.bindNull(1); update.bindNull(2); update.bindNull(3); update.bind(4, 1); update.bind(5, 0); update.bind(6, key)
             try update.run()
         }
         guard let symbolizer = findTool("llvm-symbolizer") else {
-            report.notes.append("native frames not symbolized: llvm-symbolizer not found (looked next to `swift` and on PATH; set UNCLOG_LLVM_SYMBOLIZER)")
+            report.notes.append(
+                "native frames not symbolized: llvm-symbolizer not found (looked next to `swift` and on PATH; set UNCLOG_LLVM_SYMBOLIZER)"
+            )
             try markInternal(byImage: byImage, imgs: imgs.mapValues { $0.path }, update: update)
             return report
         }
@@ -72,12 +77,18 @@ public enum Symbolizer {
             let isInternal = isInternalImage(img.path)
             let isLibrary = !isInternal && isLibraryImage(img.path)
             guard let path = img.path, access(path, R_OK) == 0 else {
-                if !isInternal { report.notes.append("\(img.path ?? "<unnamed image>"): file not found: \(frames.count) frames not symbolized") }
+                if !isInternal {
+                    report.notes.append("\(img.path ?? "<unnamed image>"): file not found: \(frames.count) frames not symbolized")
+                }
                 for f in frames { resolved.append((f.key, nil, nil, nil, isInternal, isLibrary)) }
                 continue
             }
             if let want = img.buildID, let have = ELFBuildID.read(path), want != have {
-                if !isInternal { report.notes.append("\(path): build-id \(have) differs from the recorded \(want) (rebuilt since the recording?): \(frames.count) frames not symbolized") }
+                if !isInternal {
+                    report.notes.append(
+                        "\(path): build-id \(have) differs from the recorded \(want) (rebuilt since the recording?): \(frames.count) frames not symbolized"
+                    )
+                }
                 for f in frames { resolved.append((f.key, nil, nil, nil, isInternal, isLibrary)) }
                 continue
             }
@@ -95,7 +106,8 @@ public enum Symbolizer {
                 let more = runSymbolizer(symbolizer, object: path, addresses: retry.map(\.address))
                 for (k, r) in retry.enumerated() where k < more.count {
                     guard let m = more[k], m.line != nil, m.function == answers[r.index]?.function,
-                          answers[r.index]?.line == nil else { continue }
+                        answers[r.index]?.line == nil
+                    else { continue }
                     answers[r.index]?.line = m.line
                     answers[r.index]?.file = m.file
                 }
@@ -115,15 +127,17 @@ public enum Symbolizer {
             }
             let lines = userLines
             if !isInternal && !isLibrary && named < frames.count {
-                report.notes.append(named == 0
-                    ? "\(path): no symbols (stripped binary?): \(frames.count) frames show as addresses"
-                    : "\(path): \(frames.count - named) of \(frames.count) frames have no symbol")
+                report.notes.append(
+                    named == 0
+                        ? "\(path): no symbols (stripped binary?): \(frames.count) frames show as addresses"
+                        : "\(path): \(frames.count - named) of \(frames.count) frames have no symbol")
             } else if !isInternal && !isLibrary && lines * 2 < userNamed {  // a few line-0 frames are normal; most: no -g
                 report.notes.append("\(path): no line information for \(userNamed - lines) frames (built without -g?)")
             }
         }
         // Demangle all names at once.
-        var names = Array(Set(resolved.compactMap(\.function).filter { $0.hasPrefix("$s") || $0.hasPrefix("_$s") || $0.hasPrefix("$S") }))
+        var names = Array(
+            Set(resolved.compactMap(\.function).filter { $0.hasPrefix("$s") || $0.hasPrefix("_$s") || $0.hasPrefix("$S") }))
         names.sort()
         var demangled: [String: String] = [:]
         if let demangler, !names.isEmpty {
@@ -153,11 +167,14 @@ public enum Symbolizer {
         return report
     }
 
-    static func markInternal(byImage: [Int64: [(key: Int64, lookup: UInt64, returnAddress: Bool)]], imgs: [Int64: String?],
-                             update: Statement) throws(StoreError) {
+    static func markInternal(
+        byImage: [Int64: [(key: Int64, lookup: UInt64, returnAddress: Bool)]], imgs: [Int64: String?],
+        update: Statement
+    ) throws(StoreError) {
         for (ik, frames) in byImage where isInternalImage(imgs[ik] ?? nil) {
             for f in frames {
-                update.bindNull(1); update.bindNull(2); update.bindNull(3); update.bind(4, 1); update.bind(5, 0); update.bind(6, f.key)
+                update.bindNull(1); update.bindNull(2); update.bindNull(3); update.bind(4, 1); update.bind(5, 0);
+                update.bind(6, f.key)
                 try update.run()
             }
         }
@@ -171,7 +188,7 @@ public enum Symbolizer {
         let inToolchain = path.hasPrefix("/opt/swift/") || (toolchainRoot.map { path.hasPrefix($0) } ?? false)
         guard inToolchain else { return false }
         for runtime in ["libswift_Concurrency", "libdispatch", "libBlocksRuntime", "libswiftRuntime", "libswift_Backtracing"]
-            where name.hasPrefix(runtime) { return false }
+        where name.hasPrefix(runtime) { return false }
         return name.hasPrefix("libswift") || name.hasPrefix("libFoundation") || name.hasPrefix("lib_")
     }
 
@@ -192,9 +209,13 @@ public enum Symbolizer {
     /// UnclogRecorder library), told by name: `raw` is the symbol before Swift demangling.
     static func isInternalFunction(_ raw: String?) -> Bool {
         guard let raw else { return false }
-        if raw.hasPrefix("unclog_") || ["trampoline", "enqueue_hook", "sample_handler", "record_job"].contains(raw) { return true }
-        for p in ["swift_", "_swift", "swift::", "(anonymous namespace)::", "__swift", "_dispatch", "dispatch_", "_Block_",
-                  "__", "std::", "_CF", "CF", "_ZN5swift", "_ZN12_GLOBAL__N"] where raw.hasPrefix(p) {
+        if raw.hasPrefix("unclog_") || ["trampoline", "enqueue_hook", "sample_handler", "record_job"].contains(raw) {
+            return true
+        }
+        for p in [
+            "swift_", "_swift", "swift::", "(anonymous namespace)::", "__swift", "_dispatch", "dispatch_", "_Block_",
+            "__", "std::", "_CF", "CF", "_ZN5swift", "_ZN12_GLOBAL__N",
+        ] where raw.hasPrefix(p) {
             return true
         }
         if let module = swiftModule(raw) { return runtimeModules.contains(module) }
@@ -220,8 +241,10 @@ public enum Symbolizer {
     /// never the call site a user wants to see.
     static func isCompilerThunk(_ demangled: String?) -> Bool {
         guard let d = demangled else { return false }
-        for p in ["partial apply for ", "thunk for ", "reabstraction thunk", "protocol witness for ", "outlined ",
-                  "merged ", "implicit closure #", "type metadata accessor", "value witness"] where d.hasPrefix(p) {
+        for p in [
+            "partial apply for ", "thunk for ", "reabstraction thunk", "protocol witness for ", "outlined ",
+            "merged ", "implicit closure #", "type metadata accessor", "value witness",
+        ] where d.hasPrefix(p) {
             return true
         }
         return false
@@ -231,11 +254,13 @@ public enum Symbolizer {
     /// protocol witness, dispatch), outlined copies, merged functions, await resume partial functions.
     static func isGeneratedSymbol(_ raw: String) -> Bool {
         guard raw.hasPrefix("$s") || raw.hasPrefix("_$s") else { return false }
-        for suffix in ["TA", "TR", "Tr", "TW", "Tj", "Tq", "Tm", "TATQ0_", "Wb", "WOy", "WOe", "WOh", "WOs"] where raw.hasSuffix(suffix) {
+        for suffix in ["TA", "TR", "Tr", "TW", "Tj", "Tq", "Tm", "TATQ0_", "Wb", "WOy", "WOe", "WOh", "WOs"]
+        where raw.hasSuffix(suffix) {
             return true
         }
         if raw.range(of: "TQ[0-9]+_$", options: .regularExpression) != nil { return true }  // await resume partial function
-        if raw.range(of: "TY[0-9]+_$", options: .regularExpression) != nil { return false }  // a suspend resume partial: user code
+        // A suspend resume partial: user code.
+        if raw.range(of: "TY[0-9]+_$", options: .regularExpression) != nil { return false }
         return raw.contains("TATQ") || raw.contains("TRTA")
     }
 
@@ -299,7 +324,8 @@ public enum Symbolizer {
         var answers: [Answer?] = []
         for line in out.split(separator: "\n") {
             guard let data = line.data(using: .utf8),
-                  let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { answers.append(nil); continue }
+                let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            else { answers.append(nil); continue }
             guard let syms = obj["Symbol"] as? [[String: Any]], let s = syms.first else { answers.append(nil); continue }
             var a = Answer()
             if let f = s["FunctionName"] as? String, !f.isEmpty { a.function = f }
@@ -351,7 +377,9 @@ enum ELFBuildID {
         func u16(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(b[o]) | UInt64(b[o + 1]) << 8 }
         func u32(_ b: [UInt8], _ o: Int) -> UInt64 { u16(b, o) | u16(b, o + 2) << 16 }
         func u64(_ b: [UInt8], _ o: Int) -> UInt64 { u32(b, o) | u32(b, o + 4) << 32 }
-        guard let h = bytes(0, 64), h[0] == 0x7F, h[1] == 0x45, h[2] == 0x4C, h[3] == 0x46, h[4] == 2, h[5] == 1 else { return nil }
+        guard let h = bytes(0, 64), h[0] == 0x7F, h[1] == 0x45, h[2] == 0x4C, h[3] == 0x46, h[4] == 2, h[5] == 1 else {
+            return nil
+        }
         let phoff = u64(h, 32), phentsize = Int(u16(h, 54)), phnum = Int(u16(h, 56))
         guard phentsize >= 56, let ph = bytes(phoff, phentsize * phnum) else { return nil }
         for i in 0..<phnum {
@@ -366,7 +394,8 @@ enum ELFBuildID {
                 guard desc + descsz <= n.count else { break }
                 if type == 3, namesz == 4, n[name] == 0x47, n[name + 1] == 0x4E, n[name + 2] == 0x55 {
                     return n[desc..<desc + min(descsz, 64)].map { b in
-                        let s = String(b, radix: 16); return s.count == 1 ? "0" + s : s }.joined()
+                        let s = String(b, radix: 16); return s.count == 1 ? "0" + s : s
+                    }.joined()
                 }
                 p = desc + ((descsz + 3) & ~3)
             }

@@ -156,7 +156,8 @@ final class TimelineRebuild<Sink: TimelineSink> {
         case let .stallEnd(gt, duration, stack):
             try addStall(th, gt: gt, start: t - Int64(clamping: duration), end: t, endStack: nonzero(stack), complete: true)
         case let .stallSample(tid, stack, state):
-            try sink.sample(SampleRecord(id: nextSample, thread: tid, time: t, stack: nonzero(stack), state: Int64(clamping: state)))
+            try sink.sample(
+                SampleRecord(id: nextSample, thread: tid, time: t, stack: nonzero(stack), state: Int64(clamping: state)))
             nextSample += 1
             counts.samples += 1
             if t > lastSample[tid] ?? Int64.min { lastSample[tid] = t }
@@ -165,11 +166,15 @@ final class TimelineRebuild<Sink: TimelineSink> {
         case let .string(id, value):
             try sink.string(StringRecord(id: id, value: value))
         case let .frame(id, flags, function, file, line):
-            try sink.frame(FrameRecord(id: id, flags: flags, function: nonzero(function), file: nonzero(file),
-                                       line: line == 0 ? nil : line, image: nil, address: nil))
+            try sink.frame(
+                FrameRecord(
+                    id: id, flags: flags, function: nonzero(function), file: nonzero(file),
+                    line: line == 0 ? nil : line, image: nil, address: nil))
         case let .nativeFrame(id, flags, image, address):
-            try sink.frame(FrameRecord(id: id, flags: flags, function: nil, file: nil, line: nil, image: nonzero(image),
-                                       address: address))
+            try sink.frame(
+                FrameRecord(
+                    id: id, flags: flags, function: nil, file: nil, line: nil, image: nonzero(image),
+                    address: address))
         case let .stack(id, frames):
             try sink.stack(StackRecord(id: id, frames: frames))
         case let .image(id, path, loadBias, start, end, buildID):
@@ -204,9 +209,11 @@ final class TimelineRebuild<Sink: TimelineSink> {
         let g = greenthread(gt)
         let id = nextSlice
         nextSlice += 1
-        try sink.slice(SliceRecord(id: id, gt: gt, thread: th.tid, ready: th.sliceReady, start: th.sliceStart, end: t,
-                                   reason: th.sliceReason, previous: g.lastSlice, indexInGreenthread: g.slices,
-                                   indexInThread: th.slices, outOfOrder: th.sliceStart < g.lastEnd))
+        try sink.slice(
+            SliceRecord(
+                id: id, gt: gt, thread: th.tid, ready: th.sliceReady, start: th.sliceStart, end: t,
+                reason: th.sliceReason, previous: g.lastSlice, indexInGreenthread: g.slices,
+                indexInThread: th.slices, outOfOrder: th.sliceStart < g.lastEnd))
         let run = t - th.sliceStart
         g.runNs += run
         th.busyNs += run
@@ -219,7 +226,8 @@ final class TimelineRebuild<Sink: TimelineSink> {
 
     /// Starts a slice of `gt` (0 or the hub: none) and charges recent stalls for its wait.
     @inline(__always)
-    private func openSlice(_ th: ThreadState, gt: UInt32, at t: Int64, ready: Int64?, reason: SwitchReason?) throws(Sink.Failure) {
+    private func openSlice(_ th: ThreadState, gt: UInt32, at t: Int64, ready: Int64?, reason: SwitchReason?) throws(Sink.Failure)
+    {
         guard gt != 0, gt != th.hub else {
             th.current = 0
             return
@@ -264,8 +272,10 @@ final class TimelineRebuild<Sink: TimelineSink> {
     }
 
     private func closeIO(_ th: ThreadState, start s: Int64, end t: Int64, nready: Int64?) throws(Sink.Failure) {
-        try sink.ioWait(IOWaitRecord(id: nextIO, thread: th.tid, start: s, end: t, timeout: th.ioTimeout, nready: nready,
-                                     indexInThread: th.ios))
+        try sink.ioWait(
+            IOWaitRecord(
+                id: nextIO, thread: th.tid, start: s, end: t, timeout: th.ioTimeout, nready: nready,
+                indexInThread: th.ios))
         nextIO += 1
         th.ios += 1
         th.ioWaitNs += t - s
@@ -273,8 +283,10 @@ final class TimelineRebuild<Sink: TimelineSink> {
         counts.ioWaits += 1
     }
 
-    private func addStall(_ th: ThreadState, gt: UInt32, start s: Int64, end t: Int64, endStack: UInt32?,
-                          complete: Bool) throws(Sink.Failure) {
+    private func addStall(
+        _ th: ThreadState, gt: UInt32, start s: Int64, end t: Int64, endStack: UInt32?,
+        complete: Bool
+    ) throws(Sink.Failure) {
         let id = nextStall
         nextStall += 1
         try sink.stall(StallRecord(id: id, thread: th.tid, gt: gt, start: s, end: t, endStack: endStack, complete: complete))
@@ -290,9 +302,10 @@ final class TimelineRebuild<Sink: TimelineSink> {
     }
 
     private func record(_ gt: UInt32, _ g: GreenthreadState) -> GreenthreadRecord {
-        GreenthreadRecord(gt: gt, name: g.name, spawnStack: g.spawnStack, parent: g.parent, isHub: g.isHub,
-                          created: g.created, exited: g.exited, slices: g.slices, runNs: g.runNs,
-                          readyWaitNs: g.readyWaitNs, lastSlice: g.lastSlice)
+        GreenthreadRecord(
+            gt: gt, name: g.name, spawnStack: g.spawnStack, parent: g.parent, isHub: g.isHub,
+            created: g.created, exited: g.exited, slices: g.slices, runNs: g.runNs,
+            readyWaitNs: g.readyWaitNs, lastSlice: g.lastSlice)
     }
 
     /// Hands over the greenthreads that exited and are not running, and forgets them.
@@ -329,8 +342,10 @@ final class TimelineRebuild<Sink: TimelineSink> {
         // greenthreads under it.
         threads = threads.filter { $0.key != 0 || $0.value.slices > 0 || $0.value.ios > 0 }
         for th in threads.values {
-            try sink.thread(ThreadRecord(tid: th.tid, name: th.name, hub: nonzero(th.hub), slices: th.slices,
-                                         busyNs: th.busyNs, ioWaitNs: th.ioWaitNs))
+            try sink.thread(
+                ThreadRecord(
+                    tid: th.tid, name: th.name, hub: nonzero(th.hub), slices: th.slices,
+                    busyNs: th.busyNs, ioWaitNs: th.ioWaitNs))
         }
         counts.threads = threads.count
         for (gt, g) in greenthreads { try sink.greenthread(record(gt, g)) }

@@ -3,7 +3,7 @@
 // UnclogRecorder library (for statically linked programs).
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A few facts read from an ELF file's program headers, dynamic section and symbol tables.
@@ -33,7 +33,9 @@ public struct ELFInfo: Sendable {
         let b = UnsafeRawBufferPointer(start: map, count: size)
         func u16(_ o: Int) -> Int { o + 2 <= size ? Int(b.loadUnaligned(fromByteOffset: o, as: UInt16.self)) : 0 }
         func u32(_ o: Int) -> Int { o + 4 <= size ? Int(b.loadUnaligned(fromByteOffset: o, as: UInt32.self)) : 0 }
-        func u64(_ o: Int) -> Int { o + 8 <= size ? Int(truncatingIfNeeded: b.loadUnaligned(fromByteOffset: o, as: UInt64.self)) : 0 }
+        func u64(_ o: Int) -> Int {
+            o + 8 <= size ? Int(truncatingIfNeeded: b.loadUnaligned(fromByteOffset: o, as: UInt64.self)) : 0
+        }
         func cstr(_ o: Int) -> String {
             guard o >= 0, o < size else { return "" }
             var e = o

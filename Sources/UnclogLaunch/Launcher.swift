@@ -4,8 +4,9 @@
 import Foundation
 import UnclogPythonRecorder
 import UnclogTrace
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What to record and how.
@@ -67,7 +68,8 @@ public enum Recorder {
             return try nativeKind(program: program, path: path)
         }
         if let line = String(data: head.prefix(while: { $0 != 0x0A }), encoding: .utf8), line.hasPrefix("#!"),
-           line.contains("python") {
+            line.contains("python")
+        {
             return .python
         }
         return .maybePython
@@ -81,31 +83,35 @@ public enum Recorder {
         if elf.hasRecorderLibrary { return .swiftLinked }  // never two recorders in one process
         if elf.isDynamic && elf.loadsSwiftConcurrency { return .swiftPreload }
         if elf.isDynamic && elf.loadsSwiftCore {
-            throw RecordError(message: """
-                cannot record \(program): it is a Swift program that does not load Swift Concurrency \
-                (libswift_Concurrency.so), so it has no tasks for unclog to record
-                """)
+            throw RecordError(
+                message: """
+                    cannot record \(program): it is a Swift program that does not load Swift Concurrency \
+                    (libswift_Concurrency.so), so it has no tasks for unclog to record
+                    """)
         }
         if elf.hasStaticConcurrency {
-            throw RecordError(message: """
-                cannot record \(program): it is a statically linked Swift program (-static-stdlib or \
-                --static-swift-stdlib), and the recorder cannot be injected into it. Link the UnclogRecorder \
-                library and call UnclogRecorder.start() at the top of main (it reads the settings \
-                `unclog record` passes), or build without -static-stdlib
-                """)
+            throw RecordError(
+                message: """
+                    cannot record \(program): it is a statically linked Swift program (-static-stdlib or \
+                    --static-swift-stdlib), and the recorder cannot be injected into it. Link the UnclogRecorder \
+                    library and call UnclogRecorder.start() at the top of main (it reads the settings \
+                    `unclog record` passes), or build without -static-stdlib
+                    """)
         }
         if !elf.isDynamic {
-            throw RecordError(message: """
-                cannot record \(program): it is a statically linked native executable without the Swift \
-                Concurrency runtime or the UnclogRecorder library; unclog records Python (eventlet, gevent) \
-                and Swift Concurrency programs
-                """)
+            throw RecordError(
+                message: """
+                    cannot record \(program): it is a statically linked native executable without the Swift \
+                    Concurrency runtime or the UnclogRecorder library; unclog records Python (eventlet, gevent) \
+                    and Swift Concurrency programs
+                    """)
         }
-        throw RecordError(message: """
-            cannot record \(program): it is a native executable that is neither a Python interpreter nor a \
-            Swift program using Swift Concurrency; unclog records Python (eventlet, gevent) and Swift \
-            Concurrency programs. Run e.g. unclog record -- python3 app.py, or -- ./MySwiftServer
-            """)
+        throw RecordError(
+            message: """
+                cannot record \(program): it is a native executable that is neither a Python interpreter nor a \
+                Swift program using Swift Concurrency; unclog records Python (eventlet, gevent) and Swift \
+                Concurrency programs. Run e.g. unclog record -- python3 app.py, or -- ./MySwiftServer
+                """)
     }
 
     /// The LD_PRELOAD recorder: $UNCLOG_PRELOAD, else libUnclogPreload.so next to the unclog executable.
@@ -138,10 +144,11 @@ public enum Recorder {
             env["PYTHONPATH"] = recorderPath + (original.map { ":" + $0 } ?? "")
         case .swiftPreload:
             guard let preload = swiftPreloadPath else {
-                throw RecordError(message: """
-                    the Swift recorder library libUnclogPreload.so is missing next to unclog (build it with \
-                    `swift build --product UnclogPreload`, or set UNCLOG_PRELOAD to its path)
-                    """)
+                throw RecordError(
+                    message: """
+                        the Swift recorder library libUnclogPreload.so is missing next to unclog (build it with \
+                        `swift build --product UnclogPreload`, or set UNCLOG_PRELOAD to its path)
+                        """)
             }
             let original = env["LD_PRELOAD"]
             if let original { env["UNCLOG_ORIG_LD_PRELOAD"] = original }
@@ -176,7 +183,8 @@ public enum Recorder {
     /// The trace's `not_recorded` metadata (what the Swift recorder could not see), if any.
     static func notRecorded(_ trace: String) -> [String]? {
         guard let reader = try? TraceReader(path: trace), let first = reader.nextChunk(),
-              first.kind == ChunkKind.metadata.rawValue else { return nil }
+            first.kind == ChunkKind.metadata.rawValue
+        else { return nil }
         for e in EventDecoder.decodeMetadata(first).entries where e.key == "not_recorded" {
             if case let .list(l) = e.value { return l }
         }

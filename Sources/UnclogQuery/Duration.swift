@@ -7,11 +7,14 @@ public enum DurationText {
     /// Parses `N[.N](ns|us|µs|ms|s|m|h)`; a bare number is rejected (ambiguous).
     public static func parse(_ text: String) -> Int64? {
         let s = text.trimmingCharacters(in: .whitespaces)
-        let units: [(String, Double)] = [("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
+        let units: [(String, Double)] = [
+            ("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9),
+        ]
         for (suffix, scale) in units.sorted(by: { $0.0.count > $1.0.count }) where s.hasSuffix(suffix) {
             let number = String(s.dropLast(suffix.count))
             guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }),
-                  number.filter({ $0 == "." }).count <= 1, let v = Double(number), v.isFinite, v >= 0 else { return nil }
+                number.filter({ $0 == "." }).count <= 1, let v = Double(number), v.isFinite, v >= 0
+            else { return nil }
             let ns = v * scale
             guard ns < 9.2e18 else { return nil }
             return Int64(ns.rounded())
@@ -34,7 +37,9 @@ public enum DurationText {
         // A value that rounds up to the next unit is printed in it (999_999ns is `1ms`, not `1000us`).
         if a < 1_000 { return "\(sign)\(a)ns" }
         if a < 1_000_000, case let us = trim(Double(a) / 1e3, a < 10_000 ? 2 : 1), us != "1000" { return sign + us + "us" }
-        if a < 1_000_000_000, case let ms = trim(Double(a) / 1e6, a < 10_000_000 ? 2 : 1), ms != "1000" { return sign + ms + "ms" }
+        if a < 1_000_000_000, case let ms = trim(Double(a) / 1e6, a < 10_000_000 ? 2 : 1), ms != "1000" {
+            return sign + ms + "ms"
+        }
         if a < 60_000_000_000, case let s = trim(Double(a) / 1e9, 2), s != "60" { return sign + s + "s" }
         let totalSeconds = (a + 500_000_000) / 1_000_000_000
         let sec = totalSeconds % 60
@@ -56,4 +61,3 @@ func format3(_ v: Double, _ digits: Int) -> String {
     while f.count < digits { f = "0" + f }
     return "\(sign)\(whole).\(f)"
 }
-

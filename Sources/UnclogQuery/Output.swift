@@ -56,7 +56,9 @@ public struct Cell: Sendable {
             return Cell(json: x.isFinite ? s : "null", text: s, csv: s)
         case let .text(s): return .text(s)
         case let .blob(b):
-            let h = b.map { x in let h = String(x, radix: 16); return h.count == 1 ? "0" + h : h }.joined()
+            let h = b.map { x in
+                let h = String(x, radix: 16); return h.count == 1 ? "0" + h : h
+            }.joined()
             return Cell(json: jsonQuote(h), text: "x'\(h)'", csv: h)
         }
     }
@@ -82,9 +84,10 @@ public struct ResultTable: Sendable {
         switch format {
         case .json:
             if rows.isEmpty { return "[]\n" }
-            return "[\n" + rows.map { row in
-                "  {" + zip(columns, row).map { "\(jsonQuote($0)): \($1.json)" }.joined(separator: ", ") + "}"
-            }.joined(separator: ",\n") + "\n]\n"
+            return "[\n"
+                + rows.map { row in
+                    "  {" + zip(columns, row).map { "\(jsonQuote($0)): \($1.json)" }.joined(separator: ", ") + "}"
+                }.joined(separator: ",\n") + "\n]\n"
         case .csv:
             func esc(_ s: String) -> String {
                 s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })

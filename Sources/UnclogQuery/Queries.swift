@@ -86,7 +86,8 @@ public final class TraceStore {
         }
         let s = try db.prepare(sql)
         try s.bind(args)
-        let frames = try db.prepare("""
+        let frames = try db.prepare(
+            """
             SELECT f.function, f.file, f.line, f.internal FROM stack_frames sf JOIN frames f ON f.key = sf.frame_key
             WHERE sf.stack_key = ? ORDER BY sf.depth
             """)
@@ -96,30 +97,39 @@ public final class TraceStore {
             if let key = s.optInt(14) {
                 try frames.bind([.int(key)])
                 while try frames.step() {
-                    stack.append(StackFrameInfo(function: frames.text(0), file: frames.text(1), line: frames.optInt(2),
-                                                isInternal: frames.int(3) != 0))
+                    stack.append(
+                        StackFrameInfo(
+                            function: frames.text(0), file: frames.text(1), line: frames.optInt(2),
+                            isInternal: frames.int(3) != 0))
                 }
             }
-            out.append(StallInfo(
-                id: s.int(0), traceID: s.int(1), greenthreadID: s.optInt(2) ?? 0, greenthreadName: s.text(3),
-                threadID: s.optInt(4) ?? 0, startNs: s.int(5), durationNs: s.int(6), function: s.text(7), file: s.text(8),
-                line: s.optInt(9), samples: s.int(10), victims: s.int(11), victimWaitNs: s.int(12),
-                complete: s.int(13) != 0, stack: stack))
+            out.append(
+                StallInfo(
+                    id: s.int(0), traceID: s.int(1), greenthreadID: s.optInt(2) ?? 0, greenthreadName: s.text(3),
+                    threadID: s.optInt(4) ?? 0, startNs: s.int(5), durationNs: s.int(6), function: s.text(7), file: s.text(8),
+                    line: s.optInt(9), samples: s.int(10), victims: s.int(11), victimWaitNs: s.int(12),
+                    complete: s.int(13) != 0, stack: stack))
         }
         return out
     }
 
     /// Stalls as a printable table (the JSON keys are the documented `unclog stalls` fields).
     public static func stallTable(_ stalls: [StallInfo]) -> ResultTable {
-        var t = ResultTable(columns: ["trace_id", "greenthread_id", "greenthread_name", "thread_id", "start_ns", "duration_ns",
-                                      "function", "file", "line", "samples", "victims", "victim_wait_ns", "complete", "stack"],
-                            rightAligned: ["start_ns", "duration_ns", "line", "samples", "victims", "victim_wait_ns"])
+        var t = ResultTable(
+            columns: [
+                "trace_id", "greenthread_id", "greenthread_name", "thread_id", "start_ns", "duration_ns",
+                "function", "file", "line", "samples", "victims", "victim_wait_ns", "complete", "stack",
+            ],
+            rightAligned: ["start_ns", "duration_ns", "line", "samples", "victims", "victim_wait_ns"])
         for s in stalls {
             let appFrames = s.stack.filter { !$0.isInternal }
-            let stackJSON = "[" + s.stack.map { f in
-                "{\"function\": \(f.function.map(jsonQuote) ?? "null"), \"file\": \(f.file.map(jsonQuote) ?? "null"), \"line\": \(f.line.map(String.init) ?? "null"), \"internal\": \(f.isInternal)}"
-            }.joined(separator: ", ") + "]"
-            let stackText = appFrames.prefix(3).map { $0.function ?? "?" }.joined(separator: " < ")
+            let stackJSON =
+                "["
+                + s.stack.map { f in
+                    "{\"function\": \(f.function.map(jsonQuote) ?? "null"), \"file\": \(f.file.map(jsonQuote) ?? "null"), \"line\": \(f.line.map(String.init) ?? "null"), \"internal\": \(f.isInternal)}"
+                }.joined(separator: ", ") + "]"
+            let stackText =
+                appFrames.prefix(3).map { $0.function ?? "?" }.joined(separator: " < ")
                 + (appFrames.count > 3 ? " < …" : "")
             t.rows.append([
                 .int(s.traceID), .int(s.greenthreadID), .text(s.greenthreadName), .int(s.threadID),
@@ -140,7 +150,9 @@ public final class TraceStore {
     /// function, file and line over the whole database — reads the view itself. A coarser
     /// grouping, inclusive attribution or one trace of several ranks other rows the same way
     /// (`rankedSites`), under the view's column names.
-    public func top(by grouping: SiteGrouping, inclusive: Bool, limit: Int? = nil, traceID: Int64? = nil) throws(StoreError) -> ResultTable {
+    public func top(
+        by grouping: SiteGrouping, inclusive: Bool, limit: Int? = nil, traceID: Int64? = nil
+    ) throws(StoreError) -> ResultTable {
         let siteColumns: [String]
         switch grouping {
         case .function: siteColumns = ["function", "file"]
@@ -148,23 +160,27 @@ public final class TraceStore {
         case .file: siteColumns = ["file"]
         }
         let site = siteColumns.joined(separator: ", ")
-        let ranked = grouping == .line && !inclusive && traceID == nil
+        let ranked =
+            grouping == .line && !inclusive && traceID == nil
             ? "top_sites" : "(\(Self.rankedSites(site, inclusive: inclusive, traceID: traceID)))"
         let sql = """
             SELECT \(site), stalls, total_ns, max_ns, p50_ns, p99_ns, share, victim_wait_ns FROM \(ranked)
             ORDER BY total_ns DESC, \(site) \(limit.map { "LIMIT \($0)" } ?? "")
             """
         let s = try db.prepare(sql)
-        var t = ResultTable(columns: siteColumns + ["stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns"],
-                            rightAligned: ["line", "stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns"])
+        var t = ResultTable(
+            columns: siteColumns + ["stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns"],
+            rightAligned: ["line", "stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns"])
         let n = Int32(siteColumns.count)
         while try s.step() {
             var row: [Cell] = []
             for i in 0..<n {
                 row.append(siteColumns[Int(i)] == "line" ? .int(s.optInt(i)) : .text(s.text(i) ?? (i == 0 ? "<unknown>" : nil)))
             }
-            row += [.int(s.int(n)), .duration(s.int(n + 1)), .duration(s.int(n + 2)), .duration(s.optInt(n + 3)),
-                    .duration(s.optInt(n + 4)), .percent(s.isNull(n + 5) ? nil : s.double(n + 5)), .duration(s.int(n + 6))]
+            row += [
+                .int(s.int(n)), .duration(s.int(n + 1)), .duration(s.int(n + 2)), .duration(s.optInt(n + 3)),
+                .duration(s.optInt(n + 4)), .percent(s.isNull(n + 5) ? nil : s.double(n + 5)), .duration(s.int(n + 6)),
+            ]
             t.rows.append(row)
         }
         return t

@@ -19,8 +19,10 @@ public struct TimelineOptions: Sendable {
     public var limit: Int = 40
 
     /// What to draw; the defaults draw the latest trace whole.
-    public init(greenthread: Int64? = nil, traceID: Int64? = nil, from: Int64? = nil, to: Int64? = nil,
-                width: Int = 100, limit: Int = 40) {
+    public init(
+        greenthread: Int64? = nil, traceID: Int64? = nil, from: Int64? = nil, to: Int64? = nil,
+        width: Int = 100, limit: Int = 40
+    ) {
         self.greenthread = greenthread
         self.traceID = traceID
         self.from = from
@@ -77,12 +79,17 @@ extension TraceStore {
         // A chain out of time order (kind 3 checkpoint) is walked whole, from the last slice.
         let inOrder = try db.scalar("SELECT 1 FROM slice_checkpoints WHERE kind = 3 AND key = ? LIMIT 1", [.int(gtKey)]) == nil
         // Start from the first checkpoint that begins after the window, else the last slice.
-        var startID = !inOrder ? nil : try db.scalar("""
-            SELECT row_id FROM slice_checkpoints WHERE kind = 0 AND key = ?1 AND start_ns > ?2 ORDER BY row_id LIMIT 1
-            """, [.int(gtKey), .int(to)])
+        var startID =
+            !inOrder
+            ? nil
+            : try db.scalar(
+                """
+                SELECT row_id FROM slice_checkpoints WHERE kind = 0 AND key = ?1 AND start_ns > ?2 ORDER BY row_id LIMIT 1
+                """, [.int(gtKey), .int(to)])
         if startID == nil { startID = try db.scalar("SELECT last_slice_id FROM greenthreads WHERE key = ?", [.int(gtKey)]) }
         guard let startID else { return [] }
-        let s = try db.prepare("""
+        let s = try db.prepare(
+            """
             WITH RECURSIVE chain(id, gt_key, thread_key, ready_ns, start_ns, end_ns, reason, prev_id) AS (
               SELECT id, gt_key, thread_key, ready_ns, start_ns, end_ns, reason, prev_id FROM slices WHERE id = ?1
               UNION ALL
@@ -93,8 +100,10 @@ extension TraceStore {
         try s.bind([.int(startID), .int(from), .int(to), .int(inOrder ? 1 : 0)])
         var out: [SliceRow] = []
         while try s.step() {
-            out.append(SliceRow(gtKey: s.int(0), threadKey: s.int(1), readyNs: s.optInt(2), startNs: s.int(3),
-                                endNs: s.int(4), reason: s.int(5)))
+            out.append(
+                SliceRow(
+                    gtKey: s.int(0), threadKey: s.int(1), readyNs: s.optInt(2), startNs: s.int(3),
+                    endNs: s.int(4), reason: s.int(5)))
         }
         return inOrder ? out.reversed() : out.sorted { ($0.startNs, $0.endNs) < ($1.startNs, $1.endNs) }
     }
@@ -102,15 +111,18 @@ extension TraceStore {
     /// The slices of one thread that overlap [from, to], in time order.
     public func threadSlices(threadKey: Int64, from: Int64, to: Int64) throws(StoreError) -> [SliceRow] {
         let (lo, hi) = try idRange(kind: 1, key: threadKey, from: from, to: to)
-        let s = try db.prepare("""
+        let s = try db.prepare(
+            """
             SELECT gt_key, thread_key, ready_ns, start_ns, end_ns, reason FROM slices
             WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 AND end_ns >= ?4 AND start_ns <= ?5 ORDER BY id
             """)
         try s.bind([.int(lo), .int(hi), .int(threadKey), .int(from), .int(to)])
         var out: [SliceRow] = []
         while try s.step() {
-            out.append(SliceRow(gtKey: s.int(0), threadKey: s.int(1), readyNs: s.optInt(2), startNs: s.int(3),
-                                endNs: s.int(4), reason: s.int(5)))
+            out.append(
+                SliceRow(
+                    gtKey: s.int(0), threadKey: s.int(1), readyNs: s.optInt(2), startNs: s.int(3),
+                    endNs: s.int(4), reason: s.int(5)))
         }
         return out
     }
@@ -118,15 +130,20 @@ extension TraceStore {
     /// The id range holding a thread's rows (kind 1: slices, 2: I/O waits) that may overlap
     /// [from, to]: from the last checkpoint starting before `from` to the first after `to`.
     func idRange(kind: Int64, key: Int64, from: Int64, to: Int64) throws(StoreError) -> (Int64, Int64) {
-        var lo = try db.scalar("""
+        var lo = try db.scalar(
+            """
             SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns < ?3 ORDER BY row_id DESC LIMIT 1
             """, [.int(kind), .int(key), .int(from)])
-        if lo == nil { lo = try db.scalar("SELECT MIN(row_id) FROM slice_checkpoints WHERE kind = ?1 AND key = ?2", [.int(kind), .int(key)]) }
+        if lo == nil {
+            lo = try db.scalar("SELECT MIN(row_id) FROM slice_checkpoints WHERE kind = ?1 AND key = ?2", [.int(kind), .int(key)])
+        }
         // A thread's first row is always a checkpoint: none means it has no rows at all.
         guard let lo else { return (0, 0) }
-        let hi = try db.scalar("""
-            SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns > ?3 ORDER BY row_id LIMIT 1
-            """, [.int(kind), .int(key), .int(to)]) ?? Int64.max
+        let hi =
+            try db.scalar(
+                """
+                SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns > ?3 ORDER BY row_id LIMIT 1
+                """, [.int(kind), .int(key), .int(to)]) ?? Int64.max
         return (lo, hi)
     }
 
@@ -183,8 +200,9 @@ extension TraceStore {
         // an empty drawing.
         func checkWindow() throws(StoreError) {
             guard o.from != nil || o.to != nil, to <= from else { return }
-            throw StoreError("\(db.path): empty window \(DurationText.format(from)) … \(DurationText.format(to)) "
-                             + "(trace \(trace) runs from 0ns to \(DurationText.format(traceEnd)))")
+            throw StoreError(
+                "\(db.path): empty window \(DurationText.format(from)) … \(DurationText.format(to)) "
+                    + "(trace \(trace) runs from 0ns to \(DurationText.format(traceEnd)))")
         }
 
         if let gt = o.greenthread {
@@ -195,8 +213,9 @@ extension TraceStore {
             if o.from == nil || o.to == nil {
                 // Default window: the greenthread's own life.
                 var first = try db.scalar("SELECT MIN(start_ns) FROM slice_checkpoints WHERE kind = 0 AND key = ?", [.int(gtKey)])
-                var last = try db.scalar("SELECT s.end_ns FROM greenthreads g JOIN slices s ON s.id = g.last_slice_id WHERE g.key = ?",
-                                         [.int(gtKey)])
+                var last = try db.scalar(
+                    "SELECT s.end_ns FROM greenthreads g JOIN slices s ON s.id = g.last_slice_id WHERE g.key = ?",
+                    [.int(gtKey)])
                 if try db.scalar("SELECT 1 FROM slice_checkpoints WHERE kind = 3 AND key = ? LIMIT 1", [.int(gtKey)]) != nil {
                     let all = try greenthreadSlices(gtKey: gtKey, from: Int64.min, to: Int64.max)  // out of order: look at all
                     first = all.map(\.startNs).min()
@@ -219,7 +238,8 @@ extension TraceStore {
                 let slices = try threadSlices(threadKey: tk, from: from, to: to)
                 var cells = [CellState](repeating: .idle, count: width)
                 let (lo, hi) = try idRange(kind: 2, key: tk, from: from, to: to)
-                let io = try db.prepare("""
+                let io = try db.prepare(
+                    """
                     SELECT start_ns, end_ns FROM io_waits WHERE id >= ? AND id < ? AND thread_key = ? AND end_ns >= ? AND start_ns <= ?
                     """)
                 try io.bind([.int(lo), .int(hi), .int(tk), .int(from), .int(to)])
@@ -245,7 +265,8 @@ extension TraceStore {
 
         let labelWidth = min(32, rows.map(\.label.count).max() ?? 10)
         let perColumn = to > from ? (to - from) / Int64(width) : 0
-        var out = "trace \(trace): \(DurationText.format(from)) … \(DurationText.format(to)), one column = \(DurationText.format(perColumn))\n"
+        var out =
+            "trace \(trace): \(DurationText.format(from)) … \(DurationText.format(to)), one column = \(DurationText.format(perColumn))\n"
         out += "legend: # running  ! stalled  - ready, waiting for the thread  . waiting on I/O\n"
         for r in rows {
             var l = r.label.count > labelWidth ? String(r.label.prefix(labelWidth - 1)) + "…" : r.label

@@ -5,8 +5,8 @@
 // queues built like the runtime's own (the global executor: one concurrent queue per priority,
 // width = logical CPUs; the main executor: the main queue), between two clock reads.
 
-@_spi(ExperimentalCustomExecutors) @_spi(ExperimentalScheduling) import _Concurrency
 import CUnclogSwiftRecorder
+@_spi(ExperimentalCustomExecutors) @_spi(ExperimentalScheduling) import _Concurrency
 
 /// The main executor: jobs run on the Dispatch main queue, timed; running and stopping the main
 /// loop, and isolation checks, are the platform main executor's.
@@ -33,8 +33,10 @@ final class UnclogGlobalExecutor: TaskExecutor, SchedulingExecutor, @unchecked S
         unclog_executor_enqueue_global(jobPointer(UnownedJob(job)))
     }
 
-    func enqueue<C: Clock>(_ job: consuming ExecutorJob, after delay: C.Duration,
-                           tolerance: C.Duration?, clock: C) {
+    func enqueue<C: Clock>(
+        _ job: consuming ExecutorJob, after delay: C.Duration,
+        tolerance: C.Duration?, clock: C
+    ) {
         // ContinuousClock and SuspendingClock (what Task.sleep uses) measure in Swift.Duration;
         // any other clock goes to the platform executor, untimed (it never happens in practice).
         guard let d = delay as? Duration else {
@@ -58,8 +60,10 @@ final class UnclogGlobalExecutor: TaskExecutor, SchedulingExecutor, @unchecked S
         return overflow2 ? .max : ns
     }
 
-    func enqueue<C: Clock>(_ job: consuming ExecutorJob, at instant: C.Instant,
-                           tolerance: C.Duration?, clock: C) {
+    func enqueue<C: Clock>(
+        _ job: consuming ExecutorJob, at instant: C.Instant,
+        tolerance: C.Duration?, clock: C
+    ) {
         enqueue(job, after: clock.now.duration(to: instant), tolerance: tolerance, clock: clock)
     }
 }

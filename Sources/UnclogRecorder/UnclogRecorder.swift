@@ -9,10 +9,11 @@
 // or `try UnclogRecorder.start(output: "app.trace")` to record on every run. Recording stops at
 // exit by itself; `stop()` flushes and closes the trace earlier.
 
-import CUnclogSwiftRuntimeRefs
 import CUnclogSwiftRecorder
+import CUnclogSwiftRuntimeRefs
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why recording could not start.
@@ -34,9 +35,11 @@ public enum UnclogRecorder {
     ///     thing in `main`, before any other concurrency work. The executors stay for the life of
     ///     the process (after `stop()` they run jobs untimed). Nothing is installed when not recording.
     @discardableResult
-    public static func start(output: String? = nil, threshold: Duration? = nil,
-                             sampleInterval: Duration? = nil,
-                             executors: Bool = false) throws(UnclogRecorderError) -> Bool {
+    public static func start(
+        output: String? = nil, threshold: Duration? = nil,
+        sampleInterval: Duration? = nil,
+        executors: Bool = false
+    ) throws(UnclogRecorderError) -> Bool {
         let envOutput = environment("UNCLOG_OUTPUT")
         let envThreshold = environment("UNCLOG_THRESHOLD_NS").flatMap { UInt64($0) }
         let envInterval = environment("UNCLOG_SAMPLE_INTERVAL_NS").flatMap { UInt64($0) }
@@ -52,7 +55,8 @@ public enum UnclogRecorder {
                 var config = unclog_config()
                 config.output = cPath
                 config.threshold_ns = threshold.map(nanoseconds) ?? envThreshold ?? UInt64(UNCLOG_DEFAULT_THRESHOLD_NS)
-                config.sample_interval_ns = sampleInterval.map(nanoseconds) ?? envInterval ?? UInt64(UNCLOG_DEFAULT_SAMPLE_INTERVAL_NS)
+                config.sample_interval_ns =
+                    sampleInterval.map(nanoseconds) ?? envInterval ?? UInt64(UNCLOG_DEFAULT_SAMPLE_INTERVAL_NS)
                 config.recorder_name = name
                 config.quiet = 0
                 config.executors = executors ? 1 : 0
@@ -60,12 +64,15 @@ public enum UnclogRecorder {
             }
         }
         if rc != 0 {
-            throw UnclogRecorderError(description: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
-                                                          as: UTF8.self))
+            throw UnclogRecorderError(
+                description: String(
+                    decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
+                    as: UTF8.self))
         }
         if executors && !installExecutors() {
             stop()
-            throw UnclogRecorderError(description: "the runtime lacks what the timing executors need (Dispatch main queue, dispatch_after_f)")
+            throw UnclogRecorderError(
+                description: "the runtime lacks what the timing executors need (Dispatch main queue, dispatch_after_f)")
         }
         return true
     }

@@ -5,13 +5,14 @@
 // never through String interpolation in the hot loops, and two 4 MiB buffers alternate: one
 // is filled while a background thread writes the other (memory stays at 8 MiB).
 
-#if canImport(Glibc)
-import Glibc
-import UnclogQuery
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import UnclogStore
+
+#if canImport(Glibc)
+    import Glibc
+    import UnclogQuery
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Writes bytes through a fixed buffer; memory stays at the buffer size whatever is written.
 /// The buffer is raw memory (no array bounds or exclusivity checks per byte).
@@ -292,11 +293,14 @@ final class BackgroundSink: @unchecked Sendable {
         pthread_mutex_init(lock, nil)
         pthread_cond_init(changed, nil)
         let me = Unmanaged.passRetained(self).toOpaque()
-        running = pthread_create(&thread, nil, { arg in
-            let sink = Unmanaged<BackgroundSink>.fromOpaque(arg!).takeRetainedValue()
-            sink.loop()
-            return nil
-        }, me) == 0
+        running =
+            pthread_create(
+                &thread, nil,
+                { arg in
+                    let sink = Unmanaged<BackgroundSink>.fromOpaque(arg!).takeRetainedValue()
+                    sink.loop()
+                    return nil
+                }, me) == 0
         if !running { Unmanaged<BackgroundSink>.fromOpaque(me).release() }
     }
 
@@ -354,9 +358,9 @@ final class BackgroundSink: @unchecked Sendable {
         var off = 0
         while off < n {
             #if canImport(Glibc)
-            let w = Glibc.write(fd, p + off, n - off)
+                let w = Glibc.write(fd, p + off, n - off)
             #else
-            let w = Darwin.write(fd, p + off, n - off)
+                let w = Darwin.write(fd, p + off, n - off)
             #endif
             if w < 0 {
                 if errno == EINTR { continue }

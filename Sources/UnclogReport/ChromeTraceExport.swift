@@ -80,8 +80,10 @@ public enum ChromeTraceExport {
     ]
 
     /// Writes the trace to `out` (and finishes it: the file appears complete or not at all).
-    public static func export(_ store: TraceStore, to out: ByteWriter,
-                              options: ChromeExportOptions = ChromeExportOptions()) throws(StoreError) -> ChromeExportSummary {
+    public static func export(
+        _ store: TraceStore, to out: ByteWriter,
+        options: ChromeExportOptions = ChromeExportOptions()
+    ) throws(StoreError) -> ChromeExportSummary {
         let trace = try store.traceSummary(options.traceID)
         var summary = ChromeExportSummary(traceID: trace.id, traceCount: trace.traceCount)
         let pid = trace.pid.flatMap { $0 >= 0 && $0 <= Int64(UInt32.max) ? $0 : nil } ?? trace.id
@@ -171,7 +173,8 @@ public enum ChromeTraceExport {
             init(_ store: TraceStore, key: Int64, tid: Int64, pid: Int64) throws(StoreError) {
                 self.tid = tid
                 prefix = Array("{\"ph\":\"X\",\"pid\":\(pid),\"tid\":\(tid)".utf8)
-                stalls = try store.db.prepare("SELECT start_ns, gt_key, duration_ns FROM stalls WHERE thread_key = ?1 ORDER BY start_ns")
+                stalls = try store.db.prepare(
+                    "SELECT start_ns, gt_key, duration_ns FROM stalls WHERE thread_key = ?1 ORDER BY start_ns")
                 try stalls.bind([.int(key)])
                 try advance()
             }
@@ -192,7 +195,8 @@ public enum ChromeTraceExport {
         for th in threads { cursors[th.key] = try ThreadCursor(store, key: th.key, tid: th.tid, pid: pid) }
 
         // Runs.
-        let slices = try store.db.prepare("""
+        let slices = try store.db.prepare(
+            """
             SELECT id, gt_key, ready_ns, start_ns, end_ns, reason, prev_id, thread_key FROM slices
             WHERE id >= ?1 AND id < ?2 AND end_ns >= ?3 AND start_ns <= ?4 ORDER BY id
             """)
@@ -237,7 +241,8 @@ public enum ChromeTraceExport {
         slices.reset()
 
         // Hub I/O waits.
-        let ios = try store.db.prepare("""
+        let ios = try store.db.prepare(
+            """
             SELECT start_ns, end_ns, timeout_ns, nready, thread_key FROM io_waits
             WHERE id >= ?1 AND id < ?2 AND end_ns >= ?3 AND start_ns <= ?4 ORDER BY id
             """)

@@ -27,8 +27,10 @@ public struct ReportOptions: Sendable {
     /// Greenthread lanes per window.
     public var greenthreadLanes: Int = 12
 
-    public init(traceID: Int64? = nil, windows: Int = 3, windowNs: Int64 = 60_000_000_000, topSites: Int = 15,
-                worstStalls: Int = 10, greenthreadLanes: Int = 12) {
+    public init(
+        traceID: Int64? = nil, windows: Int = 3, windowNs: Int64 = 60_000_000_000, topSites: Int = 15,
+        worstStalls: Int = 10, greenthreadLanes: Int = 12
+    ) {
         self.traceID = traceID
         self.windows = windows
         self.windowNs = windowNs
@@ -53,14 +55,17 @@ public enum HTMLReport {
     static let laneHeight = 18
 
     /// Writes the report to `out` (and finishes it).
-    public static func write(_ store: TraceStore, to out: ByteWriter, options: ReportOptions = ReportOptions()) throws(StoreError) -> ReportSummary {
+    public static func write(
+        _ store: TraceStore, to out: ByteWriter, options: ReportOptions = ReportOptions()
+    ) throws(StoreError) -> ReportSummary {
         let trace = try store.traceSummary(options.traceID)
         var summary = ReportSummary(traceID: trace.id, traceCount: trace.traceCount)
         let rows = StoreKey.rows(trace: trace.id), lo = rows.lowerBound, hi = rows.upperBound
         let db = store.db
 
         // Totals.
-        let totals = try db.prepare("""
+        let totals = try db.prepare(
+            """
             SELECT COUNT(*), COALESCE(SUM(duration_ns), 0), COALESCE(MAX(duration_ns), 0), COALESCE(SUM(victim_wait_ns), 0),
                    COALESCE(SUM(victims), 0)
             FROM stalls WHERE id >= ?1 AND id < ?2
@@ -103,7 +108,9 @@ public enum HTMLReport {
         card(DurationText.format(trace.durationNs), "recorded")
         card("\(trace.events)", "events")
         card("\(stallCount)", "stalls", alert: stallCount > 0)
-        card(DurationText.format(stallNs), "stalled (\(percent(Double(stallNs) / Double(duration))) of the time)", alert: stallNs > 0)
+        card(
+            DurationText.format(stallNs), "stalled (\(percent(Double(stallNs) / Double(duration))) of the time)",
+            alert: stallNs > 0)
         card(DurationText.format(longestNs), "longest stall", alert: longestNs > 0)
         card(DurationText.format(victimWaitNs), "wait added to other greenthreads", alert: victimWaitNs > 0)
         out.write("</section>\n")
@@ -123,7 +130,8 @@ public enum HTMLReport {
             windows = [(0, duration, stallNs, stallCount)]
         } else {
             let w = options.windowNs
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT start_ns / ?3, SUM(duration_ns), COUNT(*) FROM stalls WHERE id >= ?1 AND id < ?2
                 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?4
                 """)
@@ -143,21 +151,27 @@ public enum HTMLReport {
 
         // Timelines.
         out.write("<section><h2>")
-        out.write(windows.count == 1 && windows[0].from == 0 && windows[0].to == duration ? "Timeline" : "Timeline of the worst minutes")
-        out.write("</h2>\n<p class=\"legend\"><span class=\"sw run\"></span>running <span class=\"sw io\"></span>hub waiting on I/O "
-                  + "<span class=\"sw ready\"></span>ready, kept waiting <span class=\"sw stall\"></span>stall "
-                  + "(hover for details, click a stall for its stack)</p>\n")
+        out.write(
+            windows.count == 1 && windows[0].from == 0 && windows[0].to == duration ? "Timeline" : "Timeline of the worst minutes"
+        )
+        out.write(
+            "</h2>\n<p class=\"legend\"><span class=\"sw run\"></span>running <span class=\"sw io\"></span>hub waiting on I/O "
+                + "<span class=\"sw ready\"></span>ready, kept waiting <span class=\"sw stall\"></span>stall "
+                + "(hover for details, click a stall for its stack)</p>\n")
         for (i, w) in windows.enumerated() {
             out.write("<h3>")
-            out.html("\(i + 1). \(DurationText.format(w.from)) – \(DurationText.format(w.to)): \(w.stalls) stall\(w.stalls == 1 ? "" : "s"), \(DurationText.format(w.stallNs)) stalled")
+            out.html(
+                "\(i + 1). \(DurationText.format(w.from)) – \(DurationText.format(w.to)): \(w.stalls) stall\(w.stalls == 1 ? "" : "s"), \(DurationText.format(w.stallNs)) stalled"
+            )
             out.write("</h3>\n")
             try timeline(store, out: out, trace: trace.id, threads: threads, from: w.from, to: w.to, options: options)
         }
         out.write("</section>\n")
 
         // Call sites.
-        out.write("<section><h2>Top call sites</h2>\n<p class=\"note\">Self: each stall charged to its blocking call (the innermost "
-                  + "application frame). Inclusive: charged to every application function on the stack.</p>\n<div class=\"cols\">")
+        out.write(
+            "<section><h2>Top call sites</h2>\n<p class=\"note\">Self: each stall charged to its blocking call (the innermost "
+                + "application frame). Inclusive: charged to every application function on the stack.</p>\n<div class=\"cols\">")
         let selfTable = try store.top(by: .line, inclusive: false, limit: options.topSites, traceID: trace.id)
         table(out, selfTable, caption: "self, by line", bar: "share")
         let inclTable = try store.top(by: .function, inclusive: true, limit: options.topSites, traceID: trace.id)
@@ -169,8 +183,9 @@ public enum HTMLReport {
         let names = try GreenthreadNames(store)
         var threadLabel: [Int64: String] = [:]
         for t in try store.threads(trace: trace.id) { threadLabel[t.key] = t.label }
-        let reader = try StallReader(store, trace: trace.id, orderBy: "duration_ns DESC, stall_id", limit: options.worstStalls,
-                                     victimLimit: 10)
+        let reader = try StallReader(
+            store, trace: trace.id, orderBy: "duration_ns DESC, stall_id", limit: options.worstStalls,
+            victimLimit: 10)
         var n = 0
         while let s = try reader.next() {
             n += 1
@@ -183,8 +198,9 @@ public enum HTMLReport {
             out.write("</b> in <code>")
             out.html(s.siteText)
             out.write("</code> — ")
-            out.html("\(g.name) #\(g.gt) on \(threadLabel[s.threadKey] ?? "?") at \(DurationText.format(s.startNs)); "
-                     + "\(s.victims) victim\(s.victims == 1 ? "" : "s") waited \(DurationText.format(s.victimWaitNs))")
+            out.html(
+                "\(g.name) #\(g.gt) on \(threadLabel[s.threadKey] ?? "?") at \(DurationText.format(s.startNs)); "
+                    + "\(s.victims) victim\(s.victims == 1 ? "" : "s") waited \(DurationText.format(s.victimWaitNs))")
             out.write("</summary>\n<div class=\"cols\"><div><h4>Stack (innermost first)</h4><ol class=\"stack\">")
             for f in s.stack {
                 out.write(f.isInternal ? "<li class=\"internal\">" : "<li>")
@@ -193,7 +209,9 @@ public enum HTMLReport {
             }
             if s.stack.isEmpty { out.write("<li class=\"internal\">no stack recorded</li>") }
             out.write("</ol><p class=\"note\">")
-            out.html("\(s.samples) stack sample\(s.samples == 1 ? "" : "s") during the stall" + (s.complete ? "" : "; the recording ended inside it"))
+            out.html(
+                "\(s.samples) stack sample\(s.samples == 1 ? "" : "s") during the stall"
+                    + (s.complete ? "" : "; the recording ended inside it"))
             out.write("</p></div><div><h4>Kept waiting</h4>")
             if s.topVictims.isEmpty {
                 out.write("<p class=\"note\">nobody was ready to run</p>")
@@ -216,8 +234,9 @@ public enum HTMLReport {
             out.write("</div></div></details>\n")
         }
         if n == 0 { out.write("<p>No stalls: no greenthread held its thread longer than the threshold.</p>\n") }
-        out.write("</section>\n<footer>Made by <code>unclog report</code>. Explore further with <code>unclog stalls</code>, "
-                  + "<code>unclog timeline</code> and <code>unclog export</code> (Perfetto).</footer>\n<script>\n")
+        out.write(
+            "</section>\n<footer>Made by <code>unclog report</code>. Explore further with <code>unclog stalls</code>, "
+                + "<code>unclog timeline</code> and <code>unclog export</code> (Perfetto).</footer>\n<script>\n")
         out.write(script)
         out.write("</script>\n</body></html>\n")
         try out.finish()
@@ -228,8 +247,10 @@ public enum HTMLReport {
     // MARK: - Overview
 
     /// Bars of stall time per slice of the recording (the fraction of each bucket spent stalled).
-    static func overview(_ db: Database, out: ByteWriter, lo: Int64, hi: Int64, duration: Int64,
-                         windows: [(Int64, Int64)]) throws(StoreError) {
+    static func overview(
+        _ db: Database, out: ByteWriter, lo: Int64, hi: Int64, duration: Int64,
+        windows: [(Int64, Int64)]
+    ) throws(StoreError) {
         let buckets = 300
         var stalled = [Int64](repeating: 0, count: buckets), counts = [Int](repeating: 0, count: buckets)
         let bucketNs = max(1, (duration + Int64(buckets) - 1) / Int64(buckets))
@@ -247,21 +268,29 @@ public enum HTMLReport {
             }
         }
         let w = labelWidth + plotWidth, h = 90, plotH = 60
-        out.write("<svg class=\"overview\" width=\"\(w)\" height=\"\(h)\" viewBox=\"0 0 \(w) \(h)\" role=\"img\" aria-label=\"stall time over the recording\">")
+        out.write(
+            "<svg class=\"overview\" width=\"\(w)\" height=\"\(h)\" viewBox=\"0 0 \(w) \(h)\" role=\"img\" aria-label=\"stall time over the recording\">"
+        )
         out.write("<text x=\"0\" y=\"14\" class=\"lbl\">share of time stalled</text>")
         out.write("<text x=\"0\" y=\"30\" class=\"lbl dim\">per \(HTML.escape(DurationText.format(bucketNs)))</text>")
         let x0 = Double(labelWidth), sx = Double(plotWidth) / Double(duration)
         for (a, b) in windows where a > 0 || b < duration {
-            out.write("<rect class=\"win\" x=\"\(f1(x0 + Double(a) * sx))\" y=\"0\" width=\"\(f1(max(1, Double(b - a) * sx)))\" height=\"\(plotH)\"/>")
+            out.write(
+                "<rect class=\"win\" x=\"\(f1(x0 + Double(a) * sx))\" y=\"0\" width=\"\(f1(max(1, Double(b - a) * sx)))\" height=\"\(plotH)\"/>"
+            )
         }
         out.write("<line class=\"axis\" x1=\"\(labelWidth)\" y1=\"\(plotH)\" x2=\"\(w)\" y2=\"\(plotH)\"/>")
         let barW = Double(plotWidth) / Double(buckets)
         for i in 0..<buckets where stalled[i] > 0 {
             let frac = min(1, Double(stalled[i]) / Double(bucketNs))
             let bh = max(1.5, frac * Double(plotH - 4))
-            out.write("<rect class=\"stall\" x=\"\(f1(x0 + Double(i) * barW))\" y=\"\(f1(Double(plotH) - bh))\" width=\"\(f1(max(1, barW - 0.5)))\" height=\"\(f1(bh))\">")
+            out.write(
+                "<rect class=\"stall\" x=\"\(f1(x0 + Double(i) * barW))\" y=\"\(f1(Double(plotH) - bh))\" width=\"\(f1(max(1, barW - 0.5)))\" height=\"\(f1(bh))\">"
+            )
             out.write("<title>")
-            out.html("\(DurationText.format(Int64(i) * bucketNs)) – \(DurationText.format(Int64(i + 1) * bucketNs)): \(counts[i]) stall(s) began, \(DurationText.format(stalled[i])) stalled (\(percent(frac)))")
+            out.html(
+                "\(DurationText.format(Int64(i) * bucketNs)) – \(DurationText.format(Int64(i + 1) * bucketNs)): \(counts[i]) stall(s) began, \(DurationText.format(stalled[i])) stalled (\(percent(frac)))"
+            )
             out.write("</title></rect>")
         }
         axis(out, y: plotH, from: 0, to: duration)
@@ -271,8 +300,10 @@ public enum HTMLReport {
     // MARK: - Timeline
 
     /// Lanes for one window: each thread, then the greenthreads involved in its stalls.
-    static func timeline(_ store: TraceStore, out: ByteWriter, trace: Int64, threads: [ThreadSummary], from: Int64, to: Int64,
-                         options: ReportOptions) throws(StoreError) {
+    static func timeline(
+        _ store: TraceStore, out: ByteWriter, trace: Int64, threads: [ThreadSummary], from: Int64, to: Int64,
+        options: ReportOptions
+    ) throws(StoreError) {
         let db = store.db
         let span = max(1, to - from)
         let cols = plotWidth
@@ -302,7 +333,8 @@ public enum HTMLReport {
         var lanes: [Lane] = []
 
         // Stalls in the window (few: they are long), with their site and greenthread.
-        let stallQ = try db.prepare("""
+        let stallQ = try db.prepare(
+            """
             SELECT s.stall_id, s.thread_key, s.gt_key, s.start_ns, s.end_ns, s.duration_ns, s.function, s.file, s.line, s.victims
             FROM stall_sites s WHERE s.stall_id >= ?1 AND s.stall_id < ?2 AND s.end_ns >= ?3 AND s.start_ns <= ?4
             ORDER BY s.duration_ns DESC
@@ -314,14 +346,17 @@ public enum HTMLReport {
         while try stallQ.step(), windowStalls.count < 10_000 {
             let g = try names.info(stallQ.int(2))
             let site = FrameText(function: stallQ.text(6), file: stallQ.text(7), line: stallQ.optInt(8), isInternal: false)
-            let text = "stall \(DurationText.format(stallQ.int(5))) in \(site.function == nil ? "<unknown>" : site.text) — \(g.name) #\(g.gt), \(stallQ.int(9)) victims"
+            let text =
+                "stall \(DurationText.format(stallQ.int(5))) in \(site.function == nil ? "<unknown>" : site.text) — \(g.name) #\(g.gt), \(stallQ.int(9)) victims"
             windowStalls.append((stallQ.int(0), stallQ.int(1), stallQ.int(2), stallQ.int(3), stallQ.int(4), text))
         }
 
-        let sliceQ = try db.prepare("""
+        let sliceQ = try db.prepare(
+            """
             SELECT start_ns, end_ns FROM slices WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 AND end_ns >= ?4 AND start_ns <= ?5
             """)
-        let ioQ = try db.prepare("""
+        let ioQ = try db.prepare(
+            """
             SELECT start_ns, end_ns FROM io_waits WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 AND end_ns >= ?4 AND start_ns <= ?5
             """)
         for th in threads {
@@ -334,9 +369,11 @@ public enum HTMLReport {
             try ioQ.bind([.int(il), .int(ih), .int(th.key), .int(from), .int(to)])
             while try ioQ.step() { accumulate(&io, ioQ.int(0), ioQ.int(1)) }
             ioQ.reset()
-            lanes.append(Lane(label: th.label, title: "OS thread \(th.label): darker = busier",
-                              layers: [("io", io), ("run", run)],
-                              stalls: windowStalls.filter { $0.thread == th.key }.map { ($0.a, $0.b, $0.id, $0.text) }))
+            lanes.append(
+                Lane(
+                    label: th.label, title: "OS thread \(th.label): darker = busier",
+                    layers: [("io", io), ("run", run)],
+                    stalls: windowStalls.filter { $0.thread == th.key }.map { ($0.a, $0.b, $0.id, $0.text) }))
         }
 
         // Greenthreads: the stallers of the longest stalls, then their longest-waiting victims.
@@ -344,7 +381,8 @@ public enum HTMLReport {
         for s in windowStalls where chosen.count < options.greenthreadLanes / 2 {
             if !chosen.contains(s.gt), !(try names.info(s.gt).isHub) { chosen.append(s.gt) }
         }
-        let victimQ = try db.prepare("""
+        let victimQ = try db.prepare(
+            """
             SELECT v.gt_key, SUM(v.wait_ns) FROM stall_victims v WHERE v.stall_id IN (SELECT value FROM json_each(?1))
             GROUP BY v.gt_key ORDER BY 2 DESC LIMIT ?2
             """)
@@ -361,16 +399,20 @@ public enum HTMLReport {
                 if let r = s.readyNs, r < s.startNs { accumulate(&ready, r, s.startNs) }
                 accumulate(&run, s.startNs, s.endNs)
             }
-            lanes.append(Lane(label: "\(g.name) #\(g.gt)", title: "greenthread \(g.name) #\(g.gt)",
-                              layers: [("ready", ready), ("run", run)],
-                              stalls: windowStalls.filter { $0.gt == k }.map { ($0.a, $0.b, $0.id, $0.text) }))
+            lanes.append(
+                Lane(
+                    label: "\(g.name) #\(g.gt)", title: "greenthread \(g.name) #\(g.gt)",
+                    layers: [("ready", ready), ("run", run)],
+                    stalls: windowStalls.filter { $0.gt == k }.map { ($0.a, $0.b, $0.id, $0.text) }))
         }
 
         // Draw.
         let top = 6, axisH = 26
         let h = top + lanes.count * (laneHeight + 4) + axisH
         let w = labelWidth + plotWidth
-        out.write("<svg class=\"timeline\" width=\"\(w)\" height=\"\(h)\" viewBox=\"0 0 \(w) \(h)\" role=\"img\" aria-label=\"timeline\">")
+        out.write(
+            "<svg class=\"timeline\" width=\"\(w)\" height=\"\(h)\" viewBox=\"0 0 \(w) \(h)\" role=\"img\" aria-label=\"timeline\">"
+        )
         for (i, lane) in lanes.enumerated() {
             let y = top + i * (laneHeight + 4)
             if i == threads.count && i > 0 {
@@ -380,7 +422,8 @@ public enum HTMLReport {
             out.html(lane.title)
             out.write("</title>")
             out.html(lane.label.count > 26 ? String(lane.label.prefix(25)) + "…" : lane.label)
-            out.write("</text><rect class=\"lane\" x=\"\(labelWidth)\" y=\"\(y)\" width=\"\(plotWidth)\" height=\"\(laneHeight)\"/>")
+            out.write(
+                "</text><rect class=\"lane\" x=\"\(labelWidth)\" y=\"\(y)\" width=\"\(plotWidth)\" height=\"\(laneHeight)\"/>")
             for layer in lane.layers {
                 // Runs of columns with the same shade (coverage quantized to 8 levels) become one rect.
                 var c = 0
@@ -389,14 +432,18 @@ public enum HTMLReport {
                     var e = c + 1
                     while e < cols, shade(layer.acc[e], nsPerCol) == level { e += 1 }
                     if level > 0 {
-                        out.write("<rect class=\"\(layer.cls)\" fill-opacity=\"\(f1(Double(level) / 8))\" x=\"\(labelWidth + c)\" y=\"\(y)\" width=\"\(e - c)\" height=\"\(laneHeight)\"/>")
+                        out.write(
+                            "<rect class=\"\(layer.cls)\" fill-opacity=\"\(f1(Double(level) / 8))\" x=\"\(labelWidth + c)\" y=\"\(y)\" width=\"\(e - c)\" height=\"\(laneHeight)\"/>"
+                        )
                     }
                     c = e
                 }
             }
             for s in lane.stalls {
                 let x = Double(labelWidth) + max(0, col(s.a)), x1 = Double(labelWidth) + min(Double(plotWidth), col(s.b))
-                out.write("<rect class=\"stall hit\" data-stall=\"stall-\(s.id)\" x=\"\(f1(x))\" y=\"\(y)\" width=\"\(f1(max(2, x1 - x)))\" height=\"\(laneHeight)\"><title>")
+                out.write(
+                    "<rect class=\"stall hit\" data-stall=\"stall-\(s.id)\" x=\"\(f1(x))\" y=\"\(y)\" width=\"\(f1(max(2, x1 - x)))\" height=\"\(laneHeight)\"><title>"
+                )
                 out.html(s.text)
                 out.write("</title></rect>")
             }

@@ -61,8 +61,11 @@ final class StallReader {
     private let victimLimit: Int
 
     /// Stalls of `trace`, in the order `orderBy` (SQL over stall_sites columns), at most `limit`.
-    init(_ store: TraceStore, trace: Int64, orderBy: String = "stall_id", limit: Int? = nil, victimLimit: Int = 10) throws(StoreError) {
-        stalls = try store.db.prepare("""
+    init(
+        _ store: TraceStore, trace: Int64, orderBy: String = "stall_id", limit: Int? = nil, victimLimit: Int = 10
+    ) throws(StoreError) {
+        stalls = try store.db.prepare(
+            """
             SELECT stall_id, thread_key, gt_key, start_ns, end_ns, duration_ns, samples, complete, victims, victim_wait_ns,
                    stack_key, function, file, line
             FROM stall_sites WHERE stall_id >= ?1 AND stall_id < ?2
@@ -70,11 +73,13 @@ final class StallReader {
             """)
         let rows = StoreKey.rows(trace: trace)
         try stalls.bind([.int(rows.lowerBound), .int(rows.upperBound)])
-        frames = try store.db.prepare("""
+        frames = try store.db.prepare(
+            """
             SELECT f.function, f.file, f.line, f.internal FROM stack_frames sf JOIN frames f ON f.key = sf.frame_key
             WHERE sf.stack_key = ? ORDER BY sf.depth
             """)
-        victims = try store.db.prepare("""
+        victims = try store.db.prepare(
+            """
             SELECT g.gt, g.name, v.wait_ns, v.gt_key FROM stall_victims v LEFT JOIN greenthreads g ON g.key = v.gt_key
             WHERE v.stall_id = ? ORDER BY v.wait_ns DESC, v.gt_key LIMIT ?
             """)
@@ -93,16 +98,20 @@ final class StallReader {
         if let stackKey = s.optInt(10) {
             try frames.bind([.int(stackKey)])
             while try frames.step() {
-                d.stack.append(FrameText(function: frames.text(0), file: frames.text(1), line: frames.optInt(2),
-                                         isInternal: frames.int(3) != 0))
+                d.stack.append(
+                    FrameText(
+                        function: frames.text(0), file: frames.text(1), line: frames.optInt(2),
+                        isInternal: frames.int(3) != 0))
             }
             frames.reset()
         }
         if d.victims > 0, victimLimit > 0 {
             try victims.bind([.int(d.id), .int(Int64(victimLimit))])
             while try victims.step() {
-                d.topVictims.append(VictimInfo(gt: victims.optInt(0) ?? StoreKey.id(ofObject: victims.int(3)), name: victims.text(1),
-                                               waitNs: victims.int(2)))
+                d.topVictims.append(
+                    VictimInfo(
+                        gt: victims.optInt(0) ?? StoreKey.id(ofObject: victims.int(3)), name: victims.text(1),
+                        waitNs: victims.int(2)))
             }
             victims.reset()
         }

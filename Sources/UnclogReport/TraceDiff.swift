@@ -70,8 +70,10 @@ public struct DiffOptions: Sendable {
     /// The measures the gate looks at (victim wait varies most between runs of one program).
     public var measures: Set<DiffMeasure> = Set(DiffMeasure.allCases)
 
-    public init(beforeTrace: Int64? = nil, afterTrace: Int64? = nil, regressionLimit: Double? = nil, ignoreBelowNs: Int64 = 0,
-                measures: Set<DiffMeasure> = Set(DiffMeasure.allCases)) {
+    public init(
+        beforeTrace: Int64? = nil, afterTrace: Int64? = nil, regressionLimit: Double? = nil, ignoreBelowNs: Int64 = 0,
+        measures: Set<DiffMeasure> = Set(DiffMeasure.allCases)
+    ) {
         self.measures = measures
         self.beforeTrace = beforeTrace
         self.afterTrace = afterTrace
@@ -97,7 +99,8 @@ public struct DiffResult: Sendable {
 public enum TraceDiff {
     /// Per (function, file): the self-attributed stalls of `trace` (stall_sites), in one grouped query.
     public static func sites(_ store: TraceStore, trace: Int64) throws(StoreError) -> [SiteKey: SiteStats] {
-        let s = try store.db.prepare("""
+        let s = try store.db.prepare(
+            """
             SELECT function, file, COUNT(*), SUM(duration_ns), MAX(duration_ns), SUM(victim_wait_ns),
                    GROUP_CONCAT(DISTINCT line)
             FROM stall_sites WHERE stall_id >= ?1 AND stall_id < ?2 GROUP BY function, file
@@ -120,7 +123,9 @@ public enum TraceDiff {
     }
 
     /// Compares the stalls of `before` and `after`.
-    public static func diff(before: TraceStore, after: TraceStore, options: DiffOptions = DiffOptions()) throws(StoreError) -> DiffResult {
+    public static func diff(
+        before: TraceStore, after: TraceStore, options: DiffOptions = DiffOptions()
+    ) throws(StoreError) -> DiffResult {
         let bt = try before.traceSummary(options.beforeTrace)
         let at = try after.traceSummary(options.afterTrace)
         let b = try sites(before, trace: bt.id)
@@ -143,11 +148,14 @@ public enum TraceDiff {
             return ((x.function ?? ""), (x.file ?? "")) < ((y.function ?? ""), (y.file ?? ""))
         }
         let total = classify(function: "(all call sites)", file: nil, before: totalBefore, after: totalAfter, options: options)
-        return DiffResult(beforeTrace: bt, afterTrace: at, changes: changes, total: total, regressionLimit: options.regressionLimit)
+        return DiffResult(
+            beforeTrace: bt, afterTrace: at, changes: changes, total: total, regressionLimit: options.regressionLimit)
     }
 
     /// The status of one site, and the measures that grew past the limit.
-    static func classify(function: String?, file: String?, before: SiteStats, after: SiteStats, options: DiffOptions) -> SiteChange {
+    static func classify(
+        function: String?, file: String?, before: SiteStats, after: SiteStats, options: DiffOptions
+    ) -> SiteChange {
         var c = SiteChange(function: function, file: file, before: before, after: after, status: .same, regressedOn: [])
         if let limit = options.regressionLimit, max(before.totalNs, after.totalNs) >= options.ignoreBelowNs, after.stalls > 0 {
             func grew(_ x: Int64, _ y: Int64) -> Bool {
@@ -166,7 +174,8 @@ public enum TraceDiff {
             c.status = .gone
         } else if c.isRegression {
             c.status = .regressed
-        } else if after.totalNs > before.totalNs || (after.totalNs == before.totalNs && after.victimWaitNs > before.victimWaitNs) {
+        } else if after.totalNs > before.totalNs || (after.totalNs == before.totalNs && after.victimWaitNs > before.victimWaitNs)
+        {
             c.status = .worse
         } else if after.totalNs < before.totalNs || after.victimWaitNs < before.victimWaitNs {
             c.status = .better
@@ -196,10 +205,13 @@ extension DiffResult {
             return .raw(json: text, text: text)
         }
         if format == .table {
-            var t = ResultTable(columns: ["status", "function", "file", "lines", "stall time", "change", "stalls", "victim wait"],
-                                rightAligned: ["change"])
+            var t = ResultTable(
+                columns: ["status", "function", "file", "lines", "stall time", "change", "stalls", "victim wait"],
+                rightAligned: ["change"])
             for c in rows + [total] {
-                let lineText = c.before.lines == c.after.lines ? lines(c.after)
+                let lineText =
+                    c.before.lines == c.after.lines
+                    ? lines(c.after)
                     : "\(c.before.lines.isEmpty ? "-" : lines(c.before)) → \(c.after.lines.isEmpty ? "-" : lines(c.after))"
                 t.rows.append([
                     .text(c.status == .regressed ? "REGRESSED" : c.status.rawValue),
@@ -207,16 +219,19 @@ extension DiffResult {
                     .text("\(DurationText.format(c.before.totalNs)) → \(DurationText.format(c.after.totalNs))"),
                     .text(c.before.totalNs == 0 && c.after.totalNs == 0 ? "" : pct(c.stallTimeChange)),
                     .text("\(c.before.stalls) → \(c.after.stalls)"),
-                    .text("\(DurationText.format(c.before.victimWaitNs)) → \(DurationText.format(c.after.victimWaitNs))"
-                          + (c.before.victimWaitNs == c.after.victimWaitNs ? "" : " (\(pct(c.victimWaitChange)))")),
+                    .text(
+                        "\(DurationText.format(c.before.victimWaitNs)) → \(DurationText.format(c.after.victimWaitNs))"
+                            + (c.before.victimWaitNs == c.after.victimWaitNs ? "" : " (\(pct(c.victimWaitChange)))")),
                 ])
             }
             return t
         }
-        var t = ResultTable(columns: ["status", "function", "file", "lines_before", "lines_after",
-                                      "stalls_before", "stalls_after", "stall_ns_before", "stall_ns_after", "stall_ns_change",
-                                      "stall_time_change", "stalls_change", "max_ns_before", "max_ns_after",
-                                      "victim_wait_ns_before", "victim_wait_ns_after", "victim_wait_change", "regressed_on"])
+        var t = ResultTable(columns: [
+            "status", "function", "file", "lines_before", "lines_after",
+            "stalls_before", "stalls_after", "stall_ns_before", "stall_ns_after", "stall_ns_change",
+            "stall_time_change", "stalls_change", "max_ns_before", "max_ns_after",
+            "victim_wait_ns_before", "victim_wait_ns_after", "victim_wait_change", "regressed_on",
+        ])
         for c in rows {
             func linesJSON(_ s: SiteStats) -> Cell {
                 .raw(json: "[" + lines(s).replacingOccurrences(of: ",", with: ", ") + "]", text: lines(s))
@@ -227,8 +242,9 @@ extension DiffResult {
                 .int(c.stallTimeChangeNs), fraction(c.stallTimeChange), fraction(c.stallsChange),
                 .int(c.before.maxNs), .int(c.after.maxNs), .int(c.before.victimWaitNs), .int(c.after.victimWaitNs),
                 fraction(c.victimWaitChange),
-                .raw(json: "[" + c.regressedOn.map(JSONText.quoted).joined(separator: ", ") + "]",
-                     text: c.regressedOn.joined(separator: ";")),
+                .raw(
+                    json: "[" + c.regressedOn.map(JSONText.quoted).joined(separator: ", ") + "]",
+                    text: c.regressedOn.joined(separator: ";")),
             ])
         }
         return t

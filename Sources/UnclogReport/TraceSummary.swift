@@ -57,7 +57,8 @@ extension TraceStore {
         } else {
             chosen = try db.scalar("SELECT MAX(id) FROM traces") ?? 0
         }
-        let s = try db.prepare("""
+        let s = try db.prepare(
+            """
             SELECT id, path, runtime, runtime_version, pid, hostname, argv, threshold_ns, sample_interval_ns, anchor_wall_ns,
                    COALESCE(duration_ns, 0), events, bytes_lost, events_dropped, clean_end
             FROM traces WHERE id = ?
@@ -77,8 +78,10 @@ extension TraceStore {
         try s.bind([.int(trace)])
         var out: [ThreadSummary] = []
         while try s.step() {
-            out.append(ThreadSummary(key: s.int(0), tid: s.int(1), name: s.text(2), slices: s.int(3), busyNs: s.int(4),
-                                     ioWaitNs: s.int(5)))
+            out.append(
+                ThreadSummary(
+                    key: s.int(0), tid: s.int(1), name: s.text(2), slices: s.int(3), busyNs: s.int(4),
+                    ioWaitNs: s.int(5)))
         }
         return out
     }
@@ -86,13 +89,19 @@ extension TraceStore {
     /// The id range of a thread's rows (kind 1: slices, 2: I/O waits) that may overlap
     /// [from, to], from the slice_checkpoints entry points (see schema.sql and Timeline.swift):
     /// the last checkpoint starting before `from` up to the first starting after `to`.
-    public func checkpointRange(kind: Int64, threadKey: Int64, trace: Int64, from: Int64, to: Int64) throws(StoreError) -> (Int64, Int64) {
-        let lo = try db.scalar("""
-            SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns < ?3 ORDER BY row_id DESC LIMIT 1
-            """, [.int(kind), .int(threadKey), .int(from)]) ?? StoreKey.rows(trace: trace).lowerBound
-        let hi = try db.scalar("""
-            SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns > ?3 ORDER BY row_id LIMIT 1
-            """, [.int(kind), .int(threadKey), .int(to)]) ?? StoreKey.rows(trace: trace).upperBound
+    public func checkpointRange(
+        kind: Int64, threadKey: Int64, trace: Int64, from: Int64, to: Int64
+    ) throws(StoreError) -> (Int64, Int64) {
+        let lo =
+            try db.scalar(
+                """
+                SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns < ?3 ORDER BY row_id DESC LIMIT 1
+                """, [.int(kind), .int(threadKey), .int(from)]) ?? StoreKey.rows(trace: trace).lowerBound
+        let hi =
+            try db.scalar(
+                """
+                SELECT row_id FROM slice_checkpoints WHERE kind = ?1 AND key = ?2 AND start_ns > ?3 ORDER BY row_id LIMIT 1
+                """, [.int(kind), .int(threadKey), .int(to)]) ?? StoreKey.rows(trace: trace).upperBound
         return (lo, hi)
     }
 }

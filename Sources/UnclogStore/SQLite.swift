@@ -26,7 +26,8 @@ public final class Database {
     /// Opens (and for `readOnly == false` creates) a database file.
     public init(path: String, readOnly: Bool = false) throws(StoreError) {
         var db: OpaquePointer?
-        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE))
+        let flags =
+            (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE))
             | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
@@ -55,7 +56,8 @@ public final class Database {
     public func prepare(_ sql: String) throws(StoreError) -> Statement {
         var stmt: OpaquePointer?
         guard sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil) == SQLITE_OK,
-              let stmt else {
+            let stmt
+        else {
             throw StoreError("\(path): \(lastError)")
         }
         return Statement(stmt, db: self)
@@ -66,8 +68,10 @@ public final class Database {
     public func prepareSingle(_ sql: String) throws(StoreError) -> Statement {
         var stmt: OpaquePointer?
         var tail: UnsafePointer<CChar>?
-        let rc = sql.withCString { sqlite3_prepare_v2(handle, $0, -1, &stmt, &tail) == SQLITE_OK
-            ? (tail.map { String(cString: $0) } ?? "") : nil }
+        let rc = sql.withCString {
+            sqlite3_prepare_v2(handle, $0, -1, &stmt, &tail) == SQLITE_OK
+                ? (tail.map { String(cString: $0) } ?? "") : nil
+        }
         guard let rest = rc, let stmt else {
             if stmt == nil && rc != nil { throw StoreError("empty SQL statement") }
             throw StoreError("SQL error: \(lastError)")
@@ -148,7 +152,10 @@ public final class Statement {
             case let .int(x): sqlite3_bind_int64(stmt, idx, x)
             case let .double(x): sqlite3_bind_double(stmt, idx, x)
             case let .text(s): sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT_DESTRUCTOR)
-            case let .blob(b): b.withUnsafeBytes { _ = sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT_DESTRUCTOR) }
+            case let .blob(b):
+                b.withUnsafeBytes {
+                    _ = sqlite3_bind_blob(stmt, idx, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT_DESTRUCTOR)
+                }
             }
         }
     }
@@ -225,7 +232,9 @@ package final class BatchInserter {
     /// `NULL` is written for a value equal to `BatchInserter.null`.
     package static let null = Int64.min
 
-    package init(_ db: Database, table: String, columns: [String], rowsPerStatement: Int = 64, orIgnore: Bool = false) throws(StoreError) {
+    package init(
+        _ db: Database, table: String, columns: [String], rowsPerStatement: Int = 64, orIgnore: Bool = false
+    ) throws(StoreError) {
         self.db = db
         self.columns = columns.count
         self.rowsPerStatement = rowsPerStatement
@@ -248,7 +257,9 @@ package final class BatchInserter {
 
     /// Adds one row from a fixed buffer (avoids the variadic array in the hottest loops).
     @inline(__always)
-    package func add8(_ a: Int64, _ b: Int64, _ c: Int64, _ d: Int64, _ e: Int64, _ f: Int64, _ g: Int64, _ h: Int64) throws(StoreError) {
+    package func add8(
+        _ a: Int64, _ b: Int64, _ c: Int64, _ d: Int64, _ e: Int64, _ f: Int64, _ g: Int64, _ h: Int64
+    ) throws(StoreError) {
         let base = rows * columns
         values.withUnsafeMutableBufferPointer { v in
             v[base] = a; v[base + 1] = b; v[base + 2] = c; v[base + 3] = d

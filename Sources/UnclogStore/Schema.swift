@@ -11,7 +11,8 @@ public enum Schema {
     /// The text of schema.sql (the resource; schema/schema.sql links to it).
     public static func sql() throws(StoreError) -> String {
         guard let url = Bundle.module.url(forResource: "schema", withExtension: "sql"),
-              let text = try? String(contentsOf: url, encoding: .utf8) else {
+            let text = try? String(contentsOf: url, encoding: .utf8)
+        else {
             throw StoreError("schema.sql is missing from unclog's resources (broken installation)")
         }
         return text
@@ -30,7 +31,9 @@ public enum Schema {
         // A 64 MiB page cache: smaller ones made the 10M-event import markedly slower (figures in
         // docs/benchmarks.md); the import's peak memory plateaus at about this much above its base.
         if isNew {
-            try db.exec("PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE;")
+            try db.exec(
+                "PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA locking_mode=EXCLUSIVE;"
+            )
             try db.exec("BEGIN;")
             try create(db)
         } else {
@@ -45,7 +48,8 @@ public enum Schema {
         do {
             v = try db.scalar("PRAGMA user_version")
         } catch {
-            throw StoreError("\(db.path): not a unclog database (\(error.message.replacingOccurrences(of: db.path + ": ", with: "")))")
+            throw StoreError(
+                "\(db.path): not a unclog database (\(error.message.replacingOccurrences(of: db.path + ": ", with: "")))")
         }
         let hasTraces = (try? db.scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'traces'")) ?? nil
         guard hasTraces != nil else {

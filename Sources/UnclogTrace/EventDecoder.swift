@@ -62,8 +62,9 @@ public enum EventDecoder {
             guard len <= UInt64(TraceFormat.maxBuildIDBytes) else {
                 throw .invalid("build-id of \(len) bytes, over the \(TraceFormat.maxBuildIDBytes)-byte limit")
             }
-            kind = .image(id: iid, path: path, loadBias: bias, start: start, end: end,
-                          buildID: Array(try c.bytes(Int(len))))
+            kind = .image(
+                id: iid, path: path, loadBias: bias, start: start, end: end,
+                buildID: Array(try c.bytes(Int(len))))
         case 0x06:
             let tid = try id(&c)
             kind = .thread(tid: tid, name: try id(&c))
@@ -116,8 +117,9 @@ public enum EventDecoder {
             var entries: [MetadataEntry] = []
             var entryStart = 0
             func damage(_ reason: String) -> TraceDamage {
-                TraceDamage(offset: chunk.payloadOffset + UInt64(entryStart), bytesLost: UInt64(raw.count - entryStart),
-                            reason: "metadata chunk at byte \(chunk.offset): \(reason); rest of the chunk dropped")
+                TraceDamage(
+                    offset: chunk.payloadOffset + UInt64(entryStart), bytesLost: UInt64(raw.count - entryStart),
+                    reason: "metadata chunk at byte \(chunk.offset): \(reason); rest of the chunk dropped")
             }
             do throws(DecodeFailure) {
                 let count = try c.uvarint()
@@ -187,7 +189,9 @@ public struct EventIterator: IteratorProtocol {
                 damage = TraceDamage(
                     offset: chunk.payloadOffset + UInt64(position),
                     bytesLost: UInt64(raw.count - position),
-                    reason: "chunk at byte \(chunk.offset) (thread \(chunk.thread), seq \(chunk.seq)): event type 0x\(String(code, radix: 16)) \(error.reason); rest of the chunk dropped")
+                    reason:
+                        "chunk at byte \(chunk.offset) (thread \(chunk.thread), seq \(chunk.seq)): event type 0x\(String(code, radix: 16)) \(error.reason); rest of the chunk dropped"
+                )
                 position = raw.count
                 return nil
             }

@@ -23,13 +23,17 @@ public final class TraceBuilder {
 
     /// Starts a trace: the file header and a metadata chunk go to `sink` at once.
     /// - Parameter chunkBytes: payload size at which a thread's chunk is flushed.
-    public init(metadata: [MetadataEntry], anchorTime: UInt64, chunkBytes: Int = 64 << 10,
-                sink: @escaping ([UInt8]) -> Void) {
+    public init(
+        metadata: [MetadataEntry], anchorTime: UInt64, chunkBytes: Int = 64 << 10,
+        sink: @escaping ([UInt8]) -> Void
+    ) {
         self.sink = sink
         self.chunkBytes = min(chunkBytes, TraceFormat.maxChunkPayload - 4096)
         sink(TraceEncoding.fileHeader())
-        sink(TraceEncoding.chunk(kind: ChunkKind.metadata.rawValue, baseTime: anchorTime, thread: 0, seq: 0,
-                                 payload: TraceEncoding.metadataPayload(metadata)))
+        sink(
+            TraceEncoding.chunk(
+                kind: ChunkKind.metadata.rawValue, baseTime: anchorTime, thread: 0, seq: 0,
+                payload: TraceEncoding.metadataPayload(metadata)))
         chunks = 1
     }
 
@@ -68,8 +72,10 @@ public final class TraceBuilder {
 
     private func flush(_ b: inout ThreadBuffer, thread: UInt32) {
         guard b.encoder.eventCount > 0 else { return }
-        sink(TraceEncoding.chunk(kind: ChunkKind.events.rawValue, baseTime: b.encoder.baseTime, thread: thread,
-                                 seq: b.seq, payload: b.encoder.bytes))
+        sink(
+            TraceEncoding.chunk(
+                kind: ChunkKind.events.rawValue, baseTime: b.encoder.baseTime, thread: thread,
+                seq: b.seq, payload: b.encoder.bytes))
         b.seq &+= 1
         chunks += 1
         b.encoder = ChunkEncoder(baseTime: b.encoder.baseTime, capacity: 0)
@@ -89,8 +95,10 @@ public final class TraceBuilder {
         flushAll()
         var end = ChunkEncoder(baseTime: time)
         end.append(TraceEvent(time: time, .end(chunks: chunks, events: events)))
-        sink(TraceEncoding.chunk(kind: ChunkKind.events.rawValue, baseTime: time, thread: 0,
-                                 seq: buffers[0]?.seq ?? 0, payload: end.bytes))
+        sink(
+            TraceEncoding.chunk(
+                kind: ChunkKind.events.rawValue, baseTime: time, thread: 0,
+                seq: buffers[0]?.seq ?? 0, payload: end.bytes))
         chunks += 1
     }
 }

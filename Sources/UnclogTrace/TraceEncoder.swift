@@ -5,9 +5,9 @@
 // the same spec.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Builds the payload of one events chunk: events appended in time order, each as
@@ -94,8 +94,10 @@ public struct ChunkEncoder: Sendable {
 /// Static helpers that produce the byte layout of headers and chunks.
 public enum TraceEncoding {
     /// The 16-byte file header.
-    public static func fileHeader(versionMajor: UInt16 = TraceFormat.versionMajor,
-                                  versionMinor: UInt16 = TraceFormat.versionMinor) -> [UInt8] {
+    public static func fileHeader(
+        versionMajor: UInt16 = TraceFormat.versionMajor,
+        versionMinor: UInt16 = TraceFormat.versionMinor
+    ) -> [UInt8] {
         var out = TraceFormat.magic
         out.appendLE(versionMajor)
         out.appendLE(versionMinor)
@@ -104,8 +106,10 @@ public enum TraceEncoding {
     }
 
     /// A whole chunk: the 32-byte header with its CRC, then the payload.
-    public static func chunk(kind: UInt8, baseTime: UInt64, thread: UInt32, seq: UInt32,
-                             payload: [UInt8], flags: UInt8 = 0) -> [UInt8] {
+    public static func chunk(
+        kind: UInt8, baseTime: UInt64, thread: UInt32, seq: UInt32,
+        payload: [UInt8], flags: UInt8 = 0
+    ) -> [UInt8] {
         precondition(payload.count <= TraceFormat.maxChunkPayload, "chunk payload over 16 MiB")
         var out = TraceFormat.chunkSync
         out.reserveCapacity(TraceFormat.chunkHeaderSize + payload.count)
@@ -178,8 +182,10 @@ public final class TraceFileWriter {
         guard fd >= 0 else { throw TraceWriteError(path: path, errno: errno) }
         self.fd = fd
         try write(TraceEncoding.fileHeader())
-        try write(TraceEncoding.chunk(kind: ChunkKind.metadata.rawValue, baseTime: anchorTime, thread: 0,
-                                      seq: 0, payload: TraceEncoding.metadataPayload(metadata)))
+        try write(
+            TraceEncoding.chunk(
+                kind: ChunkKind.metadata.rawValue, baseTime: anchorTime, thread: 0,
+                seq: 0, payload: TraceEncoding.metadataPayload(metadata)))
     }
 
     deinit { close(fd) }
@@ -188,8 +194,10 @@ public final class TraceFileWriter {
     public func writeChunk(_ encoder: ChunkEncoder, thread: UInt32) throws(TraceWriteError) {
         let seq = sequence[thread, default: 0]
         sequence[thread] = seq &+ 1
-        try write(TraceEncoding.chunk(kind: ChunkKind.events.rawValue, baseTime: encoder.baseTime,
-                                      thread: thread, seq: seq, payload: encoder.bytes))
+        try write(
+            TraceEncoding.chunk(
+                kind: ChunkKind.events.rawValue, baseTime: encoder.baseTime,
+                thread: thread, seq: seq, payload: encoder.bytes))
         chunksWritten += 1
     }
 

@@ -74,8 +74,14 @@ public enum TraceJSON {
             type = "stack"; n("id", id); f.append(("frames", "[" + frames.map(String.init).joined(separator: ", ") + "]"))
         case let .image(id, path, loadBias, start, end, buildID):
             type = "image"; n("id", id); n("path", path); n("load_bias", loadBias); n("start", start); n("end", end)
-            f.append(("build_id", JSONWriter.quote(buildID.map { b in
-                let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h }.joined())))
+            f.append(
+                (
+                    "build_id",
+                    JSONWriter.quote(
+                        buildID.map { b in
+                            let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h
+                        }.joined())
+                ))
         case let .thread(tid, name): type = "thread"; n("tid", tid); n("name", name)
         case let .greenthreadCreate(gt, name, spawnStack, parent):
             type = "greenthread_create"; n("gt", gt); n("name", name); n("spawn_stack", spawnStack); n("parent", parent)

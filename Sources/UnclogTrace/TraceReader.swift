@@ -2,7 +2,7 @@
 // after damage. Memory is bounded by the largest chunk (16 MiB), whatever the file size.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The parsed 16-byte file header.
@@ -119,14 +119,17 @@ public final class TraceReader {
             throw TraceReadError(path: name, offset: 0, message: "not a unclog trace (bad magic number)")
         }
         if available < TraceFormat.fileHeaderSize {
-            throw TraceReadError(path: name, offset: UInt64(available),
-                                 message: "file truncated inside its 16-byte header")
+            throw TraceReadError(
+                path: name, offset: UInt64(available),
+                message: "file truncated inside its 16-byte header")
         }
         let major = UInt16(head[8]) | UInt16(head[9]) << 8
         let minor = UInt16(head[10]) | UInt16(head[11]) << 8
         guard major == TraceFormat.versionMajor else {
-            throw TraceReadError(path: name, offset: 8,
-                                 message: "unsupported trace format version \(major).\(minor) (this unclog reads version \(TraceFormat.versionMajor))")
+            throw TraceReadError(
+                path: name, offset: 8,
+                message:
+                    "unsupported trace format version \(major).\(minor) (this unclog reads version \(TraceFormat.versionMajor))")
         }
         source.consume(TraceFormat.fileHeaderSize)
         return FileHeader(versionMajor: major, versionMinor: minor)
@@ -153,9 +156,12 @@ public final class TraceReader {
             if have == 0 { return nil }
             if have < TraceFormat.chunkHeaderSize {
                 let isSync = source.peek(min(have, 4)).elementsEqual(TraceFormat.chunkSync.prefix(min(have, 4)))
-                report(TraceDamage(offset: start, bytesLost: UInt64(have),
-                                   reason: isSync ? "file truncated inside a chunk header"
-                                                  : "\(have) trailing bytes that are not a chunk"))
+                report(
+                    TraceDamage(
+                        offset: start, bytesLost: UInt64(have),
+                        reason: isSync
+                            ? "file truncated inside a chunk header"
+                            : "\(have) trailing bytes that are not a chunk"))
                 source.consume(have)
                 return nil
             }
@@ -174,9 +180,12 @@ public final class TraceReader {
                 }
                 // A chunk running past the end with an intact chunk after it: its length is
                 // damaged, the file is not truncated; the reason then says only what it claims.
-                report(TraceDamage(offset: start, bytesLost: lost,
-                                   reason: found ? "\(reason); resumed at the next intact chunk at byte \(source.offset)"
-                                                 : "\(reason); no intact chunk after it"))
+                report(
+                    TraceDamage(
+                        offset: start, bytesLost: lost,
+                        reason: found
+                            ? "\(reason); resumed at the next intact chunk at byte \(source.offset)"
+                            : "\(reason); no intact chunk after it"))
                 if !found { return nil }
             }
         }
@@ -200,17 +209,19 @@ public final class TraceReader {
         let total = TraceFormat.chunkHeaderSize + length
         let have = source.fill(total)
         guard have >= total else {
-            return .damaged("it claims \(length) payload bytes, the file holds \(have - TraceFormat.chunkHeaderSize) more",
-                            truncated: true)
+            return .damaged(
+                "it claims \(length) payload bytes, the file holds \(have - TraceFormat.chunkHeaderSize) more",
+                truncated: true)
         }
         let stored = le32(h, 8)
         let computed = source.withBytes(total) { CRC32.update(0, UnsafeRawBufferPointer(rebasing: $0[12...])) }
         guard stored == computed else {
             return .damaged("chunk checksum mismatch (stored \(hex(stored)), computed \(hex(computed)))", truncated: false)
         }
-        let chunk = Chunk(offset: source.offset, kind: h[12], flags: h[13], baseTime: le64(h, 16),
-                          thread: le32(h, 24), seq: le32(h, 28),
-                          payload: source.withBytes(total) { Array($0[TraceFormat.chunkHeaderSize...]) })
+        let chunk = Chunk(
+            offset: source.offset, kind: h[12], flags: h[13], baseTime: le64(h, 16),
+            thread: le32(h, 24), seq: le32(h, 28),
+            payload: source.withBytes(total) { Array($0[TraceFormat.chunkHeaderSize...]) })
         source.consume(total)
         return .intact(chunk)
     }
@@ -234,7 +245,8 @@ public final class TraceReader {
                     // Every sync met is checked, so syncs claiming long lengths would cost
                     // O(bytes × 16 MiB) computed one by one; long ranges come from prefix CRCs.
                     let start = source.offset
-                    let crc = (total > 256 ? ranges.crc(start + 12, start + UInt64(total), source) : nil)
+                    let crc =
+                        (total > 256 ? ranges.crc(start + 12, start + UInt64(total), source) : nil)
                         ?? source.withBytes(total) { CRC32.update(0, UnsafeRawBufferPointer(rebasing: $0[12...])) }
                     if crc == le32(h, 8) { return true }
                 }

@@ -27,12 +27,17 @@ struct CheckCommand: ParsableCommand {
             try store.stalls(minDuration: maxStall.nanoseconds &+ 1, traceID: selection.trace)
         }
         if offending.isEmpty {
-            if output.format == .table { print("ok: no stall longer than \(DurationText.format(maxStall.nanoseconds))") }
-            else { print(TraceStore.stallTable([]).render(output.format), terminator: "") }
+            if output.format == .table {
+                print("ok: no stall longer than \(DurationText.format(maxStall.nanoseconds))")
+            } else {
+                print(TraceStore.stallTable([]).render(output.format), terminator: "")
+            }
             return
         }
         if output.format == .table {
-            print("FAIL: \(offending.count) stall\(offending.count == 1 ? "" : "s") longer than \(DurationText.format(maxStall.nanoseconds)):")
+            print(
+                "FAIL: \(offending.count) stall\(offending.count == 1 ? "" : "s") longer than \(DurationText.format(maxStall.nanoseconds)):"
+            )
         }
         print(TraceStore.stallTable(offending).render(output.format), terminator: "")
         throw ExitCode(1)

@@ -44,14 +44,19 @@ struct DiffCommand: ParsableCommand {
     @Argument(help: "The database of the later recording.")
     var after: String
 
-    @Option(name: .customLong("fail-on-regression"), help: "Exit 1 when a site's stall time, stall count or victim wait grows by more than this (e.g. 20%).")
+    @Option(
+        name: .customLong("fail-on-regression"),
+        help: "Exit 1 when a site's stall time, stall count or victim wait grows by more than this (e.g. 20%).")
     var failOnRegression: PercentArgument?
 
-    @Option(name: .customLong("ignore-below"), help: "Sites with less stall time than this in both recordings never fail the gate (e.g. 100ms).")
+    @Option(
+        name: .customLong("ignore-below"),
+        help: "Sites with less stall time than this in both recordings never fail the gate (e.g. 100ms).")
     var ignoreBelow: DurationArgument?
 
-    @Option(name: .customLong("gate-on"), parsing: .upToNextOption,
-            help: "The measures the gate looks at: stall-time, stalls, victim-wait (default: all three).")
+    @Option(
+        name: .customLong("gate-on"), parsing: .upToNextOption,
+        help: "The measures the gate looks at: stall-time, stalls, victim-wait (default: all three).")
     var gateOn: [DiffMeasure] = DiffMeasure.allCases
 
     @Option(name: .customLong("before-trace"), help: "The trace of BEFORE to compare (default: its most recent).")
@@ -69,9 +74,11 @@ struct DiffCommand: ParsableCommand {
         let b = try openStore(before)
         let a = try openStore(after)
         let result = try storeCall { () throws(StoreError) in
-            try TraceDiff.diff(before: b, after: a, options: DiffOptions(
-                beforeTrace: beforeTrace, afterTrace: afterTrace, regressionLimit: failOnRegression?.fraction,
-                ignoreBelowNs: ignoreBelow?.nanoseconds ?? 0, measures: Set(gateOn)))
+            try TraceDiff.diff(
+                before: b, after: a,
+                options: DiffOptions(
+                    beforeTrace: beforeTrace, afterTrace: afterTrace, regressionLimit: failOnRegression?.fraction,
+                    ignoreBelowNs: ignoreBelow?.nanoseconds ?? 0, measures: Set(gateOn)))
         }
         print(result.table(output.format, limit: limit).render(output.format, maxWidth: 80), terminator: "")
         guard let limit = failOnRegression else { return }
@@ -79,8 +86,10 @@ struct DiffCommand: ParsableCommand {
         if result.failed {
             let sites = result.regressions
             if output.format == .table {
-                print("FAIL: \(sites.count) call site\(sites.count == 1 ? "" : "s") regressed by more than \(pct)"
-                      + (result.total.isRegression ? "; all sites together: \(result.total.regressedOn.joined(separator: ", "))" : ""))
+                print(
+                    "FAIL: \(sites.count) call site\(sites.count == 1 ? "" : "s") regressed by more than \(pct)"
+                        + (result.total.isRegression
+                            ? "; all sites together: \(result.total.regressedOn.joined(separator: ", "))" : ""))
                 for s in sites.prefix(10) {
                     print("  \(s.function ?? "<unknown>") (\(s.file ?? "?")): \(s.regressedOn.joined(separator: ", "))")
                 }

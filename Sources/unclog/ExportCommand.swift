@@ -51,12 +51,16 @@ struct ExportCommand: ParsableCommand {
         let store = try openStore(database)
         let summary = try storeCall { () throws(StoreError) in
             let out = try ByteWriter(path: output)
-            return try ChromeTraceExport.export(store, to: out, options: ChromeExportOptions(
-                traceID: trace, flows: !noFlows, from: from?.nanoseconds, to: to?.nanoseconds))
+            return try ChromeTraceExport.export(
+                store, to: out,
+                options: ChromeExportOptions(
+                    traceID: trace, flows: !noFlows, from: from?.nanoseconds, to: to?.nanoseconds))
         }
         if !quiet {
-            let note = summary.traceCount > 1 && trace == nil ? " (the most recent of \(summary.traceCount); --trace to choose)" : ""
-            printError("""
+            let note =
+                summary.traceCount > 1 && trace == nil ? " (the most recent of \(summary.traceCount); --trace to choose)" : ""
+            printError(
+                """
                 exported trace \(summary.traceID)\(note) → \(output): \(summary.runs) runs, \(summary.ioWaits) I/O waits, \
                 \(summary.stalls) stalls on \(summary.threads) thread\(summary.threads == 1 ? "" : "s"), \(mib(summary.bytes))
                 """)

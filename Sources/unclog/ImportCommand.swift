@@ -5,8 +5,9 @@ import UnclogImport
 import UnclogQuery
 import UnclogStore
 import UnclogTrace
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct ImportCommand: ParsableCommand {
@@ -54,8 +55,9 @@ struct ImportCommand: ParsableCommand {
     /// Imports with a progress bar on a terminal and the summary line; damage goes to stderr.
     static func importTrace(_ trace: String, into db: String, replace: Bool, quiet: Bool) throws -> ImportSummary {
         let showProgress = !quiet && isatty(2) != 0
-        let options = ImportOptions(tracePath: trace, databasePath: db, replace: replace,
-                                    progress: showProgress ? progressPrinter(trace) : nil)
+        let options = ImportOptions(
+            tracePath: trace, databasePath: db, replace: replace,
+            progress: showProgress ? progressPrinter(trace) : nil)
         // Ctrl-C or SIGTERM stops the import between chunks; it then rolls back and cleans up.
         for sig in [SIGINT, SIGTERM] {
             signal(sig) { _ in ImportCancellation.request() }
@@ -75,14 +77,18 @@ struct ImportCommand: ParsableCommand {
             if summary.alreadyImported {
                 print("\(trace) is already in \(db) as trace \(summary.traceID); nothing to do (--replace to import it again)")
             } else {
-                let rate = summary.eventsPerSecond >= 1e6 ? "\(fmt(summary.eventsPerSecond / 1e6)) M" : "\(Int(summary.eventsPerSecond))"
-                print("""
+                let rate =
+                    summary.eventsPerSecond >= 1e6 ? "\(fmt(summary.eventsPerSecond / 1e6)) M" : "\(Int(summary.eventsPerSecond))"
+                print(
+                    """
                     \(summary.replaced ? "re-imported" : "imported") \(trace) → \(db) as trace \(summary.traceID): \
                     \(summary.events) events, \(summary.greenthreads) greenthreads, \(summary.stalls) stalls, \
                     \(summary.bytesLost) bytes lost, \(fmt(summary.seconds)) s, \(rate) events/s
                     """)
                 if summary.eventsDropped > 0 {
-                    printError("unclog: \(trace): the recorder dropped \(summary.eventsDropped) events (\(summary.recorderErrors) recorder errors)")
+                    printError(
+                        "unclog: \(trace): the recorder dropped \(summary.eventsDropped) events (\(summary.recorderErrors) recorder errors)"
+                    )
                 }
                 if let sym = summary.symbols {
                     for note in sym.notes { printError("unclog: \(trace): \(note)") }
@@ -91,7 +97,9 @@ struct ImportCommand: ParsableCommand {
                     }
                 }
                 if !summary.cleanEnd {
-                    printError("unclog: \(trace): no end marker: the recording was cut short (program killed?); imported what was written")
+                    printError(
+                        "unclog: \(trace): no end marker: the recording was cut short (program killed?); imported what was written"
+                    )
                 }
             }
         }

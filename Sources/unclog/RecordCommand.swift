@@ -41,7 +41,10 @@ struct RecordCommand: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        if command.isEmpty { throw ValidationError("give the program to record after `--`, e.g. unclog record -- python3 app.py or -- ./MySwiftServer") }
+        if command.isEmpty {
+            throw ValidationError(
+                "give the program to record after `--`, e.g. unclog record -- python3 app.py or -- ./MySwiftServer")
+        }
         if threshold.nanoseconds <= 0 { throw ValidationError("--threshold must be positive") }
         if sampleInterval.nanoseconds <= 0 { throw ValidationError("--sample-interval must be positive") }
     }
@@ -49,8 +52,10 @@ struct RecordCommand: ParsableCommand {
     func run() throws {
         let status: Int32
         do {
-            status = try Recorder.run(RecordOptions(command: command, output: output, thresholdNs: threshold.nanoseconds,
-                                                    sampleIntervalNs: sampleInterval.nanoseconds))
+            status = try Recorder.run(
+                RecordOptions(
+                    command: command, output: output, thresholdNs: threshold.nanoseconds,
+                    sampleIntervalNs: sampleInterval.nanoseconds))
         } catch {
             throw CLIError(message: "\(error)")
         }

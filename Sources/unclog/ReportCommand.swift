@@ -51,12 +51,17 @@ struct ReportCommand: ParsableCommand {
         let store = try openStore(database)
         let summary = try storeCall { () throws(StoreError) in
             let out = try ByteWriter(path: output)
-            return try HTMLReport.write(store, to: out, options: ReportOptions(
-                traceID: trace, windows: windows, windowNs: window.nanoseconds, worstStalls: stalls))
+            return try HTMLReport.write(
+                store, to: out,
+                options: ReportOptions(
+                    traceID: trace, windows: windows, windowNs: window.nanoseconds, worstStalls: stalls))
         }
         if !quiet {
-            let note = summary.traceCount > 1 && trace == nil ? " (the most recent of \(summary.traceCount); --trace to choose)" : ""
-            printError("wrote \(output): trace \(summary.traceID)\(note), \(summary.stalls) stalls, \(summary.windows.count) window\(summary.windows.count == 1 ? "" : "s"), \(summary.bytes >> 10) KiB")
+            let note =
+                summary.traceCount > 1 && trace == nil ? " (the most recent of \(summary.traceCount); --trace to choose)" : ""
+            printError(
+                "wrote \(output): trace \(summary.traceID)\(note), \(summary.stalls) stalls, \(summary.windows.count) window\(summary.windows.count == 1 ? "" : "s"), \(summary.bytes >> 10) KiB"
+            )
         }
     }
 }

@@ -43,8 +43,10 @@ struct TimelineCommand: ParsableCommand {
     func run() throws {
         let store = try openStore(database)
         let text = try storeCall { () throws(StoreError) in
-            try store.timeline(TimelineOptions(greenthread: greenthread, traceID: selection.trace, from: from?.nanoseconds,
-                                               to: to?.nanoseconds, width: width, limit: limit))
+            try store.timeline(
+                TimelineOptions(
+                    greenthread: greenthread, traceID: selection.trace, from: from?.nanoseconds,
+                    to: to?.nanoseconds, width: width, limit: limit))
         }
         print(text, terminator: "")
     }

@@ -3,8 +3,9 @@
 
 import ArgumentParser
 import UnclogTrace
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Unclog: ParsableCommand {
@@ -24,8 +25,10 @@ struct Unclog: ParsableCommand {
             Exit codes: 0 success, 1 a check failed, 2 a usage or input error.
             """,
         version: UnclogDefaults.version,
-        subcommands: [RecordCommand.self, ImportCommand.self, StallsCommand.self, TopCommand.self, TimelineCommand.self,
-                      SQLCommand.self, CheckCommand.self, DumpCommand.self, ExportCommand.self, ReportCommand.self, DiffCommand.self]
+        subcommands: [
+            RecordCommand.self, ImportCommand.self, StallsCommand.self, TopCommand.self, TimelineCommand.self,
+            SQLCommand.self, CheckCommand.self, DumpCommand.self, ExportCommand.self, ReportCommand.self, DiffCommand.self,
+        ]
     )
 }
 

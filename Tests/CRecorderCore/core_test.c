@@ -14,15 +14,23 @@
 
 static int passed, failed;
 
-#define CHECK(cond, ...) do { \
-    if (cond) passed++; \
-    else { failed++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } \
-} while (0)
+#define CHECK(cond, ...)                                                                                                         \
+    do {                                                                                                                         \
+        if (cond) passed++;                                                                                                      \
+        else {                                                                                                                   \
+            failed++;                                                                                                            \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                                 \
+            fprintf(stderr, __VA_ARGS__);                                                                                        \
+            fputc('\n', stderr);                                                                                                 \
+        }                                                                                                                        \
+    } while (0)
 
 // xorshift64*: reproducible pseudo-random numbers (the seed is printed).
 static uint64_t rng_state;
 static uint64_t rnd(void) {
-    rng_state ^= rng_state >> 12; rng_state ^= rng_state << 25; rng_state ^= rng_state >> 27;
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ull;
 }
 
@@ -37,7 +45,8 @@ static void crc_kernel(int clmul, const uint8_t *buf, size_t size) {
     for (size_t n = 0; n <= 300; n++) {
         for (size_t off = 0; off < 16; off++) {
             uint32_t want = (uint32_t)crc32(0L, buf + off, (uInt)n), got = crc32_buf(buf + off, n);
-            if (got != want && bad++ < 5) fprintf(stderr, "  clmul=%d n=%zu off=%zu: %08x, zlib %08x\n", clmul, n, off, got, want);
+            if (got != want && bad++ < 5)
+                fprintf(stderr, "  clmul=%d n=%zu off=%zu: %08x, zlib %08x\n", clmul, n, off, got, want);
         }
     }
     CHECK(!bad, "CRC (clmul=%d) differs from zlib on %d short buffers", clmul, bad);
@@ -50,7 +59,7 @@ static void crc_kernel(int clmul, const uint8_t *buf, size_t size) {
     }
     CHECK(!bad, "CRC (clmul=%d) differs from zlib on %d random buffers", clmul, bad);
     CHECK(crc32_buf((const uint8_t *)"123456789", 9) == 0xCBF43926u, "CRC (clmul=%d) of \"123456789\"", clmul);
-    uint8_t zeros[4096] = { 0 };
+    uint8_t zeros[4096] = {0};
     CHECK(crc32_buf(zeros, sizeof zeros) == (uint32_t)crc32(0L, zeros, sizeof zeros), "CRC (clmul=%d) of zeros", clmul);
 }
 
@@ -75,7 +84,10 @@ static int get_uvarint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
     uint64_t x = 0;
     for (int i = 0, shift = 0; p + i < end && i < 10; i++, shift += 7) {
         x |= (uint64_t)(p[i] & 0x7F) << shift;
-        if (!(p[i] & 0x80)) { *v = x; return i + 1; }
+        if (!(p[i] & 0x80)) {
+            *v = x;
+            return i + 1;
+        }
     }
     return -1;
 }
@@ -92,10 +104,25 @@ static void varint_case(uint64_t v, int want_len) {
 }
 
 static void test_varint(void) {
-    static const struct { uint64_t v; int len; } cases[] = {
-        { 0, 1 }, { 1, 1 }, { 127, 1 }, { 128, 2 }, { 16383, 2 }, { 16384, 3 }, { 2097151, 3 }, { 2097152, 4 },
-        { (1ull << 32) - 1, 5 }, { 1ull << 32, 5 }, { (1ull << 35) - 1, 5 }, { 1ull << 35, 6 },
-        { (1ull << 63) - 1, 9 }, { 1ull << 63, 10 }, { UINT64_MAX, 10 },
+    static const struct {
+        uint64_t v;
+        int len;
+    } cases[] = {
+        {0, 1},
+        {1, 1},
+        {127, 1},
+        {128, 2},
+        {16383, 2},
+        {16384, 3},
+        {2097151, 3},
+        {2097152, 4},
+        {(1ull << 32) - 1, 5},
+        {1ull << 32, 5},
+        {(1ull << 35) - 1, 5},
+        {1ull << 35, 6},
+        {(1ull << 63) - 1, 9},
+        {1ull << 63, 10},
+        {UINT64_MAX, 10},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) varint_case(cases[i].v, cases[i].len);
     uint8_t b[2];
@@ -117,7 +144,10 @@ static void test_varint(void) {
     for (int i = 0; i < 64 * 4; i++) {
         uint64_t v;
         int used = get_uvarint(q, p, &v);
-        if (used < 0 || v != vals[i]) { bad++; break; }
+        if (used < 0 || v != vals[i]) {
+            bad++;
+            break;
+        }
         q += used;
     }
     CHECK(!bad && q == p, "a stream of 256 random varints does not decode back");
@@ -135,15 +165,18 @@ static int clocksource_is_tsc(void) {
     return n > 0 && strncmp(cs, "tsc", 3) == 0;
 }
 
-static void sleep_ms(int ms) { struct timespec ts = { 0, (long)ms * 1000000L }; nanosleep(&ts, NULL); }
+static void sleep_ms(int ms) {
+    struct timespec ts = {0, (long)ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
 static uint64_t absdiff(uint64_t a, uint64_t b) { return a > b ? a - b : b - a; }
 
 static void test_clock_conversion(void) {
     // ns = base_ns + (Δtick × mult) >> 32, against exact 128-bit arithmetic, at 3 GHz (mult < 2^32)
     // and 0.5 GHz (mult > 2^32), over ten years of ticks either side of the base.
-    static const uint64_t hz[] = { 3000000000ull, 500000000ull, 2712345678ull };
+    static const uint64_t hz[] = {3000000000ull, 500000000ull, 2712345678ull};
     for (size_t k = 0; k < sizeof hz / sizeof hz[0]; k++) {
-        clock_params p = { .base_tick = 1ull << 50, .base_ns = 1ull << 60, .mult = (uint64_t)((1000000000ull << 32) / hz[k]) };
+        clock_params p = {.base_tick = 1ull << 50, .base_ns = 1ull << 60, .mult = (uint64_t)((1000000000ull << 32) / hz[k])};
         uint64_t ten_years = hz[k] * 86400ull * 365ull * 10ull;
         int bad = 0, backwards = 0;
         uint64_t prev = 0;
@@ -186,10 +219,11 @@ static void test_clock_calibration(void) {
     const uint64_t margin = 5000000;  // 5 ms: the recorder keeps within microseconds when not preempted
     use_tsc = 1;
     clock_calibrate_tsc();
-    CHECK(absdiff(now_ns(), mono_ns()) < margin, "after the first calibration: %" PRIu64 " ns apart", absdiff(now_ns(), mono_ns()));
+    CHECK(absdiff(now_ns(), mono_ns()) < margin, "after the first calibration: %" PRIu64 " ns apart",
+          absdiff(now_ns(), mono_ns()));
     uint64_t prev = now_ns();
     int backwards = 0;
-    uint64_t horizons[] = { CAL_FIRST_NS, CAL_FIRST_NS * 10, CAL_MAX_NS };
+    uint64_t horizons[] = {CAL_FIRST_NS, CAL_FIRST_NS * 10, CAL_MAX_NS};
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < 20; i++) {
             sleep_ms(3);

@@ -10,8 +10,9 @@
 
 import Dispatch
 import Foundation
+
 #if UNCLOG_LIBRARY
-import UnclogRecorder
+    import UnclogRecorder
 #endif
 
 func monotonicNs() -> UInt64 {
@@ -114,12 +115,12 @@ func wellBehaved(_ i: Int) async -> Int {
 @main struct Blocking {
     static func main() async {
         #if UNCLOG_LIBRARY
-        #if UNCLOG_EXECUTORS
-        let recording = (try? UnclogRecorder.start(executors: true)) ?? false
-        #else
-        let recording = (try? UnclogRecorder.start()) ?? false
-        #endif
-        defer { if recording { UnclogRecorder.stop() } }
+            #if UNCLOG_EXECUTORS
+                let recording = (try? UnclogRecorder.start(executors: true)) ?? false
+            #else
+                let recording = (try? UnclogRecorder.start()) ?? false
+            #endif
+            defer { if recording { UnclogRecorder.stop() } }
         #endif
         let mode = CommandLine.arguments.dropFirst().first ?? "calm"
         let block = mode == "block"

@@ -6,8 +6,9 @@
 // `swiftc -g -import-objc-header EventLoop.h EventLoop.swift`.
 
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func monotonicNs() -> UInt64 {
@@ -22,7 +23,9 @@ typealias SpanEnd = @convention(c) (UInt32) -> Void
 let spanBegin = dlsym(nil, "unclog_span_begin").map { unsafeBitCast($0, to: SpanBegin.self) }
 let spanEnd = dlsym(nil, "unclog_span_end").map { unsafeBitCast($0, to: SpanEnd.self) }
 
-final class Box: @unchecked Sendable { var blocked: (UInt64, UInt64)? = nil; var spanBlocked: (UInt64, UInt64)? = nil; var handled = 0 }
+final class Box: @unchecked Sendable {
+    var blocked: (UInt64, UInt64)? = nil; var spanBlocked: (UInt64, UInt64)? = nil; var handled = 0
+}
 
 func handle(_ message: UInt8, _ box: Box) {
     if message == 35 {
@@ -43,31 +46,33 @@ _ = pipe(&fds)
 let readFD = fds[0], writeFD = fds[1]
 let box = Box()
 var thread = pthread_t()
-let started = pthread_create(&thread, nil, { _ in
-    pthread_setname_np(pthread_self(), "NIO-ELT-0-#0")
-    let ep = epoll_create1(0)
-    var ev = epoll_event()
-    ev.events = UInt32(EPOLLIN.rawValue)
-    ev.data.fd = readFD
-    _ = epoll_ctl(ep, EPOLL_CTL_ADD, readFD, &ev)
-    var events = [epoll_event](repeating: epoll_event(), count: 8)
-    var done = false
-    while !done {
-        let n = epoll_wait(ep, &events, 8, 1000)
-        if n <= 0 { continue }
-        var byte: UInt8 = 0
-        while read(readFD, &byte, 1) == 1 {
-            if byte == 255 { done = true; break }
-            // Messages from 30 on are handled inside a span ("handler Echo"), like UnclogTimedHandler.
-            let token = byte >= 30 ? spanBegin?("handler Echo") ?? 0 : 0
-            handle(byte, box)
-            if token != 0 { spanEnd?(token) }
-            var more = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
-            if poll(&more, 1, 0) <= 0 { break }
+let started = pthread_create(
+    &thread, nil,
+    { _ in
+        pthread_setname_np(pthread_self(), "NIO-ELT-0-#0")
+        let ep = epoll_create1(0)
+        var ev = epoll_event()
+        ev.events = UInt32(EPOLLIN.rawValue)
+        ev.data.fd = readFD
+        _ = epoll_ctl(ep, EPOLL_CTL_ADD, readFD, &ev)
+        var events = [epoll_event](repeating: epoll_event(), count: 8)
+        var done = false
+        while !done {
+            let n = epoll_wait(ep, &events, 8, 1000)
+            if n <= 0 { continue }
+            var byte: UInt8 = 0
+            while read(readFD, &byte, 1) == 1 {
+                if byte == 255 { done = true; break }
+                // Messages from 30 on are handled inside a span ("handler Echo"), like UnclogTimedHandler.
+                let token = byte >= 30 ? spanBegin?("handler Echo") ?? 0 : 0
+                handle(byte, box)
+                if token != 0 { spanEnd?(token) }
+                var more = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
+                if poll(&more, 1, 0) <= 0 { break }
+            }
         }
-    }
-    return nil
-}, nil)
+        return nil
+    }, nil)
 precondition(started == 0)
 for i in 1...40 {
     var b = UInt8(i)

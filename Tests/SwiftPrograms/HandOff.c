@@ -15,7 +15,12 @@
 #include <unistd.h>
 #include "unclog_recorder.h"
 
-typedef struct { const void *metadata; uintptr_t refcounts; void *scheduler_private[2]; uint32_t flags, id; } job_t;
+typedef struct {
+    const void *metadata;
+    uintptr_t refcounts;
+    void *scheduler_private[2];
+    uint32_t flags, id;
+} job_t;
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -31,16 +36,27 @@ __attribute__((noinline)) static void blocking_resumption(void *job) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: handoff OUT.trace\n"); return 2; }
-    if (!dlopen("libswift_Concurrency.so", RTLD_NOW | RTLD_GLOBAL)) { fprintf(stderr, "%s\n", dlerror()); return 1; }
+    if (argc < 2) {
+        fprintf(stderr, "usage: handoff OUT.trace\n");
+        return 2;
+    }
+    if (!dlopen("libswift_Concurrency.so", RTLD_NOW | RTLD_GLOBAL)) {
+        fprintf(stderr, "%s\n", dlerror());
+        return 1;
+    }
     unclog_runtime rt;
     unclog_runtime_lookup(&rt);
     rt.interpose = 1;
-    unclog_config cfg = { .output = argv[1], .threshold_ns = 50000000ull, .sample_interval_ns = 10000000ull,
-                          .recorder_name = "unclog handoff test" };
+    unclog_config cfg = {.output = argv[1],
+                         .threshold_ns = 50000000ull,
+                         .sample_interval_ns = 10000000ull,
+                         .recorder_name = "unclog handoff test"};
     char err[256];
-    if (unclog_recorder_start(&cfg, &rt, err, sizeof err)) { fprintf(stderr, "start: %s\n", err); return 1; }
-    job_t task = { .flags = 0, .id = 7 }, handoff = { .flags = 195 };
+    if (unclog_recorder_start(&cfg, &rt, err, sizeof err)) {
+        fprintf(stderr, "start: %s\n", err);
+        return 1;
+    }
+    job_t task = {.flags = 0, .id = 7}, handoff = {.flags = 195};
     for (int i = 0; i < 100000; i++) {  // a yielding task: its job, then the hand-off that resumes it
         unclog_job_enqueued(&task, 0, 0);
         unclog_run_job_interposed(&task, short_job);

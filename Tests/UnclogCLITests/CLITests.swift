@@ -3,8 +3,8 @@
 
 import Foundation
 import Testing
-import UnclogTrace
 import UnclogTestSupport
+import UnclogTrace
 
 /// One recording imported once, shared by the read-only command tests.
 final class Imported: @unchecked Sendable {
@@ -32,7 +32,8 @@ final class Imported: @unchecked Sendable {
         // One summary line: events, greenthreads, stalls, bytes lost, seconds, events/s.
         #expect(r.stdoutLines.count == 1, "\(r)")
         let line = r.stdoutLines.first ?? ""
-        let pattern = #"^imported (.+) → (.+) as trace 1: (\d+) events, 3 greenthreads, 3 stalls, 0 bytes lost, [0-9.]+ s, [0-9.]+( M)? events/s$"#
+        let pattern =
+            #"^imported (.+) → (.+) as trace 1: (\d+) events, 3 greenthreads, 3 stalls, 0 bytes lost, [0-9.]+ s, [0-9.]+( M)? events/s$"#
         let match = line.range(of: pattern, options: .regularExpression)
         #expect(match != nil, "\(line)")
         #expect(line.contains(" \(trace) → \(dir.file("app.db")) "), "\(line)")
@@ -42,12 +43,14 @@ final class Imported: @unchecked Sendable {
         let again = try CLI.run(["import", trace])
         #expect(again.status == 0, "\(again)")
         #expect(again.stdout.contains("already in"), "\(again)")
-        #expect(try CLI.run(["sql", dir.file("app.db"), "SELECT COUNT(*) AS n FROM traces", "--format", "csv"]).stdout == "n\n1\n")
+        #expect(
+            try CLI.run(["sql", dir.file("app.db"), "SELECT COUNT(*) AS n FROM traces", "--format", "csv"]).stdout == "n\n1\n")
         // --replace re-imports it.
         let replaced = try CLI.run(["import", "--replace", trace])
         #expect(replaced.status == 0)
         #expect(replaced.stdout.hasPrefix("re-imported "), "\(replaced)")
-        #expect(try CLI.run(["sql", dir.file("app.db"), "SELECT COUNT(*) AS n FROM stalls", "--format", "csv"]).stdout == "n\n3\n")
+        #expect(
+            try CLI.run(["sql", dir.file("app.db"), "SELECT COUNT(*) AS n FROM stalls", "--format", "csv"]).stdout == "n\n3\n")
     }
 
     @Test func importWithOutputOptionAndRelativePaths() throws {
@@ -98,9 +101,13 @@ final class Imported: @unchecked Sendable {
         FileManager.default.createFile(atPath: dir.file("bad.trace"), contents: Data(bytes))
         let r = try CLI.run(["import", "--quiet", dir.file("bad.trace")])
         #expect(r.status == 2, "\(r)")
-        #expect(r.stderrLines.contains { $0.hasPrefix("unclog: \(dir.file("bad.trace")): byte \(bad): chunk checksum mismatch") }, "\(r)")
+        #expect(
+            r.stderrLines.contains { $0.hasPrefix("unclog: \(dir.file("bad.trace")): byte \(bad): chunk checksum mismatch") },
+            "\(r)")
         // Later chunks were imported.
-        let n = try CLI.run(["sql", dir.file("bad.db"), "SELECT chunks, bytes_lost > 0 AS lost, clean_end FROM traces", "--format", "csv"])
+        let n = try CLI.run([
+            "sql", dir.file("bad.db"), "SELECT chunks, bytes_lost > 0 AS lost, clean_end FROM traces", "--format", "csv",
+        ])
         #expect(n.stdout == "chunks,lost,clean_end\n\(rec.chunkOffsets.count - 1),1,1\n", "\(n)")
     }
 
@@ -168,8 +175,10 @@ final class Imported: @unchecked Sendable {
         let parsed = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
         let stalls = try #require(parsed as? [[String: Any]])
         #expect(stalls.count == 3)
-        let documented: Set<String> = ["trace_id", "greenthread_id", "greenthread_name", "thread_id", "start_ns", "duration_ns",
-                                       "function", "file", "line", "samples", "victims", "victim_wait_ns", "stack"]
+        let documented: Set<String> = [
+            "trace_id", "greenthread_id", "greenthread_name", "thread_id", "start_ns", "duration_ns",
+            "function", "file", "line", "samples", "victims", "victim_wait_ns", "stack",
+        ]
         for s in stalls { #expect(documented.isSubset(of: Set(s.keys)), "\(s.keys.sorted())") }
         #expect(stalls.map { $0["duration_ns"] as? Int } == [120_000_000, 40_000_000, 15_000_000])
 
@@ -208,9 +217,13 @@ final class Imported: @unchecked Sendable {
         let lines = csv.stdoutLines
         #expect(lines.count == 4)
         let header = lines[0].split(separator: ",").map(String.init)
-        #expect(Array(header.prefix(12)) == ["trace_id", "greenthread_id", "greenthread_name", "thread_id", "start_ns", "duration_ns",
-                                            "function", "file", "line", "samples", "victims", "victim_wait_ns"])
-        #expect(lines[1].hasPrefix("1,2,handle_request,10,10000000,120000000,load_config,config.py,17,3,2,220000000,"), "\(lines[1])")
+        #expect(
+            Array(header.prefix(12)) == [
+                "trace_id", "greenthread_id", "greenthread_name", "thread_id", "start_ns", "duration_ns",
+                "function", "file", "line", "samples", "victims", "victim_wait_ns",
+            ])
+        #expect(
+            lines[1].hasPrefix("1,2,handle_request,10,10000000,120000000,load_config,config.py,17,3,2,220000000,"), "\(lines[1])")
 
         let table = try CLI.run(["stalls", imported.db])
         #expect(table.status == 0)
@@ -273,14 +286,18 @@ final class Imported: @unchecked Sendable {
     }
 
     @Test func sqlIsReadOnly() throws {
-        let ok = try CLI.run(["sql", imported.db, "SELECT gt, name FROM greenthreads WHERE is_hub = 0 ORDER BY gt", "--format", "json"])
+        let ok = try CLI.run([
+            "sql", imported.db, "SELECT gt, name FROM greenthreads WHERE is_hub = 0 ORDER BY gt", "--format", "json",
+        ])
         #expect(ok.status == 0, "\(ok)")
         let rows = try JSONSerialization.jsonObject(with: Data(ok.stdout.utf8)) as? [[String: Any]]
         #expect(rows?.map { $0["name"] as? String } == ["handle_request", "handle_request", "poller"])
 
         let before = contents(imported.db)
-        for sql in ["DELETE FROM stalls", "DROP TABLE stalls", "INSERT INTO traces (id) VALUES (5)", "PRAGMA user_version = 3",
-                    "ATTACH DATABASE 'x.db' AS x", "SELECT 1; DELETE FROM stalls"] {
+        for sql in [
+            "DELETE FROM stalls", "DROP TABLE stalls", "INSERT INTO traces (id) VALUES (5)", "PRAGMA user_version = 3",
+            "ATTACH DATABASE 'x.db' AS x", "SELECT 1; DELETE FROM stalls",
+        ] {
             let r = try CLI.run(["sql", imported.db, sql], cwd: imported.dir.path)
             #expect(r.status == 2, "\(sql): \(r)")
             #expect(r.stderrLines.count == 1 && r.stderr.hasPrefix("unclog: SQL error: "), "\(sql): \(r)")
@@ -361,8 +378,10 @@ final class Imported: @unchecked Sendable {
             if args.count > 1 { args[1] = dir.file("nope.db") } else { args.append(dir.file("nope.db")) }
             let r = try CLI.run(args)
             #expect(r.status == 2, "\(args): \(r)")
-            #expect(r.stderr == "unclog: \(dir.file("nope.db")): no such database (run `unclog import TRACE -o \(dir.file("nope.db"))` first)\n",
-                    "\(args): \(r)")
+            #expect(
+                r.stderr
+                    == "unclog: \(dir.file("nope.db")): no such database (run `unclog import TRACE -o \(dir.file("nope.db"))` first)\n",
+                "\(args): \(r)")
         }
         #expect(dir.listing().isEmpty)
     }

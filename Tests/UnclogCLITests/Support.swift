@@ -35,20 +35,25 @@ struct Recording {
     init() {
         final class Sink { var bytes: [UInt8] = [] }
         let sink = Sink()
-        let b = TraceBuilder(metadata: [
-            MetadataEntry("clock", .string("CLOCK_MONOTONIC")),
-            MetadataEntry("anchor_mono_ns", .uint(Recording.anchor)),
-            MetadataEntry("pid", .uint(31337)),
-            MetadataEntry("argv", .list(["python3", "server.py", "--port", "8080"])),
-            MetadataEntry("hostname", .string("test-host")),
-            MetadataEntry("runtime", .string("eventlet")),
-            MetadataEntry("runtime_version", .string("0.36.1")),
-            MetadataEntry("threshold_ns", .uint(ms(10))),
-            MetadataEntry("sample_interval_ns", .uint(ms(20))),
-        ], anchorTime: Recording.anchor, sink: { sink.bytes += $0 })
-        func at(_ t: UInt64, _ th: UInt32, _ k: TraceEvent.Kind) { b.append(TraceEvent(time: Recording.anchor + t, k), thread: th) }
-        let strings = ["MainThread", "hub", "handle_request", "poller", "load_config", "config.py", "handle", "server.py",
-                       "main", "render", "templates.py", "trampoline", "eventlet/hubs/hub.py", "unclog-watchdog"]
+        let b = TraceBuilder(
+            metadata: [
+                MetadataEntry("clock", .string("CLOCK_MONOTONIC")),
+                MetadataEntry("anchor_mono_ns", .uint(Recording.anchor)),
+                MetadataEntry("pid", .uint(31337)),
+                MetadataEntry("argv", .list(["python3", "server.py", "--port", "8080"])),
+                MetadataEntry("hostname", .string("test-host")),
+                MetadataEntry("runtime", .string("eventlet")),
+                MetadataEntry("runtime_version", .string("0.36.1")),
+                MetadataEntry("threshold_ns", .uint(ms(10))),
+                MetadataEntry("sample_interval_ns", .uint(ms(20))),
+            ], anchorTime: Recording.anchor, sink: { sink.bytes += $0 })
+        func at(_ t: UInt64, _ th: UInt32, _ k: TraceEvent.Kind) {
+            b.append(TraceEvent(time: Recording.anchor + t, k), thread: th)
+        }
+        let strings = [
+            "MainThread", "hub", "handle_request", "poller", "load_config", "config.py", "handle", "server.py",
+            "main", "render", "templates.py", "trampoline", "eventlet/hubs/hub.py", "unclog-watchdog",
+        ]
         for (i, s) in strings.enumerated() { at(0, 10, .string(id: UInt32(i + 1), value: s)) }
         // Frames: 1 load_config config.py:17, 2 handle server.py:40, 3 main server.py:99,
         // 4 render templates.py:88, 5 trampoline hub.py:200 (internal).
@@ -58,8 +63,8 @@ struct Recording {
         at(0, 10, .frame(id: 4, flags: [], function: 10, file: 11, line: 88))
         at(0, 10, .frame(id: 5, flags: .internal, function: 12, file: 13, line: 200))
         at(0, 10, .stack(id: 1, frames: [5, 1, 2, 3]))  // sampled inside load_config
-        at(0, 10, .stack(id: 2, frames: [4, 2, 3]))     // render
-        at(0, 10, .stack(id: 3, frames: [5, 2, 3]))     // where slices end: the hub switch
+        at(0, 10, .stack(id: 2, frames: [4, 2, 3]))  // render
+        at(0, 10, .stack(id: 3, frames: [5, 2, 3]))  // where slices end: the hub switch
         at(0, 10, .thread(tid: 10, name: 1))
         at(0, 99, .thread(tid: 99, name: 14))
         at(0, 10, .greenthreadCreate(gt: 1, name: 2, spawnStack: 0, parent: 0))
@@ -97,7 +102,9 @@ struct Recording {
         var at = TraceFormat.fileHeaderSize
         while at + TraceFormat.chunkHeaderSize <= bytes.count {
             chunkOffsets.append(at)
-            at += TraceFormat.chunkHeaderSize + (Int(bytes[at + 4]) | Int(bytes[at + 5]) << 8 | Int(bytes[at + 6]) << 16 | Int(bytes[at + 7]) << 24)
+            at +=
+                TraceFormat.chunkHeaderSize
+                + (Int(bytes[at + 4]) | Int(bytes[at + 5]) << 8 | Int(bytes[at + 6]) << 16 | Int(bytes[at + 7]) << 24)
         }
     }
 

@@ -6,16 +6,20 @@ import Foundation
 import Testing
 import UnclogImport
 import UnclogQuery
-@testable import UnclogReport
 import UnclogStore
 import UnclogTestSupport
+
+@testable import UnclogReport
 
 @Suite struct DiffTests {
     /// Before: fetch stalls 60 ms at app.py:42, parse 30 ms at :77.
     /// After: lines moved (fetch :47, parse :80), fetch 90 ms (+50%), parse 30 ms, and a new
     /// stall in compress (zlib_util.py) of 20 ms.
-    func pair(after: Scenario = Scenario(fetchLine: 47, fetchStall: 90, parseLine: 80, extraStall: 20))
-        throws -> (TraceStore, TraceStore, TempDir) {
+    func pair(
+        after: Scenario = Scenario(fetchLine: 47, fetchStall: 90, parseLine: 80, extraStall: 20)
+    )
+        throws -> (TraceStore, TraceStore, TempDir)
+    {
         let dir = TempDir()
         let b = try Scenario().imported(in: dir, name: "before")
         let a = try after.imported(in: dir, name: "after")
@@ -26,7 +30,10 @@ import UnclogTestSupport
         let (b, a, dir) = try pair()
         defer { withExtendedLifetime(dir) {} }
         let r = try TraceDiff.diff(before: b, after: a)
-        #expect(r.changes.map { "\($0.function ?? "?")@\($0.file ?? "?")" } == ["fetch@app.py", "compress@zlib_util.py", "parse@app.py"])
+        #expect(
+            r.changes.map { "\($0.function ?? "?")@\($0.file ?? "?")" } == [
+                "fetch@app.py", "compress@zlib_util.py", "parse@app.py",
+            ])
         let fetch = r.changes[0]
         #expect(fetch.before.lines == [42] && fetch.after.lines == [47])
         #expect([fetch.before.totalNs, fetch.after.totalNs] == [ms(60), ms(90)])
@@ -103,7 +110,8 @@ import UnclogTestSupport
         let exe = try unclogExecutable()
         let fail = try runProgram(exe, ["diff", b, a, "--fail-on-regression", "20%"])
         #expect(fail.status == 1, "\(fail)")
-        #expect(fail.stdout.contains("REGRESSED") && fail.stdout.contains("FAIL: 1 call site regressed by more than 20%"), "\(fail)")
+        #expect(
+            fail.stdout.contains("REGRESSED") && fail.stdout.contains("FAIL: 1 call site regressed by more than 20%"), "\(fail)")
         #expect(fail.stdout.contains("42 → 47"), "\(fail)")
         let pass = try runProgram(exe, ["diff", b, a, "--fail-on-regression", "70%"])
         #expect(pass.status == 0, "\(pass)")

@@ -8,9 +8,10 @@ import Foundation
 import Testing
 import UnclogImport
 import UnclogQuery
-@testable import UnclogReport
 import UnclogStore
 import UnclogTestSupport
+
+@testable import UnclogReport
 
 /// Checks a decoded trace against the Chrome Trace Event Format and Perfetto's import rules;
 /// returns the problems found (empty = valid).
@@ -78,7 +79,9 @@ func chromeTraceProblems(_ root: Any) -> [String] {
         for s in spans.sorted(by: { ($0.start, -$0.end, $0.index) < ($1.start, -$1.end, $1.index) }) {
             while let top = stack.last, top.end <= s.start { stack.removeLast() }
             if let top = stack.last, s.end > top.end {
-                problems.append("track \(track): event \(s.index) [\(s.start), \(s.end)] overlaps event \(top.index) [\(top.start), \(top.end)] without nesting")
+                problems.append(
+                    "track \(track): event \(s.index) [\(s.start), \(s.end)] overlaps event \(top.index) [\(top.start), \(top.end)] without nesting"
+                )
             }
             stack.append(s)
         }
@@ -87,7 +90,9 @@ func chromeTraceProblems(_ root: Any) -> [String] {
 }
 
 @Suite struct ExportTests {
-    func exported(_ scenario: Scenario = Scenario(), flows: Bool = true) throws -> (json: [String: Any], events: [[String: Any]], db: String, dir: TempDir) {
+    func exported(
+        _ scenario: Scenario = Scenario(), flows: Bool = true
+    ) throws -> (json: [String: Any], events: [[String: Any]], db: String, dir: TempDir) {
         let dir = TempDir()
         let db = try scenario.imported(in: dir)
         let out = dir.file("trace.json")
@@ -110,23 +115,29 @@ func chromeTraceProblems(_ root: Any) -> [String] {
 
     /// The validator itself finds broken traces (so a pass above means something).
     @Test func validatorCatchesOverlapAndBadFields() {
-        let overlapping: [String: Any] = ["traceEvents": [
-            ["ph": "X", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0, "name": "a"],
-            ["ph": "X", "pid": 1, "tid": 1, "ts": 5.0, "dur": 10.0, "name": "b"],
-        ]]
+        let overlapping: [String: Any] = [
+            "traceEvents": [
+                ["ph": "X", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0, "name": "a"],
+                ["ph": "X", "pid": 1, "tid": 1, "ts": 5.0, "dur": 10.0, "name": "b"],
+            ]
+        ]
         #expect(chromeTraceProblems(overlapping).count == 1)
-        let nested: [String: Any] = ["traceEvents": [
-            ["ph": "X", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0, "name": "a"],
-            ["ph": "X", "pid": 1, "tid": 1, "ts": 5.0, "dur": 5.0, "name": "b"],
-            ["ph": "X", "pid": 1, "tid": 2, "ts": 5.0, "dur": 10.0, "name": "c"],
-        ]]
+        let nested: [String: Any] = [
+            "traceEvents": [
+                ["ph": "X", "pid": 1, "tid": 1, "ts": 0.0, "dur": 10.0, "name": "a"],
+                ["ph": "X", "pid": 1, "tid": 1, "ts": 5.0, "dur": 5.0, "name": "b"],
+                ["ph": "X", "pid": 1, "tid": 2, "ts": 5.0, "dur": 10.0, "name": "c"],
+            ]
+        ]
         #expect(chromeTraceProblems(nested) == [])
-        let bad: [String: Any] = ["traceEvents": [
-            ["ph": "X", "pid": -1, "tid": 1, "ts": 0.0, "name": "a"],
-            ["ph": "M", "pid": 1, "tid": 1, "name": "thread_name", "args": [:] as [String: Any]],
-            ["ph": "Q", "pid": 1, "tid": 1],
-            ["ph": "X", "pid": 1, "tid": 1, "ts": 20.0, "dur": 1.0, "name": "a", "stack": ["f"]],
-        ]]
+        let bad: [String: Any] = [
+            "traceEvents": [
+                ["ph": "X", "pid": -1, "tid": 1, "ts": 0.0, "name": "a"],
+                ["ph": "M", "pid": 1, "tid": 1, "name": "thread_name", "args": [:] as [String: Any]],
+                ["ph": "Q", "pid": 1, "tid": 1],
+                ["ph": "X", "pid": 1, "tid": 1, "ts": 20.0, "dur": 1.0, "name": "a", "stack": ["f"]],
+            ]
+        ]
         #expect(chromeTraceProblems(bad).count == 5)
     }
 
@@ -135,12 +146,14 @@ func chromeTraceProblems(_ root: Any) -> [String] {
         let (_, events, db, dir) = try exported()
         defer { withExtendedLifetime(dir) {} }
         let store = try TraceStore(path: db)
-        let s = try store.db.prepare("SELECT g.gt, g.name, s.start_ns, s.end_ns FROM slices s JOIN greenthreads g ON g.key = s.gt_key ORDER BY s.id")
+        let s = try store.db.prepare(
+            "SELECT g.gt, g.name, s.start_ns, s.end_ns FROM slices s JOIN greenthreads g ON g.key = s.gt_key ORDER BY s.id")
         var expected: [String] = []
         while try s.step() { expected.append("\(s.text(1)!) #\(s.int(0)) \(s.int(2)) \(s.int(3))") }
         let runs = events.filter { $0["ph"] as? String == "X" && $0["tid"] as? Int == 10 && $0["cat"] as? String != "io" }
         let got = runs.map { e -> String in
-            let ts = Int64(((e["ts"] as? NSNumber)?.doubleValue ?? -1) * 1000), dur = Int64(((e["dur"] as? NSNumber)?.doubleValue ?? -1) * 1000)
+            let ts = Int64(((e["ts"] as? NSNumber)?.doubleValue ?? -1) * 1000),
+                dur = Int64(((e["dur"] as? NSNumber)?.doubleValue ?? -1) * 1000)
             return "\(e["name"] as? String ?? "?") \(ts) \(ts + dur)"
         }
         #expect(expected.count == 5)
@@ -181,13 +194,17 @@ func chromeTraceProblems(_ root: Any) -> [String] {
         #expect(stalls.first?["name"] as? String == "stall: fetch")
         #expect(first["call_site"] as? String == "fetch (app.py:42)")
         #expect(first["greenthread"] as? String == "fetch_page #2")
-        #expect(first["stack"] as? [String] == ["switch (eventlet/hubs/hub.py:300) [runtime]", "fetch (app.py:42)", "handler (app.py:10)"])
+        #expect(
+            first["stack"] as? [String] == [
+                "switch (eventlet/hubs/hub.py:300) [runtime]", "fetch (app.py:42)", "handler (app.py:10)",
+            ])
         #expect(first["victims"] as? Int == 2)
         // Worker 3 ready since 20 ms, worker 4 since 25 ms; the stall ended at 70 ms.
         #expect(first["victim_wait_ms"] as? Double == 95)
         #expect(first["longest_waits"] as? [String] == ["fetch_page #3: 50ms", "fetch_page #4: 45ms"])
         #expect(first["samples"] as? Int == 1)
-        let ts = Int64((stalls[0]["ts"] as! NSNumber).doubleValue * 1000), dur = Int64((stalls[0]["dur"] as! NSNumber).doubleValue * 1000)
+        let ts = Int64((stalls[0]["ts"] as! NSNumber).doubleValue * 1000),
+            dur = Int64((stalls[0]["dur"] as! NSNumber).doubleValue * 1000)
         #expect([ts, dur] == [sc.fetchStart, ms(60)])
         let second = try #require(stalls.last?["args"] as? [String: Any])
         #expect(second["call_site"] as? String == "parse (app.py:77)")
@@ -234,7 +251,8 @@ func chromeTraceProblems(_ root: Any) -> [String] {
         let store = try TraceStore(path: db)
         let before = dir.listing()
         #expect(throws: StoreError.self) {
-            _ = try ChromeTraceExport.export(store, to: try ByteWriter(path: dir.file("x.json")), options: ChromeExportOptions(traceID: 9))
+            _ = try ChromeTraceExport.export(
+                store, to: try ByteWriter(path: dir.file("x.json")), options: ChromeExportOptions(traceID: 9))
         }
         #expect(dir.listing() == before)
         #expect(throws: StoreError.self) { _ = try ByteWriter(path: dir.file("no/such/dir/x.json")) }
@@ -250,7 +268,8 @@ func chromeTraceProblems(_ root: Any) -> [String] {
         let store = try TraceStore(path: db)
         for (trace, pid) in [(nil, 222), (Int64(1), 111), (Int64(2), 222)] as [(Int64?, Int)] {
             let out = dir.file("t\(trace ?? 0).json")
-            let summary = try ChromeTraceExport.export(store, to: try ByteWriter(path: out), options: ChromeExportOptions(traceID: trace))
+            let summary = try ChromeTraceExport.export(
+                store, to: try ByteWriter(path: out), options: ChromeExportOptions(traceID: trace))
             #expect(summary.traceCount == 2)
             let events = try #require((try parseJSON(out) as? [String: Any])?["traceEvents"] as? [[String: Any]])
             #expect(Set(events.compactMap { $0["pid"] as? Int }) == [pid])
@@ -281,8 +300,9 @@ func chromeTraceProblems(_ root: Any) -> [String] {
         let store = try TraceStore(path: db)
         let out = dir.file("w.json")
         // From just after the first stall to just before the second: worker 3 and 4's runs and the second I/O wait.
-        let summary = try ChromeTraceExport.export(store, to: try ByteWriter(path: out),
-                                                   options: ChromeExportOptions(from: sc.fetchEnd + 1, to: sc.parseStart - 1))
+        let summary = try ChromeTraceExport.export(
+            store, to: try ByteWriter(path: out),
+            options: ChromeExportOptions(from: sc.fetchEnd + 1, to: sc.parseStart - 1))
         #expect([summary.runs, summary.ioWaits, summary.stalls] == [2, 1, 0] as [Int])
         let json = try parseJSON(out)
         #expect(chromeTraceProblems(json) == [])
@@ -290,8 +310,9 @@ func chromeTraceProblems(_ root: Any) -> [String] {
             .compactMap { $0["name"] as? String }
         #expect(names == ["fetch_page #3", "fetch_page #4", "I/O wait"])
         // A window over the second stall only.
-        let s2 = try ChromeTraceExport.export(store, to: try ByteWriter(path: out),
-                                              options: ChromeExportOptions(from: sc.parseStart + 1, to: sc.parseStart + 2))
+        let s2 = try ChromeTraceExport.export(
+            store, to: try ByteWriter(path: out),
+            options: ChromeExportOptions(from: sc.parseStart + 1, to: sc.parseStart + 2))
         #expect([s2.runs, s2.ioWaits, s2.stalls] == [1, 0, 1] as [Int])
     }
 }
@@ -305,13 +326,17 @@ func chromeTraceProblems(_ root: Any) -> [String] {
         let store = try TraceStore(path: db)
         for (from, to) in [(nil, nil), (ms(11), ms(30))] as [(Int64?, Int64?)] {
             let out = dir.file("two.json")
-            let summary = try ChromeTraceExport.export(store, to: try ByteWriter(path: out),
-                                                       options: ChromeExportOptions(from: from, to: to))
+            let summary = try ChromeTraceExport.export(
+                store, to: try ByteWriter(path: out),
+                options: ChromeExportOptions(from: from, to: to))
             let json = try parseJSON(out)
             #expect(chromeTraceProblems(json) == [])
             let events = try #require((json as? [String: Any])?["traceEvents"] as? [[String: Any]])
-            let names = events.filter { $0["name"] as? String == "thread_name" }.map { ($0["args"] as? [String: Any])?["name"] as? String }
-            #expect(names == ["MainThread (10)", "stalls on MainThread (10)", "worker-thread (20)", "stalls on worker-thread (20)"])
+            let names = events.filter { $0["name"] as? String == "thread_name" }.map {
+                ($0["args"] as? [String: Any])?["name"] as? String
+            }
+            #expect(
+                names == ["MainThread (10)", "stalls on MainThread (10)", "worker-thread (20)", "stalls on worker-thread (20)"])
             let stall20 = Int(ChromeTraceExport.stallTrackTid(20, index: 1))
             let on20 = events.filter { $0["ph"] as? String == "X" && $0["tid"] as? Int == 20 }
             let stalls20 = events.filter { $0["ph"] as? String == "X" && $0["tid"] as? Int == stall20 }

@@ -7,9 +7,10 @@ import Foundation
 import Testing
 import UnclogImport
 import UnclogQuery
-@testable import UnclogReport
 import UnclogStore
 import UnclogTestSupport
+
+@testable import UnclogReport
 
 /// Headless Chromium, or nil when it is not installed.
 let chromiumPath: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
@@ -18,11 +19,14 @@ let chromiumPath: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "
 /// Renders `page` in headless Chromium: the DOM after scripts ran, console/script errors from
 /// Chromium's log, and a screenshot written to `png`.
 func renderInChromium(_ page: String, screenshot png: String) throws -> (dom: String, errors: [String], log: String) {
-    let chromium = try #require(chromiumPath, "headless Chromium is missing: run `make deps-visualization` (apt-get install chromium)")
+    let chromium = try #require(
+        chromiumPath, "headless Chromium is missing: run `make deps-visualization` (apt-get install chromium)")
     let profile = TempDir()
-    let common = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-                  "--user-data-dir=\(profile.path)", "--enable-logging=stderr", "--v=0",
-                  "--virtual-time-budget=3000", "--hide-scrollbars"]
+    let common = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+        "--user-data-dir=\(profile.path)", "--enable-logging=stderr", "--v=0",
+        "--virtual-time-budget=3000", "--hide-scrollbars",
+    ]
     let url = URL(fileURLWithPath: page).absoluteString
     let dom = try runProgram(chromium, common + ["--dump-dom", url], timeout: 90)
     let shot = try runProgram(chromium, common + ["--window-size=1200,1800", "--screenshot=\(png)", url], timeout: 90)
@@ -35,7 +39,9 @@ func renderInChromium(_ page: String, screenshot png: String) throws -> (dom: St
 }
 
 @Suite(.serialized) struct ReportTests {
-    func report(_ scenario: Scenario = Scenario(), options: ReportOptions = ReportOptions()) throws -> (html: String, path: String, dir: TempDir) {
+    func report(
+        _ scenario: Scenario = Scenario(), options: ReportOptions = ReportOptions()
+    ) throws -> (html: String, path: String, dir: TempDir) {
         let dir = TempDir()
         let db = try scenario.imported(in: dir)
         let out = dir.file("report.html")
@@ -58,13 +64,20 @@ func renderInChromium(_ page: String, screenshot png: String) throws -> (dom: St
         let lanes = ["fetch_page #2", "parser #5", "fetch_page #3", "fetch_page #4"].map { ">\($0)</text>" }
         let positions = lanes.compactMap { html.range(of: $0)?.lowerBound }
         #expect(positions.count == 4 && positions == positions.sorted(), "greenthread lanes in order \(lanes)")
-        #expect(html.components(separatedBy: "class=\"stall hit\"").count - 1 == 4)  // each stall on its thread and its greenthread
+        // Each stall on its thread and its greenthread.
+        #expect(html.components(separatedBy: "class=\"stall hit\"").count - 1 == 4)
         #expect(html.contains("class=\"ready\""))  // victims' waiting is drawn
         // Call sites and the worst stalls, with stacks and victims.
         #expect(html.contains("<td data-v=\"fetch\">fetch</td>"))
         #expect(html.contains("<b>60ms</b> in <code>fetch (app.py:42)</code>"))
-        #expect(html.contains("<li class=\"internal\">switch (eventlet/hubs/hub.py:300)</li><li>fetch (app.py:42)</li><li>handler (app.py:10)</li>"))
-        #expect(html.contains("<tr><td>fetch_page #3</td><td class=\"num\">50ms</td></tr><tr><td>fetch_page #4</td><td class=\"num\">45ms</td></tr>"))
+        #expect(
+            html.contains(
+                "<li class=\"internal\">switch (eventlet/hubs/hub.py:300)</li><li>fetch (app.py:42)</li><li>handler (app.py:10)</li>"
+            ))
+        #expect(
+            html.contains(
+                "<tr><td>fetch_page #3</td><td class=\"num\">50ms</td></tr><tr><td>fetch_page #4</td><td class=\"num\">45ms</td></tr>"
+            ))
         let stallIDs = html.components(separatedBy: "<details class=\"stall\" id=\"stall-").count - 1
         #expect(stallIDs == 2)
     }
@@ -82,8 +95,9 @@ func renderInChromium(_ page: String, screenshot png: String) throws -> (dom: St
         let dir = TempDir()
         let db = try Scenario().imported(in: dir)
         // Windows of 20 ms over a 150 ms recording: the fetch stall's window is the worst.
-        let s = try HTMLReport.write(try TraceStore(path: db), to: try ByteWriter(path: dir.file("r.html")),
-                                     options: ReportOptions(windows: 2, windowNs: ms(20)))
+        let s = try HTMLReport.write(
+            try TraceStore(path: db), to: try ByteWriter(path: dir.file("r.html")),
+            options: ReportOptions(windows: 2, windowNs: ms(20)))
         #expect(s.windows.count == 2)
         #expect(s.windows[0] == (ms(0), ms(20)) || s.windows[0].from == ms(20))
         let html = try String(contentsOfFile: dir.file("r.html"), encoding: .utf8)
@@ -113,7 +127,9 @@ func renderInChromium(_ page: String, screenshot png: String) throws -> (dom: St
         let png = dir.file("report.png")
         let r = try renderInChromium(page, screenshot: png)
         #expect(r.errors == [], "\(r.log)")
-        #expect(r.dom.contains("<html lang=\"en\" data-unclog-ready=\"2\">"), "script marker missing (2 SVGs expected): \(r.dom.prefix(300))")
+        #expect(
+            r.dom.contains("<html lang=\"en\" data-unclog-ready=\"2\">"),
+            "script marker missing (2 SVGs expected): \(r.dom.prefix(300))")
         let data = try Data(contentsOf: URL(fileURLWithPath: png))
         #expect(data.count > 20_000)
         #expect(Array(data.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
@@ -128,11 +144,11 @@ func renderInChromium(_ page: String, screenshot png: String) throws -> (dom: St
         let dir = TempDir()
         let page = dir.file("broken.html")
         try """
-            <!DOCTYPE html><html><body><p>broken</p><script>
-            var x = null; x.boom();
-            document.documentElement.setAttribute("data-unclog-ready", "1");
-            </script></body></html>
-            """.write(toFile: page, atomically: true, encoding: .utf8)
+        <!DOCTYPE html><html><body><p>broken</p><script>
+        var x = null; x.boom();
+        document.documentElement.setAttribute("data-unclog-ready", "1");
+        </script></body></html>
+        """.write(toFile: page, atomically: true, encoding: .utf8)
         let r = try renderInChromium(page, screenshot: dir.file("broken.png"))
         #expect(!r.errors.isEmpty, "\(r.log)")
         #expect(r.dom.contains("<p>broken</p>") && !r.dom.contains("data-unclog-ready=\"1\""))

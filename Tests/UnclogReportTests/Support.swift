@@ -45,15 +45,19 @@ struct Scenario {
         final class Sink: @unchecked Sendable { var bytes: [UInt8] = [] }
         let sink = Sink()
         let anchor: UInt64 = 7_000_000_000
-        let b = TraceBuilder(metadata: [
-            MetadataEntry("clock", .string("CLOCK_MONOTONIC")), MetadataEntry("anchor_mono_ns", .uint(anchor)),
-            MetadataEntry("anchor_wall_ns", .uint(1_764_000_000_000_000_000)), MetadataEntry("pid", .uint(pid)),
-            MetadataEntry("argv", .list(["python3", "crawler.py", "--pages", "10"])), MetadataEntry("hostname", .string("testhost")),
-            MetadataEntry("runtime", .string("eventlet")), MetadataEntry("runtime_version", .string("0.41.3")),
-            MetadataEntry("threshold_ns", .uint(10_000_000)), MetadataEntry("sample_interval_ns", .uint(5_000_000)),
-        ], anchorTime: anchor, sink: { sink.bytes += $0 })
+        let b = TraceBuilder(
+            metadata: [
+                MetadataEntry("clock", .string("CLOCK_MONOTONIC")), MetadataEntry("anchor_mono_ns", .uint(anchor)),
+                MetadataEntry("anchor_wall_ns", .uint(1_764_000_000_000_000_000)), MetadataEntry("pid", .uint(pid)),
+                MetadataEntry("argv", .list(["python3", "crawler.py", "--pages", "10"])),
+                MetadataEntry("hostname", .string("testhost")),
+                MetadataEntry("runtime", .string("eventlet")), MetadataEntry("runtime_version", .string("0.41.3")),
+                MetadataEntry("threshold_ns", .uint(10_000_000)), MetadataEntry("sample_interval_ns", .uint(5_000_000)),
+            ], anchorTime: anchor, sink: { sink.bytes += $0 })
         let th: UInt32 = 10, wd: UInt32 = 99
-        func at(_ t: Int64, _ thread: UInt32, _ k: TraceEvent.Kind) { b.append(TraceEvent(time: anchor + UInt64(t), k), thread: thread) }
+        func at(_ t: Int64, _ thread: UInt32, _ k: TraceEvent.Kind) {
+            b.append(TraceEvent(time: anchor + UInt64(t), k), thread: thread)
+        }
         var sid: UInt32 = 0
         func str(_ s: String) -> UInt32 { sid += 1; at(0, th, .string(id: sid, value: s)); return sid }
         let app = str("app.py"), hubFile = str("eventlet/hubs/hub.py"), zlib = str("zlib_util.py")
@@ -63,8 +67,8 @@ struct Scenario {
         at(0, th, .frame(id: 4, flags: [], function: str("parse"), file: app, line: parseLine))
         at(0, th, .frame(id: 5, flags: [], function: str("compress"), file: zlib, line: 5))
         at(0, th, .stack(id: 1, frames: [1, 2, 3]))  // fetch < handler (runtime frame innermost)
-        at(0, th, .stack(id: 2, frames: [4, 3]))     // parse < handler
-        at(0, th, .stack(id: 3, frames: [5, 3]))     // compress < handler
+        at(0, th, .stack(id: 2, frames: [4, 3]))  // parse < handler
+        at(0, th, .stack(id: 3, frames: [5, 3]))  // compress < handler
         at(0, th, .thread(tid: th, name: str("MainThread")))
         at(0, wd, .thread(tid: wd, name: str("unclog-watchdog")))
         at(0, th, .greenthreadCreate(gt: 1, name: str("hub"), spawnStack: 0, parent: 0))

@@ -7,8 +7,8 @@ import Testing
 import UnclogImport
 import UnclogQuery
 import UnclogStore
-import UnclogTrace
 import UnclogTestSupport
+import UnclogTrace
 
 @Suite struct ImportTests {
     @Test func twoTracesInOneDatabase() throws {
@@ -20,14 +20,18 @@ import UnclogTestSupport
         #expect(!second.alreadyImported)
         let store = try TraceStore(path: db)
         #expect(try store.traceIDs() == [1, 2])
-        #expect(try store.rows("SELECT id, pid, path FROM traces ORDER BY id") ==
-                [[.int(1), .int(4242), .text(dir.file("stalls.trace"))], [.int(2), .int(777), .text(dir.file("top.trace"))]])
+        #expect(
+            try store.rows("SELECT id, pid, path FROM traces ORDER BY id") == [
+                [.int(1), .int(4242), .text(dir.file("stalls.trace"))], [.int(2), .int(777), .text(dir.file("top.trace"))],
+            ])
 
         // Keys and row ids of each trace live in their own ranges.
-        for check in ["SELECT COUNT(*) FROM slices WHERE id >> 40 != thread_key >> 32 OR id >> 40 != gt_key >> 32",
-                      "SELECT COUNT(*) FROM io_waits WHERE id >> 40 != thread_key >> 32",
-                      "SELECT COUNT(*) FROM stalls WHERE id >> 40 != trace_id OR gt_key >> 32 != trace_id",
-                      "SELECT COUNT(*) FROM stall_samples WHERE id >> 40 != trace_id OR stall_id >> 40 != trace_id"] {
+        for check in [
+            "SELECT COUNT(*) FROM slices WHERE id >> 40 != thread_key >> 32 OR id >> 40 != gt_key >> 32",
+            "SELECT COUNT(*) FROM io_waits WHERE id >> 40 != thread_key >> 32",
+            "SELECT COUNT(*) FROM stalls WHERE id >> 40 != trace_id OR gt_key >> 32 != trace_id",
+            "SELECT COUNT(*) FROM stall_samples WHERE id >> 40 != trace_id OR stall_id >> 40 != trace_id",
+        ] {
             #expect(try store.int(check) == 0, "\(check)")
         }
         #expect(try store.int("SELECT COUNT(*) FROM greenthreads WHERE key >> 32 != trace_id") == 0)
@@ -35,8 +39,10 @@ import UnclogTestSupport
         // The same recorder ids (gt 2, frame 1, thread 10) exist in both traces, apart.
         #expect(try store.int("SELECT COUNT(*) FROM greenthreads WHERE gt = 2") == 2)
         #expect(try store.int("SELECT COUNT(*) FROM threads WHERE tid = 10") == 2)
-        #expect(try store.rows("SELECT key >> 32, function FROM frames WHERE key & 0xFFFFFFFF = 1 ORDER BY key") ==
-                [[.int(1), .text("recv")], [.int(2), .text("open")]])
+        #expect(
+            try store.rows("SELECT key >> 32, function FROM frames WHERE key & 0xFFFFFFFF = 1 ORDER BY key") == [
+                [.int(1), .text("recv")], [.int(2), .text("open")],
+            ])
 
         // Queries filter by trace, and see both without a filter.
         #expect(try store.stalls().count == 4 + 13)
@@ -84,8 +90,11 @@ import UnclogTestSupport
         let early = try TraceImporter.run(ImportOptions(tracePath: dir.file("live.trace"), databasePath: dir.file("live.db")))
         #expect(!early.cleanEnd && early.stalls < 4)
         FileManager.default.createFile(atPath: dir.file("live.trace"), contents: Data(full))
-        #expect(try TraceImporter.run(ImportOptions(tracePath: dir.file("live.trace"), databasePath: dir.file("live.db"))).alreadyImported)
-        let replaced = try TraceImporter.run(ImportOptions(tracePath: dir.file("live.trace"), databasePath: dir.file("live.db"), replace: true))
+        #expect(
+            try TraceImporter.run(ImportOptions(tracePath: dir.file("live.trace"), databasePath: dir.file("live.db")))
+                .alreadyImported)
+        let replaced = try TraceImporter.run(
+            ImportOptions(tracePath: dir.file("live.trace"), databasePath: dir.file("live.db"), replace: true))
         #expect(replaced.replaced && replaced.cleanEnd && replaced.stalls == 4)
         let store = try TraceStore(path: dir.file("live.db"))
         #expect(try store.traceIDs().count == 1)
@@ -146,8 +155,14 @@ import UnclogTestSupport
         #expect(!summary.cleanEnd)
         #expect(summary.stalls == 5)
         let store = try TraceStore(path: dir.file("cut.db"))
-        #expect(try store.rows("SELECT offset, bytes_lost FROM import_damage") == [[.int(Int64(offsets[6])), .int(Int64(cut - offsets[6]))]])
-        #expect(try store.rows("SELECT bytes_lost, clean_end, chunks FROM traces") == [[.int(Int64(cut - offsets[6])), .int(0), .int(6)]])
+        #expect(
+            try store.rows("SELECT offset, bytes_lost FROM import_damage") == [
+                [.int(Int64(offsets[6])), .int(Int64(cut - offsets[6]))]
+            ])
+        #expect(
+            try store.rows("SELECT bytes_lost, clean_end, chunks FROM traces") == [
+                [.int(Int64(cut - offsets[6])), .int(0), .int(6)]
+            ])
         #expect(try store.stalls().map(\.startNs).sorted() == (0..<5).map { Int64($0) * ms(100) + ms(1) })
     }
 
@@ -168,11 +183,15 @@ import UnclogTestSupport
         let store = try TraceStore(path: dir.file("bad.db"))
         // Every stall but the one in the lost chunk; the chunk after it decodes on its own.
         #expect(try store.stalls().map(\.startNs).sorted() == [0, 1, 3, 4, 5, 6, 7].map { Int64($0) * ms(100) + ms(1) })
-        #expect(try store.rows("SELECT offset, bytes_lost FROM import_damage") ==
-                [[.int(Int64(offsets[3])), .int(Int64(offsets[4] - offsets[3]))]])
+        #expect(
+            try store.rows("SELECT offset, bytes_lost FROM import_damage") == [
+                [.int(Int64(offsets[3])), .int(Int64(offsets[4] - offsets[3]))]
+            ])
         // gt 3's slices outside the lost chunk are intact, with their ready times.
-        #expect(try store.rows("SELECT COUNT(*), SUM(end_ns - start_ns), SUM(start_ns - ready_ns) FROM slices WHERE gt_key = ?", [.int(key(3))]) ==
-                [[.int(7), .int(7 * ms(5)), .int(7 * ms(20))]])
+        #expect(
+            try store.rows(
+                "SELECT COUNT(*), SUM(end_ns - start_ns), SUM(start_ns - ready_ns) FROM slices WHERE gt_key = ?", [.int(key(3))])
+                == [[.int(7), .int(7 * ms(5)), .int(7 * ms(20))]])
     }
 
     @Test(arguments: ["missing", "text", "empty", "future-version"])
@@ -215,8 +234,10 @@ import UnclogTestSupport
         let path = dir.file("other.db")
         var handle: OpaquePointer?
         #expect(sqlite3_open(path, &handle) == SQLITE_OK)
-        #expect(sqlite3_exec(handle, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (1, 'keep me');",
-                             nil, nil, nil) == SQLITE_OK)
+        #expect(
+            sqlite3_exec(
+                handle, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (1, 'keep me');",
+                nil, nil, nil) == SQLITE_OK)
         sqlite3_close(handle)
         let before = contents(path)
         let tr = StallScenario().trace
@@ -284,7 +305,8 @@ import UnclogTestSupport
         let box = Box()
         // The callback fires at most every 0.1 s: it may not fire at all on a fast import,
         // but what it reports must be consistent.
-        _ = try TraceImporter.run(ImportOptions(tracePath: path, databasePath: dir.file("p.db"), progress: { box.calls.append($0) }))
+        _ = try TraceImporter.run(
+            ImportOptions(tracePath: path, databasePath: dir.file("p.db"), progress: { box.calls.append($0) }))
         for p in box.calls {
             #expect(p.fileSize == UInt64(tr.bytes.count))
             #expect(p.bytesRead <= UInt64(tr.bytes.count))
@@ -298,12 +320,17 @@ import UnclogTestSupport
     /// unknown kind (skipped), skippable events, Dropped counters and an Image.
     @Test func countersSkipsAndMalformedEvents() throws {
         var file = TraceEncoding.fileHeader()
-        file += TraceEncoding.chunk(kind: ChunkKind.metadata.rawValue, baseTime: anchor, thread: 0, seq: 0,
-                                    payload: TraceEncoding.metadataPayload([MetadataEntry("anchor_mono_ns", .uint(anchor))]))
+        file += TraceEncoding.chunk(
+            kind: ChunkKind.metadata.rawValue, baseTime: anchor, thread: 0, seq: 0,
+            payload: TraceEncoding.metadataPayload([MetadataEntry("anchor_mono_ns", .uint(anchor))]))
         var good = ChunkEncoder(baseTime: anchor)
         good.append(TraceEvent(time: anchor + 10, .string(id: 1, value: "/usr/lib/libfoo.so")))
-        good.append(TraceEvent(time: anchor + 10, .image(id: 1, path: 1, loadBias: 0x1000, start: 0x2000, end: 0x3000,
-                                                           buildID: [0xDE, 0xAD, 0x01])))
+        good.append(
+            TraceEvent(
+                time: anchor + 10,
+                .image(
+                    id: 1, path: 1, loadBias: 0x1000, start: 0x2000, end: 0x3000,
+                    buildID: [0xDE, 0xAD, 0x01])))
         good.append(TraceEvent(time: anchor + 20, .dropped(reason: 1, count: 5)))
         good.append(TraceEvent(time: anchor + 30, .dropped(reason: 2, count: 2)))
         good.append(TraceEvent(time: anchor + 40, .skipped(code: 0x90, length: 3)))
@@ -318,7 +345,8 @@ import UnclogTestSupport
         tail.append(TraceEvent(time: anchor + 100, .running(gt: 2, hub: 1)))
         tail.append(TraceEvent(time: anchor + 300, .switchToHub))
         tail.append(TraceEvent(time: anchor + 400, .end(chunks: 4, events: 10)))
-        file += TraceEncoding.chunk(kind: ChunkKind.events.rawValue, baseTime: anchor + 100, thread: 10, seq: 2, payload: tail.bytes)
+        file += TraceEncoding.chunk(
+            kind: ChunkKind.events.rawValue, baseTime: anchor + 100, thread: 10, seq: 2, payload: tail.bytes)
 
         let dir = TempDir()
         FileManager.default.createFile(atPath: dir.file("c.trace"), contents: Data(file))
@@ -332,10 +360,15 @@ import UnclogTestSupport
         #expect(summary.skippedChunks == 1)
         #expect(summary.cleanEnd)
         let store = try TraceStore(path: dir.file("c.db"))
-        #expect(try store.rows("SELECT events_dropped, recorder_errors, bytes_lost, clean_end FROM traces") == [[.int(7), .int(2), .int(5), .int(1)]])
+        #expect(
+            try store.rows("SELECT events_dropped, recorder_errors, bytes_lost, clean_end FROM traces") == [
+                [.int(7), .int(2), .int(5), .int(1)]
+            ])
         #expect(try store.rows("SELECT offset, bytes_lost FROM import_damage") == [[.int(Int64(damageOffset)), .int(5)]])
-        #expect(try store.rows("SELECT path, load_bias, start, end, build_id FROM images") ==
-                [[.text("/usr/lib/libfoo.so"), .int(0x1000), .int(0x2000), .int(0x3000), .text("dead01")]])
+        #expect(
+            try store.rows("SELECT path, load_bias, start, end, build_id FROM images") == [
+                [.text("/usr/lib/libfoo.so"), .int(0x1000), .int(0x2000), .int(0x3000), .text("dead01")]
+            ])
         // The slice begun before the damage continues into the next chunk, whose Running agrees.
         #expect(try store.rows("SELECT gt_key, start_ns, end_ns FROM slices") == [[.int(key(2)), .int(60), .int(300)]])
     }

@@ -6,8 +6,8 @@ import Testing
 import UnclogImport
 import UnclogQuery
 import UnclogStore
-import UnclogTrace
 import UnclogTestSupport
+import UnclogTrace
 
 @Suite struct SQLQueryTests {
     func store() throws -> (TraceStore, String, TempDir) {
@@ -121,8 +121,10 @@ import UnclogTestSupport
         #expect(DurationText.parse(text) == ns)
     }
 
-    @Test(arguments: ["50", "-1s", "1.2.3s", "ms", "", "s", "1 s", "1e3ms", "5MS", "1.5", "fast", "1ms2", "+1s", "1d",
-                      "99999999999h", ".s"])
+    @Test(arguments: [
+        "50", "-1s", "1.2.3s", "ms", "", "s", "1 s", "1e3ms", "5MS", "1.5", "fast", "1ms2", "+1s", "1d",
+        "99999999999h", ".s",
+    ])
     func rejects(text: String) {
         #expect(DurationText.parse(text) == nil, "\(text)")
     }

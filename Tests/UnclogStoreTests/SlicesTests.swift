@@ -6,8 +6,8 @@ import Testing
 import UnclogImport
 import UnclogQuery
 import UnclogStore
-import UnclogTrace
 import UnclogTestSupport
+import UnclogTrace
 
 /// One OS thread (tid 10) with hub greenthread 1 and greenthreads 2, 3, 4. Times in ns.
 ///
@@ -82,8 +82,10 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
 
     func expectedRows() -> [[SQLValue]] {
         expectedSlices.enumerated().map { n, s in
-            [.int(rowID(Int64(n))), .int(key(s.gt)), .int(key(10)), .int(s.ready), .int(s.start), .int(s.end), .int(s.reason),
-             s.prev.map { .int(rowID($0)) } ?? .null]
+            [
+                .int(rowID(Int64(n))), .int(key(s.gt)), .int(key(10)), .int(s.ready), .int(s.start), .int(s.end), .int(s.reason),
+                s.prev.map { .int(rowID($0)) } ?? .null,
+            ]
         }
     }
 
@@ -101,8 +103,9 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
     @Test func hubTimeIsNotASlice() throws {
         let store = try Fixture.slices.store()
         #expect(try store.int("SELECT COUNT(*) FROM slices WHERE gt_key = ?", [.int(key(1))]) == 0)
-        let hub = try store.rows("SELECT is_hub, slices, run_ns, ready_wait_ns, last_slice_id, name FROM greenthreads WHERE key = ?",
-                                 [.int(key(1))])
+        let hub = try store.rows(
+            "SELECT is_hub, slices, run_ns, ready_wait_ns, last_slice_id, name FROM greenthreads WHERE key = ?",
+            [.int(key(1))])
         #expect(hub == [[.int(1), .int(0), .int(0), .int(0), .null, .text("hub")]])
         // Thread time = slices + I/O waits + the hub's remaining time.
         let t = try store.rows("SELECT tid, name, hub_key, slices, busy_ns, io_wait_ns FROM threads WHERE tid = 10")
@@ -111,18 +114,29 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
 
     @Test func greenthreadTotals() throws {
         let store = try Fixture.slices.store()
-        let rows = try store.rows("""
+        let rows = try store.rows(
+            """
             SELECT gt, name, is_hub, created_ns, exited_ns, slices, run_ns, ready_wait_ns, last_slice_id, parent_key
             FROM greenthreads WHERE is_hub = 0 ORDER BY gt
             """)
         let want: [[SQLValue]] = [
-            [.int(2), .text("serve"), .int(0), .int(10), .null, .int(2), .int(300 + 300), .int(50 + 50), .int(rowID(3)), .int(key(1))],
-            [.int(3), .text("fetch"), .int(0), .int(10), .int(2300), .int(2), .int(300 + 300), .int(100 + 700), .int(rowID(4)), .int(key(1))],
-            [.int(4), .text("parse"), .int(0), .int(10), .null, .int(2), .int(100 + 300), .int(300 + 0), .int(rowID(5)), .int(key(1))],
+            [
+                .int(2), .text("serve"), .int(0), .int(10), .null, .int(2), .int(300 + 300), .int(50 + 50), .int(rowID(3)),
+                .int(key(1)),
+            ],
+            [
+                .int(3), .text("fetch"), .int(0), .int(10), .int(2300), .int(2), .int(300 + 300), .int(100 + 700), .int(rowID(4)),
+                .int(key(1)),
+            ],
+            [
+                .int(4), .text("parse"), .int(0), .int(10), .null, .int(2), .int(100 + 300), .int(300 + 0), .int(rowID(5)),
+                .int(key(1)),
+            ],
         ]
         #expect(rows == want)
         // The per-greenthread view agrees with the table.
-        let summaryRows = try store.rows("SELECT gt, slices, run_ns, ready_wait_ns, stalls_caused FROM greenthread_summary WHERE is_hub = 0 ORDER BY gt")
+        let summaryRows = try store.rows(
+            "SELECT gt, slices, run_ns, ready_wait_ns, stalls_caused FROM greenthread_summary WHERE is_hub = 0 ORDER BY gt")
         let wantSummary: [[SQLValue]] = [
             [.int(2), .int(2), .int(600), .int(100), .int(0)],
             [.int(3), .int(2), .int(600), .int(800), .int(0)],
@@ -163,12 +177,13 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
         #expect(try Fixture.slices.summary.ioWaits == 4)
         let store = try Fixture.slices.store()
         let rows = try store.rows("SELECT id, thread_key, start_ns, end_ns, timeout_ns, nready FROM io_waits ORDER BY id")
-        #expect(rows == [
-            [.int(rowID(0)), .int(key(10)), .int(0), .int(100), .null, .int(1)],        // wait forever
-            [.int(rowID(1)), .int(key(10)), .int(520), .int(580), .int(1000), .int(2)],
-            [.int(rowID(2)), .int(key(10)), .int(1500), .int(2000), .null, .int(0)],
-            [.int(rowID(3)), .int(key(10)), .int(2400), .int(2450), .int(0), .int(1)],  // a poll: timeout 0, not NULL
-        ])
+        #expect(
+            rows == [
+                [.int(rowID(0)), .int(key(10)), .int(0), .int(100), .null, .int(1)],  // wait forever
+                [.int(rowID(1)), .int(key(10)), .int(520), .int(580), .int(1000), .int(2)],
+                [.int(rowID(2)), .int(key(10)), .int(1500), .int(2000), .null, .int(0)],
+                [.int(rowID(3)), .int(key(10)), .int(2400), .int(2450), .int(0), .int(1)],  // a poll: timeout 0, not NULL
+            ])
     }
 
     /// An I/O wait still open when the recording stops ends at the thread's last event,
@@ -185,7 +200,10 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
         let summary = try importTrace(tr, in: dir)
         #expect(!summary.cleanEnd)
         let store = try TraceStore(path: dir.file("t.db"))
-        #expect(try store.rows("SELECT start_ns, end_ns, timeout_ns, nready FROM io_waits") == [[.int(300), .int(900), .int(5_000), .null]])
+        #expect(
+            try store.rows("SELECT start_ns, end_ns, timeout_ns, nready FROM io_waits") == [
+                [.int(300), .int(900), .int(5_000), .null]
+            ])
         #expect(try store.rows("SELECT clean_end, duration_ns FROM traces") == [[.int(0), .int(900)]])
     }
 
@@ -193,14 +211,20 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
         let summary = try Fixture.slices.summary
         let store = try Fixture.slices.store()
         let dir = Fixture.slices.dir
-        let rows = try store.rows("""
+        let rows = try store.rows(
+            """
             SELECT id, runtime, runtime_version, pid, argv, threshold_ns, sample_interval_ns, start_mono_ns, anchor_wall_ns,
                    duration_ns, events, chunks, file_bytes, bytes_lost, clean_end FROM traces
             """)
-        #expect(rows == [[.int(1), .text("eventlet"), .text("0.36.1"), .int(4242), .text("[\"python3\",\"app.py\"]"),
-                          .int(10_000_000), .int(1_000_000), .int(Int64(anchor)), .int(1_700_000_000_000_000_000),
-                          .int(3000), .int(Int64(summary.events)), .int(Int64(summary.chunks)),
-                          .int(Int64(contents(dir.file("t.trace")).count)), .int(0), .int(1)]])
+        #expect(
+            rows == [
+                [
+                    .int(1), .text("eventlet"), .text("0.36.1"), .int(4242), .text("[\"python3\",\"app.py\"]"),
+                    .int(10_000_000), .int(1_000_000), .int(Int64(anchor)), .int(1_700_000_000_000_000_000),
+                    .int(3000), .int(Int64(summary.events)), .int(Int64(summary.chunks)),
+                    .int(Int64(contents(dir.file("t.trace")).count)), .int(0), .int(1),
+                ]
+            ])
         #expect(summary.events == 32)  // 31 scripted events and End
         #expect(try store.rows("SELECT value FROM trace_metadata WHERE key = 'clock'") == [[.text("CLOCK_MONOTONIC")]])
         #expect(try store.int("SELECT COUNT(*) FROM trace_metadata") == 9)
@@ -220,14 +244,16 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
         let dir = TempDir()
         try importTrace(tr, in: dir)
         let store = try TraceStore(path: dir.file("t.db"))
-        #expect(try store.rows("SELECT gt_key, ready_ns, start_ns, end_ns, reason, prev_id FROM slices ORDER BY id") == [
-            [.int(key(2)), .null, .int(50), .int(300), .int(0), .null],
-            [.int(key(2)), .int(380), .int(400), .int(450), .int(1), .int(rowID(0))],
-        ])
-        #expect(try store.rows("SELECT gt, is_hub, created_ns, run_ns, ready_wait_ns FROM greenthreads ORDER BY gt") == [
-            [.int(1), .int(1), .null, .int(0), .int(0)],
-            [.int(2), .int(0), .null, .int(300), .int(20)],
-        ])
+        #expect(
+            try store.rows("SELECT gt_key, ready_ns, start_ns, end_ns, reason, prev_id FROM slices ORDER BY id") == [
+                [.int(key(2)), .null, .int(50), .int(300), .int(0), .null],
+                [.int(key(2)), .int(380), .int(400), .int(450), .int(1), .int(rowID(0))],
+            ])
+        #expect(
+            try store.rows("SELECT gt, is_hub, created_ns, run_ns, ready_wait_ns FROM greenthreads ORDER BY gt") == [
+                [.int(1), .int(1), .null, .int(0), .int(0)],
+                [.int(2), .int(0), .null, .int(300), .int(20)],
+            ])
     }
 
     /// The `threads` table lists OS threads; thread 0 ("none", the End marker's chunk) is not one.
@@ -243,7 +269,8 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
     @Test func anchorFromTheMetadataChunkWhenTheKeyIsMissing() throws {
         final class Sink { var bytes: [UInt8] = [] }
         let sink = Sink()
-        let b = TraceBuilder(metadata: [MetadataEntry("runtime", .string("gevent"))], anchorTime: anchor, sink: { sink.bytes += $0 })
+        let b = TraceBuilder(
+            metadata: [MetadataEntry("runtime", .string("gevent"))], anchorTime: anchor, sink: { sink.bytes += $0 })
         b.append(TraceEvent(time: anchor + 100, .running(gt: 1, hub: 1)), thread: 10)
         b.append(TraceEvent(time: anchor + 200, .switchTo(to: 2, reason: .spawn, readyDelta: 10)), thread: 10)
         b.append(TraceEvent(time: anchor + 700, .switchToHub), thread: 10)
@@ -252,7 +279,10 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
         FileManager.default.createFile(atPath: dir.file("t.trace"), contents: Data(sink.bytes))
         try TraceImporter.run(ImportOptions(tracePath: dir.file("t.trace"), databasePath: dir.file("t.db")))
         let store = try TraceStore(path: dir.file("t.db"))
-        #expect(try store.rows("SELECT start_mono_ns, duration_ns, runtime FROM traces") == [[.int(Int64(anchor)), .int(1000), .text("gevent")]])
+        #expect(
+            try store.rows("SELECT start_mono_ns, duration_ns, runtime FROM traces") == [
+                [.int(Int64(anchor)), .int(1000), .text("gevent")]
+            ])
         #expect(try store.rows("SELECT ready_ns, start_ns, end_ns FROM slices") == [[.int(190), .int(200), .int(700)]])
     }
 }
@@ -284,7 +314,8 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
         let summary = try importTrace(tr, in: dir)
         #expect(summary.greenthreads == n + 1)
         let store = try TraceStore(path: dir.file("t.db"))
-        let totals = try store.rows("""
+        let totals = try store.rows(
+            """
             SELECT COUNT(*), SUM(slices), SUM(run_ns), SUM(ready_wait_ns), COUNT(exited_ns), MIN(created_ns), COUNT(last_slice_id)
             FROM greenthreads WHERE gt >= 100 AND gt < 1000000
             """)
@@ -292,8 +323,10 @@ let expectedSlices: [(gt: Int64, ready: Int64, start: Int64, end: Int64, reason:
         let want: [SQLValue] = [.int(count), .int(count), .int(count * 20), .int(count * 5), .int(count), .int(10), .int(count)]
         #expect(totals == [want])
         let long = Int64((n + 99) / 100)  // i = 0, 100, …, 10 400
-        #expect(try store.rows("SELECT slices, run_ns, ready_wait_ns, exited_ns FROM greenthreads WHERE gt = 1000000") ==
-                [[.int(long), .int(long * 10), .int(long * 2), .null]])
+        #expect(
+            try store.rows("SELECT slices, run_ns, ready_wait_ns, exited_ns FROM greenthreads WHERE gt = 1000000") == [
+                [.int(long), .int(long * 10), .int(long * 2), .null]
+            ])
         let all = try store.greenthreadSlices(gtKey: key(1_000_000), from: 0, to: t)
         #expect(all.count == Int(long))
         let starts: [Int64] = (0..<long).map { 10 + $0 * 100 * 50 + 30 }

@@ -5,8 +5,8 @@ import Testing
 import UnclogImport
 import UnclogQuery
 import UnclogStore
-import UnclogTrace
 import UnclogTestSupport
+import UnclogTrace
 
 /// Thread 10 (hub 1) runs greenthreads 2…5; the watchdog (thread 99) samples stalled stacks.
 ///
@@ -102,15 +102,17 @@ struct StallScenario {
         #expect(summary.stalls == 4)
         #expect(summary.samples == 8)
         #expect(!summary.cleanEnd)
-        let rows = try store.rows("""
+        let rows = try store.rows(
+            """
             SELECT thread_key, gt_key, start_ns, end_ns, duration_ns, samples, complete FROM stalls ORDER BY start_ns
             """)
-        #expect(rows == [
-            [.int(key(10)), .int(key(2)), .int(ms(10)), .int(ms(70)), .int(ms(60)), .int(4), .int(1)],
-            [.int(key(10)), .int(key(3)), .int(ms(100)), .int(ms(125)), .int(ms(25)), .int(0), .int(1)],
-            [.int(key(10)), .int(key(4)), .int(ms(130)), .int(ms(145)), .int(ms(15)), .int(0), .int(1)],
-            [.int(key(10)), .int(key(5)), .int(ms(200)), .int(ms(240)), .int(ms(40)), .int(2), .int(0)],
-        ])
+        #expect(
+            rows == [
+                [.int(key(10)), .int(key(2)), .int(ms(10)), .int(ms(70)), .int(ms(60)), .int(4), .int(1)],
+                [.int(key(10)), .int(key(3)), .int(ms(100)), .int(ms(125)), .int(ms(25)), .int(0), .int(1)],
+                [.int(key(10)), .int(key(4)), .int(ms(130)), .int(ms(145)), .int(ms(15)), .int(0), .int(1)],
+                [.int(key(10)), .int(key(5)), .int(ms(200)), .int(ms(240)), .int(ms(40)), .int(2), .int(0)],
+            ])
     }
 
     /// Samples written before and after the StallEnd in the file are all attached; samples
@@ -118,40 +120,53 @@ struct StallScenario {
     @Test func samplesMatchedByTime() throws {
         let s = StallScenario()  // the same ids as the shared import
         let (store, _, _) = try imported()
-        let rows = try store.rows("""
+        let rows = try store.rows(
+            """
             SELECT m.ts_ns, m.thread_key, m.stack_key, m.state, st.start_ns FROM stall_samples m
             LEFT JOIN stalls st ON st.id = m.stall_id ORDER BY m.ts_ns
             """)
         let a = Int64(s.stackA), b = Int64(s.stackB)
-        #expect(rows == [
-            [.int(ms(30)), .int(key(10)), .int(key(a)), .int(1), .int(ms(10))],
-            [.int(ms(40)), .int(key(10)), .int(key(a)), .int(47), .int(ms(10))],
-            [.int(ms(50)), .int(key(10)), .int(key(b)), .int(1), .int(ms(10))],
-            [.int(ms(60)), .int(key(10)), .int(key(a)), .int(1), .int(ms(10))],
-            [.int(ms(90)), .int(key(10)), .int(key(b)), .int(1), .null],
-            [.int(ms(91)), .int(key(11)), .int(key(b)), .int(1), .null],
-            [.int(ms(230)), .int(key(10)), .int(key(b)), .int(1), .int(ms(200))],
-            [.int(ms(240)), .int(key(10)), .int(key(b)), .int(1), .int(ms(200))],
-        ])
+        #expect(
+            rows == [
+                [.int(ms(30)), .int(key(10)), .int(key(a)), .int(1), .int(ms(10))],
+                [.int(ms(40)), .int(key(10)), .int(key(a)), .int(47), .int(ms(10))],
+                [.int(ms(50)), .int(key(10)), .int(key(b)), .int(1), .int(ms(10))],
+                [.int(ms(60)), .int(key(10)), .int(key(a)), .int(1), .int(ms(10))],
+                [.int(ms(90)), .int(key(10)), .int(key(b)), .int(1), .null],
+                [.int(ms(91)), .int(key(11)), .int(key(b)), .int(1), .null],
+                [.int(ms(230)), .int(key(10)), .int(key(b)), .int(1), .int(ms(200))],
+                [.int(ms(240)), .int(key(10)), .int(key(b)), .int(1), .int(ms(200))],
+            ])
     }
 
     @Test func representativeStackAndCallSite() throws {
         let s = StallScenario()  // the same ids as the shared import
         let (store, _, _) = try imported()
-        let rows = try store.rows("""
+        let rows = try store.rows(
+            """
             SELECT s.start_ns, s.stack_key, st.end_stack_key, s.function, s.file, s.line
             FROM stall_sites s JOIN stalls st ON st.id = s.stall_id ORDER BY s.start_ns
             """)
-        #expect(rows == [
-            // Most-sampled stack A (3 of 4); its internal innermost frame is skipped.
-            [.int(ms(10)), .int(key(Int64(s.stackA))), .int(key(Int64(s.stackC))), .text("fetch"), .text("app.py"), .int(42)],
-            // No samples: the end stack, internal `switch` skipped.
-            [.int(ms(100)), .int(key(Int64(s.stackC))), .int(key(Int64(s.stackC))), .text("handler"), .text("app.py"), .int(10)],
-            // Only runtime frames: the innermost one.
-            [.int(ms(130)), .int(key(Int64(s.stackD))), .int(key(Int64(s.stackD))), .text("switch"), .text("eventlet/hubs/hub.py"), .int(300)],
-            // Killed inside the stall: no end stack, the samples decide.
-            [.int(ms(200)), .int(key(Int64(s.stackB))), .null, .text("parse"), .text("app.py"), .int(77)],
-        ])
+        #expect(
+            rows == [
+                // Most-sampled stack A (3 of 4); its internal innermost frame is skipped.
+                [
+                    .int(ms(10)), .int(key(Int64(s.stackA))), .int(key(Int64(s.stackC))), .text("fetch"), .text("app.py"),
+                    .int(42),
+                ],
+                // No samples: the end stack, internal `switch` skipped.
+                [
+                    .int(ms(100)), .int(key(Int64(s.stackC))), .int(key(Int64(s.stackC))), .text("handler"), .text("app.py"),
+                    .int(10),
+                ],
+                // Only runtime frames: the innermost one.
+                [
+                    .int(ms(130)), .int(key(Int64(s.stackD))), .int(key(Int64(s.stackD))), .text("switch"),
+                    .text("eventlet/hubs/hub.py"), .int(300),
+                ],
+                // Killed inside the stall: no end stack, the samples decide.
+                [.int(ms(200)), .int(key(Int64(s.stackB))), .null, .text("parse"), .text("app.py"), .int(77)],
+            ])
     }
 
     @Test func stallInfoThroughTheLibrary() throws {
@@ -183,28 +198,34 @@ struct StallScenario {
 
     @Test func victims() throws {
         let (store, _, _) = try imported()
-        let rows = try store.rows("""
+        let rows = try store.rows(
+            """
             SELECT st.start_ns, v.gt, v.name, v.ready_ns, v.resumed_ns, v.wait_ns FROM victims v
             JOIN stalls st ON st.id = v.stall_id ORDER BY st.start_ns, v.gt
             """)
-        #expect(rows == [
-            [.int(ms(10)), .int(3), .text("worker-3"), .int(ms(20)), .int(ms(70)), .int(ms(50))],
-            [.int(ms(10)), .int(4), .text("worker-4"), .int(ms(5)), .int(ms(72)), .int(ms(60))],
-        ])
+        #expect(
+            rows == [
+                [.int(ms(10)), .int(3), .text("worker-3"), .int(ms(20)), .int(ms(70)), .int(ms(50))],
+                [.int(ms(10)), .int(4), .text("worker-4"), .int(ms(5)), .int(ms(72)), .int(ms(60))],
+            ])
         let totals = try store.rows("SELECT start_ns, victims, victim_wait_ns FROM stalls ORDER BY start_ns")
-        #expect(totals == [
-            [.int(ms(10)), .int(2), .int(ms(110))],
-            [.int(ms(100)), .int(0), .int(0)],
-            [.int(ms(130)), .int(0), .int(0)],
-            [.int(ms(200)), .int(0), .int(0)],
-        ])
-        let suffered = try store.rows("SELECT gt, stall_wait_ns_suffered, stalls_caused, stall_ns_caused FROM greenthread_summary WHERE is_hub = 0 ORDER BY gt")
-        #expect(suffered == [
-            [.int(2), .int(0), .int(1), .int(ms(60))],
-            [.int(3), .int(ms(50)), .int(1), .int(ms(25))],
-            [.int(4), .int(ms(60)), .int(1), .int(ms(15))],
-            [.int(5), .int(0), .int(1), .int(ms(40))],
-        ])
+        #expect(
+            totals == [
+                [.int(ms(10)), .int(2), .int(ms(110))],
+                [.int(ms(100)), .int(0), .int(0)],
+                [.int(ms(130)), .int(0), .int(0)],
+                [.int(ms(200)), .int(0), .int(0)],
+            ])
+        let suffered = try store.rows(
+            "SELECT gt, stall_wait_ns_suffered, stalls_caused, stall_ns_caused FROM greenthread_summary WHERE is_hub = 0 ORDER BY gt"
+        )
+        #expect(
+            suffered == [
+                [.int(2), .int(0), .int(1), .int(ms(60))],
+                [.int(3), .int(ms(50)), .int(1), .int(ms(25))],
+                [.int(4), .int(ms(60)), .int(1), .int(ms(15))],
+                [.int(5), .int(0), .int(1), .int(ms(40))],
+            ])
     }
 
     /// With a clean end (no kill) the watchdog-only stall still has no StallEnd: incomplete too.
@@ -237,8 +258,10 @@ struct StallScenario {
             let dir = TempDir()
             let summary = try importTrace(tr, in: dir)
             let store = try TraceStore(path: dir.file("t.db"))
-            #expect(try store.rows("SELECT start_ns, duration_ns, complete, stack_key FROM stalls") ==
-                    [[.int(ms(1)), .int(ms(29)), .int(1), .null]], "watchdog first: \(watchdogFirst)")
+            #expect(
+                try store.rows("SELECT start_ns, duration_ns, complete, stack_key FROM stalls") == [
+                    [.int(ms(1)), .int(ms(29)), .int(1), .null]
+                ], "watchdog first: \(watchdogFirst)")
             #expect(summary.stalls == 1)
             // No stack at all: the call site is unknown, not an error.
             let s = try #require(try store.stalls().first)
@@ -260,8 +283,10 @@ struct StallScenario {
         let dir = TempDir()
         try importTrace(tr, in: dir)
         let store = try TraceStore(path: dir.file("t.db"))
-        #expect(try store.rows("SELECT gt_key, ready_ns, resumed_ns, wait_ns FROM stall_victims") ==
-                [[.int(key(3)), .int(ms(10)), .int(ms(32)), .int(ms(21))]])
+        #expect(
+            try store.rows("SELECT gt_key, ready_ns, resumed_ns, wait_ns FROM stall_victims") == [
+                [.int(key(3)), .int(ms(10)), .int(ms(32)), .int(ms(21))]
+            ])
     }
 
     /// Swift Concurrency's workers are one pool: a stall on one worker also charges the jobs
@@ -282,23 +307,24 @@ struct StallScenario {
             if end - start > ms(10) { tr.at(end, thread, .stallEnd(gt: gt, duration: UInt64(end - start), stack: 0)) }
             tr.at(end, thread, .switchToHub)
         }
-        job(a, 2, ready: ms(1), start: ms(1), end: ms(31))        // the stall: 1-31 ms
-        job(20, 3, ready: ms(10), start: ms(20), end: ms(21))     // waited 10-20: all of it in the stall
-        job(20, 4, ready: ms(25), start: ms(40), end: ms(41))     // waited 25-40: 6 ms in the stall
-        job(20, 5, ready: ms(35), start: ms(36), end: ms(37))     // ready after the stall: no victim
-        job(20, 2, ready: ms(31), start: ms(42), end: ms(43))     // the staller itself: no victim
+        job(a, 2, ready: ms(1), start: ms(1), end: ms(31))  // the stall: 1-31 ms
+        job(20, 3, ready: ms(10), start: ms(20), end: ms(21))  // waited 10-20: all of it in the stall
+        job(20, 4, ready: ms(25), start: ms(40), end: ms(41))  // waited 25-40: 6 ms in the stall
+        job(20, 5, ready: ms(35), start: ms(36), end: ms(37))  // ready after the stall: no victim
+        job(20, 2, ready: ms(31), start: ms(42), end: ms(43))  // the staller itself: no victim
         job(30, 6, ready: ms(5), start: ms(30), end: ms(30) + 1)  // on the loop thread: not the pool's
-        job(4242, 8, ready: ms(5), start: ms(25), end: ms(26))    // on the main thread: not the pool's
-        job(a, 7, ready: ms(20), start: ms(32), end: ms(33))      // same thread, after it: victim
+        job(4242, 8, ready: ms(5), start: ms(25), end: ms(26))  // on the main thread: not the pool's
+        job(a, 7, ready: ms(20), start: ms(32), end: ms(33))  // same thread, after it: victim
         tr.finish(at: ms(50))
         let dir = TempDir()
         try importTrace(tr, in: dir)
         let store = try TraceStore(path: dir.file("t.db"))
-        #expect(try store.rows("SELECT gt_key, ready_ns, resumed_ns, wait_ns FROM stall_victims ORDER BY gt_key") == [
-            [.int(key(3)), .int(ms(10)), .int(ms(20)), .int(ms(10))],
-            [.int(key(4)), .int(ms(25)), .int(ms(40)), .int(ms(6))],
-            [.int(key(7)), .int(ms(20)), .int(ms(32)), .int(ms(11))],
-        ])
+        #expect(
+            try store.rows("SELECT gt_key, ready_ns, resumed_ns, wait_ns FROM stall_victims ORDER BY gt_key") == [
+                [.int(key(3)), .int(ms(10)), .int(ms(20)), .int(ms(10))],
+                [.int(key(4)), .int(ms(25)), .int(ms(40)), .int(ms(6))],
+                [.int(key(7)), .int(ms(20)), .int(ms(32)), .int(ms(11))],
+            ])
         #expect(try store.rows("SELECT victims, victim_wait_ns FROM stalls") == [[.int(3), .int(ms(27))]])
     }
 
@@ -342,8 +368,10 @@ struct StallScenario {
         let summary = try importTrace(tr, in: dir)
         #expect(summary.stalls == 1)
         let store = try TraceStore(path: dir.file("t.db"))
-        #expect(try store.rows("SELECT gt_key, ready_ns, resumed_ns, wait_ns FROM stall_victims") ==
-                [[.int(key(3)), .int(ms(20)), .int(ms(70)), .int(ms(50))]])
+        #expect(
+            try store.rows("SELECT gt_key, ready_ns, resumed_ns, wait_ns FROM stall_victims") == [
+                [.int(key(3)), .int(ms(20)), .int(ms(70)), .int(ms(50))]
+            ])
         #expect(try store.rows("SELECT victims, victim_wait_ns FROM stalls") == [[.int(1), .int(ms(50))]])
     }
 }

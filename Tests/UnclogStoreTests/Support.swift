@@ -15,8 +15,10 @@ func ms(_ v: Int64) -> Int64 { v * 1_000_000 }
 
 /// Imports `trace` (written to `dir/name.trace`) into `dir/name.db` or `db`.
 @discardableResult
-func importTrace(_ trace: ScriptedTrace, in dir: TempDir, name: String = "t", db: String? = nil,
-                 replace: Bool = false) throws -> ImportSummary {
+func importTrace(
+    _ trace: ScriptedTrace, in dir: TempDir, name: String = "t", db: String? = nil,
+    replace: Bool = false
+) throws -> ImportSummary {
     let path = trace.write(to: dir.file(name + ".trace"))
     return try TraceImporter.run(ImportOptions(tracePath: path, databasePath: db ?? dir.file(name + ".db"), replace: replace))
 }
@@ -83,12 +85,18 @@ struct Slice: Equatable, CustomStringConvertible {
     var startNs: Int64
     var endNs: Int64
     var reason: Int64
-    var description: String { "gt \(StoreKey.id(ofObject: gtKey)) on \(StoreKey.id(ofObject: threadKey)) [\(startNs), \(endNs)] ready \(readyNs.map(String.init) ?? "nil") reason \(reason)" }
+    var description: String {
+        "gt \(StoreKey.id(ofObject: gtKey)) on \(StoreKey.id(ofObject: threadKey)) [\(startNs), \(endNs)] ready \(readyNs.map(String.init) ?? "nil") reason \(reason)"
+    }
 }
 
 extension Array where Element == SliceRow {
     var plain: [Slice] {
-        map { Slice(gtKey: $0.gtKey, threadKey: $0.threadKey, readyNs: $0.readyNs, startNs: $0.startNs, endNs: $0.endNs, reason: $0.reason) }
+        map {
+            Slice(
+                gtKey: $0.gtKey, threadKey: $0.threadKey, readyNs: $0.readyNs, startNs: $0.startNs, endNs: $0.endNs,
+                reason: $0.reason)
+        }
     }
 }
 

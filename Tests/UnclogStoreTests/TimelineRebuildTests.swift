@@ -2,11 +2,12 @@
 // the same helpers as the import tests (ScriptedTrace), decoded, and fed chunk by chunk.
 
 import Testing
-@testable import UnclogImport
 import UnclogQuery
 import UnclogStore
-import UnclogTrace
 import UnclogTestSupport
+import UnclogTrace
+
+@testable import UnclogImport
 
 /// Collects every record of a rebuild.
 final class RecordingSink: TimelineSink {
@@ -72,12 +73,15 @@ func rebuild(_ trace: ScriptedTrace) throws -> (RecordingSink, RebuildCounts) {
         tr.at(ms(12), 10, .switchToHub)
         tr.finish(at: ms(20))
         let (sink, counts) = try rebuild(tr)
-        #expect(sink.slices == [
-            SliceRecord(id: 0, gt: 2, thread: 10, ready: ms(2), start: ms(5), end: ms(8), reason: .timer, previous: nil,
-                        indexInGreenthread: 0, indexInThread: 0, outOfOrder: false),
-            SliceRecord(id: 1, gt: 2, thread: 10, ready: nil, start: ms(9), end: ms(12), reason: nil, previous: 0,
-                        indexInGreenthread: 1, indexInThread: 1, outOfOrder: false),
-        ])
+        #expect(
+            sink.slices == [
+                SliceRecord(
+                    id: 0, gt: 2, thread: 10, ready: ms(2), start: ms(5), end: ms(8), reason: .timer, previous: nil,
+                    indexInGreenthread: 0, indexInThread: 0, outOfOrder: false),
+                SliceRecord(
+                    id: 1, gt: 2, thread: 10, ready: nil, start: ms(9), end: ms(12), reason: nil, previous: 0,
+                    indexInGreenthread: 1, indexInThread: 1, outOfOrder: false),
+            ])
         #expect(counts.slices == 2)
         let g = try #require(sink.greenthread(2))
         #expect(g.slices == 2 && g.runNs == ms(6) && g.readyWaitNs == ms(3) && g.lastSlice == 1 && !g.isHub)
@@ -97,10 +101,11 @@ func rebuild(_ trace: ScriptedTrace) throws -> (RecordingSink, RebuildCounts) {
         tr.at(ms(9), 10, .running(gt: 1, hub: 1))
         tr.flush()
         let (sink, _) = try rebuild(tr)
-        #expect(sink.ioWaits == [
-            IOWaitRecord(id: 0, thread: 10, start: ms(1), end: ms(4), timeout: ms(50), nready: 2, indexInThread: 0),
-            IOWaitRecord(id: 1, thread: 10, start: ms(6), end: ms(9), timeout: nil, nready: nil, indexInThread: 1),
-        ])
+        #expect(
+            sink.ioWaits == [
+                IOWaitRecord(id: 0, thread: 10, start: ms(1), end: ms(4), timeout: ms(50), nready: 2, indexInThread: 0),
+                IOWaitRecord(id: 1, thread: 10, start: ms(6), end: ms(9), timeout: nil, nready: nil, indexInThread: 1),
+            ])
         #expect(sink.threads.first?.ioWaitNs == ms(6))
     }
 
@@ -109,19 +114,21 @@ func rebuild(_ trace: ScriptedTrace) throws -> (RecordingSink, RebuildCounts) {
     @Test func stallsSamplesAndVictims() throws {
         let s = StallScenario()
         let (sink, counts) = try rebuild(s.trace)
-        #expect(sink.stalls == [
-            StallRecord(id: 0, thread: 10, gt: 2, start: ms(10), end: ms(70), endStack: s.stackC, complete: true),
-            StallRecord(id: 1, thread: 10, gt: 3, start: ms(100), end: ms(125), endStack: s.stackC, complete: true),
-            StallRecord(id: 2, thread: 10, gt: 4, start: ms(130), end: ms(145), endStack: s.stackD, complete: true),
-            StallRecord(id: 3, thread: 10, gt: 5, start: ms(200), end: ms(240), endStack: nil, complete: false),
-        ])
+        #expect(
+            sink.stalls == [
+                StallRecord(id: 0, thread: 10, gt: 2, start: ms(10), end: ms(70), endStack: s.stackC, complete: true),
+                StallRecord(id: 1, thread: 10, gt: 3, start: ms(100), end: ms(125), endStack: s.stackC, complete: true),
+                StallRecord(id: 2, thread: 10, gt: 4, start: ms(130), end: ms(145), endStack: s.stackD, complete: true),
+                StallRecord(id: 3, thread: 10, gt: 5, start: ms(200), end: ms(240), endStack: nil, complete: false),
+            ])
         #expect(counts.stalls == 4 && counts.samples == 8 && !counts.cleanEnd)
         #expect(sink.samples.map(\.time).sorted() == [30, 40, 50, 60, 90, 91, 230, 240].map { ms($0) })
         #expect(sink.samples.first { $0.time == ms(40) }?.state == 47)
-        #expect(Set(sink.victims.filter { $0.stall == 0 }.map { [Int64($0.gt), $0.ready, $0.resumed, $0.wait] }) == [
-            [3, ms(20), ms(70), ms(50)],
-            [4, ms(5), ms(72), ms(60)],
-        ])
+        #expect(
+            Set(sink.victims.filter { $0.stall == 0 }.map { [Int64($0.gt), $0.ready, $0.resumed, $0.wait] }) == [
+                [3, ms(20), ms(70), ms(50)],
+                [4, ms(5), ms(72), ms(60)],
+            ])
         #expect(sink.victimTotals.first { $0.stall == 0 } == VictimTotalsRecord(stall: 0, victims: 2, waitNs: ms(110)))
         // The watchdog wrote chunks but ran no greenthreads: it is a thread all the same.
         #expect(Set(sink.threads.map(\.tid)) == [10, 99])
@@ -140,10 +147,11 @@ func rebuild(_ trace: ScriptedTrace) throws -> (RecordingSink, RebuildCounts) {
         tr.flush()
         let (sink, _) = try rebuild(tr)
         #expect(sink.strings == [StringRecord(id: 7, value: "main")])
-        #expect(sink.frames == [
-            FrameRecord(id: 1, flags: [], function: 7, file: nil, line: nil, image: nil, address: nil),
-            FrameRecord(id: 2, flags: .returnAddress, function: nil, file: nil, line: nil, image: nil, address: 0x1234),
-        ])
+        #expect(
+            sink.frames == [
+                FrameRecord(id: 1, flags: [], function: 7, file: nil, line: nil, image: nil, address: nil),
+                FrameRecord(id: 2, flags: .returnAddress, function: nil, file: nil, line: nil, image: nil, address: 0x1234),
+            ])
         #expect(sink.stacks == [StackRecord(id: 3, frames: [2, 1])])
         let g = try #require(sink.greenthread(4))
         #expect(g.name == 7 && g.spawnStack == 3 && g.parent == nil && g.created == 0 && g.exited == ms(1))
@@ -155,7 +163,7 @@ func rebuild(_ trace: ScriptedTrace) throws -> (RecordingSink, RebuildCounts) {
     @Test func incompleteStallOfAPoolWorkerHasItsVictims() throws {
         let tr = ScriptedTrace(runtime: "swift-concurrency")
         tr.at(0, 10, .running(gt: 0, hub: 0))
-        tr.at(ms(1), 10, .switchTo(to: 2, reason: .other, readyDelta: 0))   // never ends
+        tr.at(ms(1), 10, .switchTo(to: 2, reason: .other, readyDelta: 0))  // never ends
         tr.at(0, 20, .running(gt: 0, hub: 0))
         tr.at(ms(20), 20, .switchTo(to: 3, reason: .other, readyDelta: UInt64(ms(10))))
         tr.at(ms(21), 20, .switchToHub)

@@ -5,8 +5,8 @@ import Testing
 import UnclogImport
 import UnclogQuery
 import UnclogStore
-import UnclogTrace
 import UnclogTestSupport
+import UnclogTrace
 
 /// Two threads, each alternating two greenthreads 1200 times (so every greenthread and
 /// thread has several checkpoints, one per 256 slices). Thread 10 runs gt 2 and 3, thread 20
@@ -42,8 +42,9 @@ struct ManySlices {
     func expected(_ gt: Int64, _ from: Int64, _ to: Int64) -> [Slice] {
         let tk: Int64 = gt <= 3 ? key(10) : key(20)
         return slices[gt]!.filter { $0.end >= from && $0.start <= to }.map {
-            Slice(gtKey: key(gt), threadKey: tk, readyNs: $0.ready, startNs: $0.start, endNs: $0.end,
-                     reason: gt % 2 == 0 ? 1 : 2)
+            Slice(
+                gtKey: key(gt), threadKey: tk, readyNs: $0.ready, startNs: $0.start, endNs: $0.end,
+                reason: gt % 2 == 0 ? 1 : 2)
         }
     }
 }
@@ -59,15 +60,15 @@ struct ManySlices {
     }
 
     static let windows: [(Int64, Int64)] = [
-        (0, 5_000),                    // the start
-        (-1_000, 0),                   // before and touching the first slice
-        (600_000, 612_345),            // the middle
-        (255_400, 256_500),            // across a checkpoint (the 256th round)
-        (511_999, 512_001),            // a tiny window inside one slice
-        (700_401, 700_499),            // between two slices of gt 2: nothing
-        (700_400, 700_400),            // exactly a slice's end: it overlaps
-        (1_195_000, 1_250_000),        // the end, and past it
-        (0, 2_000_000),                // everything
+        (0, 5_000),  // the start
+        (-1_000, 0),  // before and touching the first slice
+        (600_000, 612_345),  // the middle
+        (255_400, 256_500),  // across a checkpoint (the 256th round)
+        (511_999, 512_001),  // a tiny window inside one slice
+        (700_401, 700_499),  // between two slices of gt 2: nothing
+        (700_400, 700_400),  // exactly a slice's end: it overlaps
+        (1_195_000, 1_250_000),  // the end, and past it
+        (0, 2_000_000),  // everything
     ]
 
     @Test func greenthreadSlicesInWindows() throws {
@@ -117,7 +118,9 @@ struct ManySlices {
         try importTrace(tr, in: dir)
         let store = try TraceStore(path: dir.file("t.db"))
         for (from, to) in [(Int64(0), Int64(1_000)), (25_550, 30_000), (59_000, 70_000)] {
-            #expect(try store.greenthreadSlices(gtKey: key(7), from: from, to: to).plain == want.filter { $0.endNs >= from && $0.startNs <= to })
+            #expect(
+                try store.greenthreadSlices(gtKey: key(7), from: from, to: to).plain
+                    == want.filter { $0.endNs >= from && $0.startNs <= to })
         }
     }
 
@@ -206,15 +209,23 @@ struct ManySlices {
         let dir = TempDir()
         try importTrace(tr, in: dir)
         let store = try TraceStore(path: dir.file("t.db"))
-        #expect(try store.rows("SELECT start_ns FROM slice_checkpoints WHERE kind = 3 AND key = ?", [.int(key(2))]) == [[.int(10)]])
+        #expect(
+            try store.rows("SELECT start_ns FROM slice_checkpoints WHERE kind = 3 AND key = ?", [.int(key(2))]) == [[.int(10)]])
         // Its ready waits are what the switches said, whatever the file order.
-        #expect(try store.rows("SELECT slices, run_ns, ready_wait_ns FROM greenthreads WHERE gt = 2") == [[.int(3), .int(170), .int(20)]])
-        let all = [Slice(gtKey: key(2), threadKey: key(20), readyNs: 5, startNs: 10, endNs: 60, reason: 4),
-                   Slice(gtKey: key(2), threadKey: key(10), readyNs: 90, startNs: 100, endNs: 160, reason: 4),
-                   Slice(gtKey: key(2), threadKey: key(10), readyNs: 195, startNs: 200, endNs: 260, reason: 4)]
+        #expect(
+            try store.rows("SELECT slices, run_ns, ready_wait_ns FROM greenthreads WHERE gt = 2") == [
+                [.int(3), .int(170), .int(20)]
+            ])
+        let all = [
+            Slice(gtKey: key(2), threadKey: key(20), readyNs: 5, startNs: 10, endNs: 60, reason: 4),
+            Slice(gtKey: key(2), threadKey: key(10), readyNs: 90, startNs: 100, endNs: 160, reason: 4),
+            Slice(gtKey: key(2), threadKey: key(10), readyNs: 195, startNs: 200, endNs: 260, reason: 4),
+        ]
         for (from, to) in [(Int64(0), Int64(300)), (90, 300), (150, 210), (0, 50), (61, 99), (250, 1000), (0, 5)] {
-            #expect(try store.greenthreadSlices(gtKey: key(2), from: from, to: to).plain == all.filter { $0.endNs >= from && $0.startNs <= to },
-                    "[\(from), \(to)]")
+            #expect(
+                try store.greenthreadSlices(gtKey: key(2), from: from, to: to).plain
+                    == all.filter { $0.endNs >= from && $0.startNs <= to },
+                "[\(from), \(to)]")
         }
         // The drawing's default window is the task's whole life.
         let text = try store.timeline(TimelineOptions(greenthread: 2, width: 26))

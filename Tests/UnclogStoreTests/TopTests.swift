@@ -5,8 +5,8 @@ import Testing
 import UnclogImport
 import UnclogQuery
 import UnclogStore
-import UnclogTrace
 import UnclogTestSupport
+import UnclogTrace
 
 /// Thirteen stalls on thread 10, one after another, no samples (so each stall's stack is its
 /// end stack):
@@ -57,14 +57,18 @@ func topTrace(pid: UInt64 = 4242) -> ScriptedTrace {
     @Test func selfByLine() throws {
         let (store, _) = try store()
         let t = try store.top(by: .line, inclusive: false)
-        #expect(t.columns == ["function", "file", "line", "stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns"])
+        #expect(
+            t.columns == [
+                "function", "file", "line", "stalls", "total_ns", "max_ns", "p50_ns", "p99_ns", "share", "victim_wait_ns",
+            ])
         #expect(t.rows.count == 3)
         let rows = (0..<t.rows.count).map { i in t.columns.map { t.cell(i, $0) } }
-        #expect(rows == [
-            ["query", "db.py", "20", "3", "\(ms(150))", "\(ms(100))", "\(ms(30))", "\(ms(100))", "0.7317", "\(ms(4))"],
-            ["read_config", "app.py", "12", "5", "\(ms(40))", "\(ms(10))", "\(ms(8))", "\(ms(10))", "0.1951", "0"],
-            ["read_config", "app.py", "10", "5", "\(ms(15))", "\(ms(5))", "\(ms(3))", "\(ms(5))", "0.0732", "0"],
-        ])
+        #expect(
+            rows == [
+                ["query", "db.py", "20", "3", "\(ms(150))", "\(ms(100))", "\(ms(30))", "\(ms(100))", "0.7317", "\(ms(4))"],
+                ["read_config", "app.py", "12", "5", "\(ms(40))", "\(ms(10))", "\(ms(8))", "\(ms(10))", "0.1951", "0"],
+                ["read_config", "app.py", "10", "5", "\(ms(15))", "\(ms(5))", "\(ms(3))", "\(ms(5))", "0.0732", "0"],
+            ])
     }
 
     @Test func selfByFunctionAndFile() throws {
@@ -75,13 +79,16 @@ func topTrace(pid: UInt64 = 4242) -> ScriptedTrace {
         let rc = try #require(byFunction.row(where: "function", is: "read_config"))
         #expect(byFunction.cell(rc, "stalls") == "10")
         #expect(byFunction.cell(rc, "total_ns") == "\(ms(55))")
-        #expect(byFunction.cell(rc, "p50_ns") == "\(ms(5))")   // nearest rank: the 5th of 1…10 ms
+        #expect(byFunction.cell(rc, "p50_ns") == "\(ms(5))")  // nearest rank: the 5th of 1…10 ms
         #expect(byFunction.cell(rc, "p99_ns") == "\(ms(10))")  // the 10th
         #expect(byFunction.cell(rc, "max_ns") == "\(ms(10))")
 
         let byFile = try store.top(by: .file, inclusive: false)
         #expect(byFile.columns.first == "file")
-        #expect(byFile.rows.map { [$0[0].csv, $0[1].csv, $0[2].csv] } == [["db.py", "3", "\(ms(150))"], ["app.py", "10", "\(ms(55))"]])
+        #expect(
+            byFile.rows.map { [$0[0].csv, $0[1].csv, $0[2].csv] } == [
+                ["db.py", "3", "\(ms(150))"], ["app.py", "10", "\(ms(55))"],
+            ])
     }
 
     /// Self attribution charges every stall exactly once: counts add up and shares sum to 1.
@@ -100,16 +107,21 @@ func topTrace(pid: UInt64 = 4242) -> ScriptedTrace {
     @Test func inclusiveByLine() throws {
         let (store, _) = try store()
         let t = try store.top(by: .line, inclusive: true)
-        let got = Dictionary(uniqueKeysWithValues: t.rows.indices.map { i in
-            ("\(t.cell(i, "function")):\(t.cell(i, "line"))", [t.cell(i, "stalls"), t.cell(i, "total_ns"), t.cell(i, "share")])
-        })
-        #expect(got == [
-            "main:1": ["13", "\(ms(205))", "1.0000"],
-            "query:20": ["3", "\(ms(150))", "0.7317"],
-            "handler:30": ["3", "\(ms(150))", "0.7317"],
-            "read_config:12": ["5", "\(ms(40))", "0.1951"],
-            "read_config:10": ["5", "\(ms(15))", "0.0732"],
-        ])
+        let got = Dictionary(
+            uniqueKeysWithValues: t.rows.indices.map { i in
+                (
+                    "\(t.cell(i, "function")):\(t.cell(i, "line"))",
+                    [t.cell(i, "stalls"), t.cell(i, "total_ns"), t.cell(i, "share")]
+                )
+            })
+        #expect(
+            got == [
+                "main:1": ["13", "\(ms(205))", "1.0000"],
+                "query:20": ["3", "\(ms(150))", "0.7317"],
+                "handler:30": ["3", "\(ms(150))", "0.7317"],
+                "read_config:12": ["5", "\(ms(40))", "0.1951"],
+                "read_config:10": ["5", "\(ms(15))", "0.0732"],
+            ])
         // The internal frame is never charged.
         #expect(t.row(where: "function", is: "open") == nil)
         #expect(t.rows.first?[0].csv == "main")
@@ -168,7 +180,9 @@ func topTrace(pid: UInt64 = 4242) -> ScriptedTrace {
             #expect(top.cell(row, "p99_ns") == "\(rank(99) * 1000)", "n = \(n)")
             #expect(top.cell(row, "max_ns") == "\(n * 1000)")
             // The shipped view computes the same.
-            #expect(view.contains([.int(Int64(n)), .int(Int64(n)), .int(Int64(rank(50) * 1000)), .int(Int64(rank(99) * 1000))]), "n = \(n)")
+            #expect(
+                view.contains([.int(Int64(n)), .int(Int64(n)), .int(Int64(rank(50) * 1000)), .int(Int64(rank(99) * 1000))]),
+                "n = \(n)")
         }
     }
 

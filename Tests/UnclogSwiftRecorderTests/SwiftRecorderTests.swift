@@ -50,7 +50,10 @@ enum SwiftPrograms {
             for _ in 0..<4 { dirs.append(u.path); u = u.deletingLastPathComponent() }
         }
         dirs.append(root.appendingPathComponent(".build/debug").path)
-        return dirs.first { FileManager.default.fileExists(atPath: $0 + "/unclog") && FileManager.default.fileExists(atPath: $0 + "/libUnclogPreload.so") }
+        return dirs.first {
+            FileManager.default.fileExists(atPath: $0 + "/unclog")
+                && FileManager.default.fileExists(atPath: $0 + "/libUnclogPreload.so")
+        }
     }()
 
     static let markers: [String: Int] = {
@@ -74,8 +77,10 @@ enum SwiftPrograms {
     /// CUnclogSwiftRecorder (by the sources, so an object left from a deleted file is not linked).
     static func recorderObjects(_ buildDir: String) throws -> [String] {
         let dir = buildDir + "/CUnclogSwiftRecorder.build"
-        let sources = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Sources/CUnclogSwiftRecorder").path)
-            .filter { $0.hasSuffix(".c") }.sorted()
+        let sources = try FileManager.default.contentsOfDirectory(
+            atPath: root.appendingPathComponent("Sources/CUnclogSwiftRecorder").path
+        )
+        .filter { $0.hasSuffix(".c") }.sorted()
         guard !sources.isEmpty else { throw TestFailure("no sources in Sources/CUnclogSwiftRecorder") }
         return sources.map { dir + "/" + $0 + ".o" }
     }
@@ -90,21 +95,31 @@ enum SwiftPrograms {
         switch variant {
         case "handoff":  // C, on the recorder's object: compiled by clang, linked by swiftc (runtime paths)
             guard let b = buildDir else { throw TestFailure("build directory not found") }
-            let c = try run("/usr/bin/env", ["clang", "-g", "-c", "-I", root.appendingPathComponent("Sources/CUnclogSwiftRecorder/include").path,
-                                             handOffSource, "-o", out + ".o"])
+            let c = try run(
+                "/usr/bin/env",
+                [
+                    "clang", "-g", "-c", "-I", root.appendingPathComponent("Sources/CUnclogSwiftRecorder/include").path,
+                    handOffSource, "-o", out + ".o",
+                ])
             guard c.status == 0 else { throw TestFailure("clang failed: \(c.stderr)") }
             args = [out + ".o"] + (try recorderObjects(b)) + ["-ldispatch", "-o", out]
         case "loop":
-            args = ["-g", "-import-objc-header", root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.h").path, loopSource, "-o", out]
+            args = [
+                "-g", "-import-objc-header", root.appendingPathComponent("Tests/SwiftPrograms/EventLoop.h").path, loopSource,
+                "-o", out,
+            ]
         case "library", "executors":
             guard let b = buildDir else { throw TestFailure("build directory not found") }
             if variant == "executors" { args.append("-DUNCLOG_EXECUTORS") }
-            args += ["-DUNCLOG_LIBRARY", "-I", b + "/Modules",
-                     "-Xcc", "-I" + root.appendingPathComponent("Sources/CUnclogSwiftRecorder/include").path,
-                     "-Xcc", "-fmodule-map-file=\(b)/CUnclogSwiftRecorder.build/module.modulemap",
-                     "-Xcc", "-fmodule-map-file=\(b)/CUnclogSwiftRuntimeRefs.build/module.modulemap",
-                     b + "/UnclogRecorder.build/UnclogRecorder.swift.o", b + "/UnclogRecorder.build/UnclogExecutors.swift.o",
-                     b + "/CUnclogSwiftRuntimeRefs.build/hook_refs.c.o"] + (try recorderObjects(b))
+            args +=
+                [
+                    "-DUNCLOG_LIBRARY", "-I", b + "/Modules",
+                    "-Xcc", "-I" + root.appendingPathComponent("Sources/CUnclogSwiftRecorder/include").path,
+                    "-Xcc", "-fmodule-map-file=\(b)/CUnclogSwiftRecorder.build/module.modulemap",
+                    "-Xcc", "-fmodule-map-file=\(b)/CUnclogSwiftRuntimeRefs.build/module.modulemap",
+                    b + "/UnclogRecorder.build/UnclogRecorder.swift.o", b + "/UnclogRecorder.build/UnclogExecutors.swift.o",
+                    b + "/CUnclogSwiftRuntimeRefs.build/hook_refs.c.o",
+                ] + (try recorderObjects(b))
         case "static":
             args.append("-static-stdlib")
         case "nodebug":
@@ -130,7 +145,8 @@ enum SwiftPrograms {
         guard let b = buildDir else { throw TestFailure("unclog and libUnclogPreload.so not found: build the package first") }
         let trace = workDir + "/\(name).trace", db = workDir + "/\(name).db"
         unlink(db)
-        let r = try run(b + "/unclog", ["record", "--threshold", "50ms", "--sample-interval", "10ms", "-o", trace, "--", program] + args)
+        let r = try run(
+            b + "/unclog", ["record", "--threshold", "50ms", "--sample-interval", "10ms", "-o", trace, "--", program] + args)
         let i = try run(b + "/unclog", ["import", trace, "-o", db, "--quiet"])
         guard i.status == 0 else { throw TestFailure("import failed: \(i.stderr)") }
         return (r, db)
@@ -138,13 +154,16 @@ enum SwiftPrograms {
 
     static func stalls(_ db: String) throws -> [StallRow] {
         let d = try Database(path: db, readOnly: true)
-        let q = try d.prepare("""
+        let q = try d.prepare(
+            """
             SELECT g.gt, s.duration_ns, s.function, s.file, s.line, s.samples
             FROM stall_sites s JOIN greenthreads g ON g.key = s.gt_key ORDER BY s.start_ns
             """)
         var rows: [StallRow] = []
         while try q.step() {
-            rows.append(StallRow(gt: q.int(0), duration: q.int(1), function: q.text(2), file: q.text(3), line: q.optInt(4), samples: q.int(5)))
+            rows.append(
+                StallRow(
+                    gt: q.int(0), duration: q.int(1), function: q.text(2), file: q.text(3), line: q.optInt(4), samples: q.int(5)))
         }
         return rows
     }
@@ -158,7 +177,8 @@ enum SwiftPrograms {
             let f = (q.text(0) ?? "").split(separator: " ")
             let range = f.first?.split(separator: "-") ?? []
             guard f.count >= 2, range.count == 2, let lo = UInt64(range[0].dropFirst(2), radix: 16),
-                  let hi = UInt64(range[1].dropFirst(2), radix: 16) else { continue }
+                let hi = UInt64(range[1].dropFirst(2), radix: 16)
+            else { continue }
             r.append((lo, hi, String(f[1])))
         }
         return r
@@ -180,10 +200,13 @@ struct TestFailure: Error, CustomStringConvertible {
 /// 400 well-behaved tasks yield 5 times each).
 func checkYieldHandOffs(_ db: String) throws {
     #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE gt = \(0xFFFF_FF00 | 195) AND slices > 0") == 0)
-    #expect(try SwiftPrograms.scalar(db, """
-        SELECT COUNT(*) FROM slices s JOIN greenthreads g ON g.key = s.gt_key
-        WHERE g.gt < \(0xC000_0000) AND g.is_hub = 0 AND s.ready_ns IS NOT NULL AND s.ready_ns < s.start_ns
-        """) >= 2000)
+    #expect(
+        try SwiftPrograms.scalar(
+            db,
+            """
+            SELECT COUNT(*) FROM slices s JOIN greenthreads g ON g.key = s.gt_key
+            WHERE g.gt < \(0xC000_0000) AND g.is_hub = 0 AND s.ready_ns IS NOT NULL AND s.ready_ns < s.start_ns
+            """) >= 2000)
 }
 
 /// Issue 4's tolerance: a recorded stall lasts what the program measured, within max(5 ms, 5%).
@@ -209,8 +232,9 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(stall.file?.hasSuffix("Tests/SwiftPrograms/Blocking.swift") == true)
         #expect(stall.line == Int64(line), "\(e.name): line \(stall.line ?? 0), expected \(line)")
         #expect(stall.samples >= 5, "\(e.name): \(stall.samples) samples")
-        #expect(durationMatches(stall.duration, measured),
-                "\(e.name): stall \(stall.duration) ns, blocking call \(measured) ns")
+        #expect(
+            durationMatches(stall.duration, measured),
+            "\(e.name): stall \(stall.duration) ns, blocking call \(measured) ns")
     }
 }
 
@@ -225,18 +249,23 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE is_hub = 0") >= 500)
         // Interposition mode also times the runtime's timer jobs (Task.sleep wake-ups), as one greenthread.
         #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = 4294967280") > 1000)
-        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM images WHERE path LIKE '%libswift_Concurrency.so' AND build_id IS NOT NULL") == 1)
+        #expect(
+            try SwiftPrograms.scalar(
+                db, "SELECT COUNT(*) FROM images WHERE path LIKE '%libswift_Concurrency.so' AND build_id IS NOT NULL") == 1)
         // The workers are one pool: while a block held one worker, jobs queued behind the well-behaved
         // tasks waited, and ran on another worker: each stall has such victims (not only the few
         // that later ran on its own thread).
         if ProcessInfo.processInfo.activeProcessorCount >= 2 {
-            #expect(try SwiftPrograms.scalar(db, """
-                WITH own AS MATERIALIZED (SELECT gt_key, start_ns, thread_key FROM slices)
-                SELECT MIN(n) FROM (SELECT COUNT(v.gt_key) AS n FROM stalls st LEFT JOIN stall_victims v ON v.stall_id = st.id
-                    AND NOT EXISTS (SELECT 1 FROM own o WHERE o.gt_key = v.gt_key AND o.start_ns = v.resumed_ns
-                                    AND o.thread_key = st.thread_key)
-                    GROUP BY st.id)
-                """) >= 10)
+            #expect(
+                try SwiftPrograms.scalar(
+                    db,
+                    """
+                    WITH own AS MATERIALIZED (SELECT gt_key, start_ns, thread_key FROM slices)
+                    SELECT MIN(n) FROM (SELECT COUNT(v.gt_key) AS n FROM stalls st LEFT JOIN stall_victims v ON v.stall_id = st.id
+                        AND NOT EXISTS (SELECT 1 FROM own o WHERE o.gt_key = v.gt_key AND o.start_ns = v.resumed_ns
+                                        AND o.thread_key = st.thread_key)
+                        GROUP BY st.id)
+                    """) >= 10)
         }
         // Job kinds: the trace maps greenthread ids to the runtime's JobKind. Every stall is in a
         // task's job (kind 0; the uncontended actor runs on the calling task's job).
@@ -250,13 +279,18 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         // The async caller, which is not on the native stack, comes from the async context chain:
         // the line of `await sleepWithUsleep()` in the task's closure, as an async resume point.
         let text = try String(contentsOfFile: SwiftPrograms.source, encoding: .utf8)
-        let callLine = (text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("await sleepWithUsleep()") } ?? -2) + 1
-        #expect(try SwiftPrograms.scalar(db, """
-            SELECT COUNT(*) FROM stall_sites s JOIN stack_frames sf ON sf.stack_key = s.stack_key
-            JOIN frames f ON f.key = sf.frame_key
-            WHERE s.function = 'sleepWithUsleep()' AND f.flags & 4 != 0 AND f.function LIKE '%Blocking.main()%'
-              AND f.line = \(callLine)
-            """) == 1)
+        let callLine =
+            (text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("await sleepWithUsleep()") }
+                ?? -2) + 1
+        #expect(
+            try SwiftPrograms.scalar(
+                db,
+                """
+                SELECT COUNT(*) FROM stall_sites s JOIN stack_frames sf ON sf.stack_key = s.stack_key
+                JOIN frames f ON f.key = sf.frame_key
+                WHERE s.function = 'sleepWithUsleep()' AND f.flags & 4 != 0 AND f.function LIKE '%Blocking.main()%'
+                  AND f.line = \(callLine)
+                """) == 1)
     }
 
     @Test func libraryFindsEachBlock() throws {
@@ -264,7 +298,9 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         let (run, db) = try SwiftPrograms.record(exe, ["block"], name: "library-block")
         #expect(run.status == 0, "\(run.stderr)")
         try checkBlocks(run, db)
-        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'recorder' AND value LIKE '%library%'") == 1)
+        #expect(
+            try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'recorder' AND value LIKE '%library%'")
+                == 1)
     }
 
     /// Main-actor jobs do not go through the executor hook in Swift 6.3; the LD_PRELOAD recorder
@@ -279,8 +315,9 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         let stall = try #require(stalls.first)
         #expect(stall.function == "blockOnMainActor()")
         #expect(stall.line == Int64(SwiftPrograms.markers["main_usleep"] ?? -1))
-        #expect(durationMatches(stall.duration, measured),
-                "stall \(stall.duration) ns, blocking call \(measured) ns")
+        #expect(
+            durationMatches(stall.duration, measured),
+            "stall \(stall.duration) ns, blocking call \(measured) ns")
     }
 
     /// The library alone (executor hook) does not see main-actor jobs in Swift 6.3: no stall there.
@@ -299,8 +336,12 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         let (run, db) = try SwiftPrograms.record(exe, ["mainactor"], name: "executors-mainactor")
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("OK 4000"), "\(run.stdout)")
-        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'swift_recorder_mode' AND value = 'hook+executors'") == 1)
-        #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'not_recorded' AND value LIKE '%main-actor%'") == 0)
+        #expect(
+            try SwiftPrograms.scalar(
+                db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'swift_recorder_mode' AND value = 'hook+executors'") == 1)
+        #expect(
+            try SwiftPrograms.scalar(
+                db, "SELECT COUNT(*) FROM trace_metadata WHERE key = 'not_recorded' AND value LIKE '%main-actor%'") == 0)
         let measured = try #require(run.blocks["main_usleep"], "\(run.stdout)")
         let stalls = try SwiftPrograms.stalls(db)
         #expect(stalls.count == 1, "\(stalls)")
@@ -309,8 +350,9 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(stall.file?.hasSuffix("Tests/SwiftPrograms/Blocking.swift") == true)
         #expect(stall.line == Int64(SwiftPrograms.markers["main_usleep"] ?? -1))
         #expect(stall.samples >= 5, "\(stall.samples) samples")
-        #expect(durationMatches(stall.duration, measured),
-                "stall \(stall.duration) ns, blocking call \(measured) ns")
+        #expect(
+            durationMatches(stall.duration, measured),
+            "stall \(stall.duration) ns, blocking call \(measured) ns")
         // Task.sleep wake-ups (the 100 tickers sleep ~300 times each) are timed as timer jobs.
         #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = 4294967280") > 1000)
         #expect(try SwiftPrograms.scalar(db, "SELECT COUNT(*) FROM greenthreads WHERE is_hub = 0") >= 500)
@@ -351,8 +393,9 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(stall.function == "SlowEnqueueExecutor.enqueue(_:)")
         #expect(stall.line == Int64(SwiftPrograms.markers["enqueue"] ?? -1))
         #expect(stall.gt < 0xC000_0000, "a task's job, gt \(stall.gt)")
-        #expect(durationMatches(stall.duration, measured),
-                "stall \(stall.duration) ns, blocking call \(measured) ns")
+        #expect(
+            durationMatches(stall.duration, measured),
+            "stall \(stall.duration) ns, blocking call \(measured) ns")
     }
 
     /// Hand-off jobs are not timed, but one that blocks is still found (HandOff.c drives the
@@ -375,8 +418,9 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         #expect(stall.function == "blocking_resumption")
         #expect(stall.line == Int64(SwiftPrograms.markers["handoff"] ?? -1))
         #expect(stall.samples >= 5, "\(stall.samples) samples")
-        #expect(stall.duration >= Int64(measured) - 5_000_000 && stall.duration <= Int64(measured) + 15_000_000,
-                "stall \(stall.duration) ns, blocking call \(measured) ns")
+        #expect(
+            stall.duration >= Int64(measured) - 5_000_000 && stall.duration <= Int64(measured) + 15_000_000,
+            "stall \(stall.duration) ns, blocking call \(measured) ns")
         #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = \(0xFFFF_FFC3)") == 1)
         #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM greenthreads WHERE gt = 7") == 100_000)
     }
@@ -393,9 +437,13 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
             guard let r = line.range(of: "unclog-stats jobs=") else { return nil }
             return Int64(line[r.upperBound...].prefix { $0.isNumber })
         }.first
-        #expect(try jobs == SwiftPrograms.scalar(db, """
-            SELECT COUNT(*) FROM slices s JOIN greenthreads g ON g.key = s.gt_key WHERE g.is_hub = 0
-            """), "\(run.stderr)")
+        #expect(
+            try jobs
+                == SwiftPrograms.scalar(
+                    db,
+                    """
+                    SELECT COUNT(*) FROM slices s JOIN greenthreads g ON g.key = s.gt_key WHERE g.is_hub = 0
+                    """), "\(run.stderr)")
         #expect(run.stdout.contains("OK 4000"))
         #expect(try SwiftPrograms.stalls(db).isEmpty)
         // Every task's jobs are in the timeline: 500 tasks, thousands of slices.
@@ -431,13 +479,18 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         let spanMeasured = try #require(run.blocks["span_usleep"], "\(run.stdout)")
         let spanStall = try #require(stalls.last)
         #expect(spanStall.line == Int64(SwiftPrograms.markers["span_usleep"] ?? -1))
-        #expect(durationMatches(spanStall.duration, spanMeasured),
-                "span stall \(spanStall.duration) ns, blocking call \(spanMeasured) ns")
-        #expect(try SwiftPrograms.scalar(db, """
-            SELECT COUNT(*) FROM stalls s JOIN greenthreads g ON g.key = s.gt_key WHERE g.name = 'handler Echo'
-            """) == 1)
-        #expect(durationMatches(stall.duration, measured),
-                "stall \(stall.duration) ns, blocking call \(measured) ns")
+        #expect(
+            durationMatches(spanStall.duration, spanMeasured),
+            "span stall \(spanStall.duration) ns, blocking call \(spanMeasured) ns")
+        #expect(
+            try SwiftPrograms.scalar(
+                db,
+                """
+                SELECT COUNT(*) FROM stalls s JOIN greenthreads g ON g.key = s.gt_key WHERE g.name = 'handler Echo'
+                """) == 1)
+        #expect(
+            durationMatches(stall.duration, measured),
+            "stall \(stall.duration) ns, blocking call \(measured) ns")
         // The loop thread's time: waits in epoll (I/O) and iterations (busy).
         #expect(try SwiftPrograms.scalar(db, "SELECT io_wait_ns FROM threads WHERE name = 'NIO-ELT-0-#0'") > 100_000_000)
         #expect(try SwiftPrograms.scalar(db, "SELECT slices FROM threads WHERE name = 'NIO-ELT-0-#0'") >= 20)
@@ -459,7 +512,10 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
             let stalls = try SwiftPrograms.stalls(db)
             #expect(stalls.count == 4)
             if variant == "nodebug" {  // the functions are still found, without file and line
-                #expect(Set(stalls.compactMap(\.function)) == ["sleepWithUsleep()", "sleepWithThreadSleep()", "waitOnSemaphore()", "Spinner.spin()"])
+                #expect(
+                    Set(stalls.compactMap(\.function)) == [
+                        "sleepWithUsleep()", "sleepWithThreadSleep()", "waitOnSemaphore()", "Spinner.spin()",
+                    ])
                 #expect(stalls.allSatisfy { $0.line == nil })
             } else {
                 #expect(stalls.allSatisfy { $0.function == nil })
@@ -480,12 +536,17 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
         let exe = scratch + "/debug/NIOServer"
         let source = pkg + "/Sources/NIOServer/main.swift"
         let text = try String(contentsOfFile: source, encoding: .utf8)
-        let line = (text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("usleep(150_000)  // BLOCK:nio_usleep") } ?? -2) + 1
+        let line =
+            (text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex {
+                $0.contains("usleep(150_000)  // BLOCK:nio_usleep")
+            } ?? -2) + 1
         func markerLine(_ marker: String) -> Int64 {
             Int64((text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains(marker) } ?? -2) + 1)
         }
-        for (args, greenthread) in [([String](), "NIO-ELT-% (loop iteration)"), (["timed"], "handler Echo"),
-                                    (["global"], "NIO-ELT-% (loop iteration)")] {
+        for (args, greenthread) in [
+            ([String](), "NIO-ELT-% (loop iteration)"), (["timed"], "handler Echo"),
+            (["global"], "NIO-ELT-% (loop iteration)"),
+        ] {
             let (run, db) = try SwiftPrograms.record(exe, args, name: "nio-\(args.first ?? "plain")")
             #expect(run.status == 0)
             let measured = try #require(run.blocks["nio_usleep"], "\(run.stdout)")
@@ -495,31 +556,39 @@ func checkBlocks(_ run: RunResult, _ db: String) throws {
                 // the NIO loop that ran it.
                 #expect(run.stdout.contains("GLOBAL installed=true"), "\(run.stdout)")
                 let taskMeasured = try #require(run.blocks["global_task"], "\(run.stdout)")
-                let task = try #require(stalls.first { $0.line == markerLine("usleep(120_000)  // BLOCK:global_task") }, "\(stalls)")
+                let task = try #require(
+                    stalls.first { $0.line == markerLine("usleep(120_000)  // BLOCK:global_task") }, "\(stalls)")
                 #expect(task.file?.hasSuffix("NIOServer/main.swift") == true)
                 #expect(durationMatches(task.duration, taskMeasured))
                 stalls.removeAll { $0.line == task.line }
                 // on a loop of NIOSingletons' group (threads NIO-SGLTN-…)
-                #expect(try SwiftPrograms.scalar(db, """
-                    SELECT COUNT(*) FROM stalls s JOIN greenthreads g ON g.key = s.gt_key
-                    WHERE g.name LIKE 'NIO-SGLTN-% (loop iteration)'
-                    """) == 1)
+                #expect(
+                    try SwiftPrograms.scalar(
+                        db,
+                        """
+                        SELECT COUNT(*) FROM stalls s JOIN greenthreads g ON g.key = s.gt_key
+                        WHERE g.name LIKE 'NIO-SGLTN-% (loop iteration)'
+                        """) == 1)
             }
             #expect(stalls.count == 1, "\(stalls)")
             let stall = try #require(stalls.first)
             #expect(stall.function?.contains("Echo.channelRead(context:data:)") == true, "\(stall)")
             #expect(stall.line == Int64(line))
             #expect(durationMatches(stall.duration, measured))
-            #expect(try SwiftPrograms.scalar(db, """
-                SELECT COUNT(*) FROM stalls s JOIN greenthreads g ON g.key = s.gt_key WHERE g.name LIKE '\(greenthread)'
-                """) == 1)
+            #expect(
+                try SwiftPrograms.scalar(
+                    db,
+                    """
+                    SELECT COUNT(*) FROM stalls s JOIN greenthreads g ON g.key = s.gt_key WHERE g.name LIKE '\(greenthread)'
+                    """) == 1)
         }
     }
 
     @Test func staticBinaryIsRefusedClearly() throws {
         let exe = try SwiftPrograms.build("static")
         guard let b = SwiftPrograms.buildDir else { throw TestFailure("no build dir") }
-        let r = try SwiftPrograms.run(b + "/unclog", ["record", "-o", SwiftPrograms.workDir + "/static.trace", "--", exe, "calm"])
+        let r = try SwiftPrograms.run(
+            b + "/unclog", ["record", "-o", SwiftPrograms.workDir + "/static.trace", "--", exe, "calm"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("statically linked Swift program"))
         #expect(r.stderr.contains("UnclogRecorder"))

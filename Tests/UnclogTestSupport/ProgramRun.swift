@@ -21,8 +21,10 @@ public struct ProgramRun: CustomStringConvertible, Sendable {
 /// Output goes through files, so a large output cannot fill a pipe and block the child; stdin
 /// is /dev/null. `env` adds to (or overrides) this process's environment; `cwd` is the
 /// child's working directory.
-public func runProgram(_ exe: String, _ args: [String], env: [String: String] = [:], cwd: String? = nil,
-                       timeout: TimeInterval? = nil) throws -> ProgramRun {
+public func runProgram(
+    _ exe: String, _ args: [String], env: [String: String] = [:], cwd: String? = nil,
+    timeout: TimeInterval? = nil
+) throws -> ProgramRun {
     let tmp = TempDir(prefix: "unclog-run")
     let outPath = tmp.file("out"), errPath = tmp.file("err")
     FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -48,9 +50,10 @@ public func runProgram(_ exe: String, _ args: [String], env: [String: String] = 
     p.waitUntilExit()
     try out.close()
     try err.close()
-    return ProgramRun(status: p.terminationStatus,
-                      stdout: String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self),
-                      stderr: String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self))
+    return ProgramRun(
+        status: p.terminationStatus,
+        stdout: String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self),
+        stderr: String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self))
 }
 
 /// The `unclog` executable the end-to-end tests run, found in order: $UNCLOG_BIN (what `make test`
@@ -80,7 +83,8 @@ public enum UnclogExecutable {
         for c in candidates {
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: c, isDirectory: &isDir), !isDir.boolValue,
-               FileManager.default.isExecutableFile(atPath: c) {
+                FileManager.default.isExecutableFile(atPath: c)
+            {
                 return .success(c)
             }
         }

@@ -17,8 +17,10 @@ public final class ScriptedTrace {
     private let builder: TraceBuilder
     public private(set) var finished = false
 
-    public init(pid: UInt64 = 4242, chunkBytes: Int = 64 << 10, thresholdNs: UInt64 = 10_000_000,
-         runtime: String = "eventlet", extraMetadata: [MetadataEntry] = []) {
+    public init(
+        pid: UInt64 = 4242, chunkBytes: Int = 64 << 10, thresholdNs: UInt64 = 10_000_000,
+        runtime: String = "eventlet", extraMetadata: [MetadataEntry] = []
+    ) {
         let s = sink
         builder = TraceBuilder(
             metadata: [
@@ -98,8 +100,11 @@ public final class Symbols {
         let id = nextFrame
         nextFrame += 1
         frames[k] = id
-        trace.at(time, thread, .frame(id: id, flags: isInternal ? .internal : [], function: string(function), file: string(file),
-                                   line: line))
+        trace.at(
+            time, thread,
+            .frame(
+                id: id, flags: isInternal ? .internal : [], function: string(function), file: string(file),
+                line: line))
         return id
     }
 
@@ -123,4 +128,3 @@ public func chunkOffsets(_ bytes: [UInt8]) -> [Int] {
     }
     return out
 }
-

@@ -5,8 +5,9 @@
 
 import Foundation
 import Testing
-@testable import UnclogTrace
 import UnclogTestSupport
+
+@testable import UnclogTrace
 
 /// One vector: its name (file stem), what it exercises (for the README), and its bytes.
 struct ConformanceVector: Sendable, CustomTestStringConvertible {
@@ -40,14 +41,43 @@ enum Vectors {
     static func ev(_ dt: UInt64, _ k: TraceEvent.Kind) -> TraceEvent { TraceEvent(time: t0 + dt, k) }
 
     static let all: [ConformanceVector] = [
-        ConformanceVector(name: "minimal", purpose: "header, a metadata chunk with every defined key, one events chunk holding only `End`", make: minimal),
-        ConformanceVector(name: "all-events", purpose: "every event type of §4.2 (all five switch reasons, all frame flags, timeouts none/0/n, a skippable 0x80+ event), ids and 64-bit fields at their maxima, JSON-hostile and non-ASCII strings, invalid UTF-8 decoded as U+FFFD", make: allEvents),
-        ConformanceVector(name: "two-threads", purpose: "two OS threads' chunks interleaved with per-thread `seq`, `Running` at each chunk start, references to strings defined later in the file by the other thread (§4.3)", make: twoThreads),
-        ConformanceVector(name: "forward-compat", purpose: "minor version 7, non-zero reserved/flags bytes, an unknown chunk kind (returned, no events), skippable events with bodies, a later metadata chunk with unknown keys", make: forwardCompat),
-        ConformanceVector(name: "truncated", purpose: "a file cut in the middle of its last chunk: earlier chunks kept, one damage entry at that chunk's offset", make: truncated),
-        ConformanceVector(name: "corrupt-middle", purpose: "a bad CRC in a middle chunk, and garbage between two chunks containing a false sync: resynchronisation, two damage entries", make: corruptMiddle),
-        ConformanceVector(name: "malformed-event", purpose: "intact chunks holding an unknown event code < 0x80, an id over 2^32-1, a truncated varint, and a metadata value of unknown type: events before each kept, damage at the event's absolute offset", make: malformedEvent),
-        ConformanceVector(name: "realistic", purpose: "a simulated Eventlet recording: 1 hub thread, 50 greenthreads, switches with reasons and ready times, I/O waits, 2 stalls sampled by a watchdog thread, native and internal frames, `Dropped`, `End`", make: realistic),
+        ConformanceVector(
+            name: "minimal", purpose: "header, a metadata chunk with every defined key, one events chunk holding only `End`",
+            make: minimal),
+        ConformanceVector(
+            name: "all-events",
+            purpose:
+                "every event type of §4.2 (all five switch reasons, all frame flags, timeouts none/0/n, a skippable 0x80+ event), ids and 64-bit fields at their maxima, JSON-hostile and non-ASCII strings, invalid UTF-8 decoded as U+FFFD",
+            make: allEvents),
+        ConformanceVector(
+            name: "two-threads",
+            purpose:
+                "two OS threads' chunks interleaved with per-thread `seq`, `Running` at each chunk start, references to strings defined later in the file by the other thread (§4.3)",
+            make: twoThreads),
+        ConformanceVector(
+            name: "forward-compat",
+            purpose:
+                "minor version 7, non-zero reserved/flags bytes, an unknown chunk kind (returned, no events), skippable events with bodies, a later metadata chunk with unknown keys",
+            make: forwardCompat),
+        ConformanceVector(
+            name: "truncated",
+            purpose: "a file cut in the middle of its last chunk: earlier chunks kept, one damage entry at that chunk's offset",
+            make: truncated),
+        ConformanceVector(
+            name: "corrupt-middle",
+            purpose:
+                "a bad CRC in a middle chunk, and garbage between two chunks containing a false sync: resynchronisation, two damage entries",
+            make: corruptMiddle),
+        ConformanceVector(
+            name: "malformed-event",
+            purpose:
+                "intact chunks holding an unknown event code < 0x80, an id over 2^32-1, a truncated varint, and a metadata value of unknown type: events before each kept, damage at the event's absolute offset",
+            make: malformedEvent),
+        ConformanceVector(
+            name: "realistic",
+            purpose:
+                "a simulated Eventlet recording: 1 hub thread, 50 greenthreads, switches with reasons and ready times, I/O waits, 2 stalls sampled by a watchdog thread, native and internal frames, `Dropped`, `End`",
+            make: realistic),
     ]
 
     // MARK: Generators
@@ -72,8 +102,11 @@ enum Vectors {
             ev(30, .frame(id: 10, flags: [], function: 2, file: 3, line: 42)),
             ev(30, .frame(id: 11, flags: .internal, function: 1, file: 3, line: 0)),
             ev(30, .frame(id: 12, flags: [], function: 2, file: 0, line: UInt64.max)),
-            ev(40, .image(id: 20, path: 3, loadBias: 0x7F00_0000_0000, start: 0x7F00_0000_1000, end: 0x7F00_0010_0000,
-                          buildID: [0x00, 0x01, 0xAB, 0xCD, 0xEF, 0xFF])),
+            ev(
+                40,
+                .image(
+                    id: 20, path: 3, loadBias: 0x7F00_0000_0000, start: 0x7F00_0000_1000, end: 0x7F00_0010_0000,
+                    buildID: [0x00, 0x01, 0xAB, 0xCD, 0xEF, 0xFF])),
             ev(40, .image(id: 21, path: 4, loadBias: 0, start: 0, end: UInt64.max, buildID: [])),
             ev(50, .nativeFrame(id: 13, flags: [.returnAddress], image: 20, address: 0x7F00_0000_1234)),
             ev(50, .nativeFrame(id: 14, flags: [.internal, .returnAddress, .asyncResume], image: 0, address: UInt64.max)),
@@ -108,9 +141,12 @@ enum Vectors {
         // Invalid UTF-8 cannot come from a Swift String: hand-encode `String` events whose bytes
         // are "a", 0xFF, "b", a lone lead byte 0xC3, and a lone continuation byte 0x80 (each
         // decodes to one U+FFFD).
-        a.append(kind: ChunkKind.events.rawValue, thread: 100, baseTime: t0,
-                 payload: [0x01, 0x00, 0x05, 0x04, 0x61, 0xFF, 0x62, 0xC3,
-                           0x01, 0x00, 0x06, 0x01, 0x80])
+        a.append(
+            kind: ChunkKind.events.rawValue, thread: 100, baseTime: t0,
+            payload: [
+                0x01, 0x00, 0x05, 0x04, 0x61, 0xFF, 0x62, 0xC3,
+                0x01, 0x00, 0x06, 0x01, 0x80,
+            ])
         a.events(thread: 100, baseTime: t0, events)
         return a.bytes
     }
@@ -120,36 +156,44 @@ enum Vectors {
         a.metadata(basicMetadata, anchor: t0)
         // Thread 201 names itself and its greenthread with strings 50 and 51 that thread 202
         // defines only in its second chunk, later in the file.
-        a.events(thread: 201, baseTime: t0 + 100, [
-            ev(100, .thread(tid: 201, name: 50)),
-            ev(100, .greenthreadCreate(gt: 1, name: 0, spawnStack: 0, parent: 0)),
-            ev(110, .greenthreadCreate(gt: 3, name: 51, spawnStack: 0, parent: 1)),
-            ev(120, .running(gt: 1, hub: 1)),
-            ev(150, .switchTo(to: 3, reason: .spawn, readyDelta: 40)),
-            ev(900, .switchToHub),
-        ])
-        a.events(thread: 202, baseTime: t0 + 120, [
-            ev(130, .greenthreadCreate(gt: 2, name: 0, spawnStack: 0, parent: 0)),
-            ev(130, .greenthreadCreate(gt: 4, name: 0, spawnStack: 0, parent: 2)),
-            ev(140, .running(gt: 2, hub: 2)),
-            ev(160, .switchTo(to: 4, reason: .spawn, readyDelta: 30)),
-            ev(2_000, .switchToHub),
-        ])
-        a.events(thread: 201, baseTime: t0 + 1_000, [
-            ev(1_000, .running(gt: 1, hub: 1)),
-            ev(1_010, .ioWaitBegin(timeout: 10_000)),
-            ev(3_000, .ioWaitEnd(ready: 1)),
-            ev(3_050, .switchTo(to: 3, reason: .io, readyDelta: 50)),
-            ev(3_400, .greenthreadExit(gt: 3)),
-            ev(3_400, .switchToHub),
-        ])
-        a.events(thread: 202, baseTime: t0 + 2_500, [
-            ev(2_500, .string(id: 50, value: "worker-A")),
-            ev(2_500, .string(id: 51, value: "GreenThread-A1")),
-            ev(2_500, .running(gt: 2, hub: 2)),
-            ev(2_600, .switchTo(to: 4, reason: .timer, readyDelta: 100)),
-            ev(2_700, .switchToHub),
-        ])
+        a.events(
+            thread: 201, baseTime: t0 + 100,
+            [
+                ev(100, .thread(tid: 201, name: 50)),
+                ev(100, .greenthreadCreate(gt: 1, name: 0, spawnStack: 0, parent: 0)),
+                ev(110, .greenthreadCreate(gt: 3, name: 51, spawnStack: 0, parent: 1)),
+                ev(120, .running(gt: 1, hub: 1)),
+                ev(150, .switchTo(to: 3, reason: .spawn, readyDelta: 40)),
+                ev(900, .switchToHub),
+            ])
+        a.events(
+            thread: 202, baseTime: t0 + 120,
+            [
+                ev(130, .greenthreadCreate(gt: 2, name: 0, spawnStack: 0, parent: 0)),
+                ev(130, .greenthreadCreate(gt: 4, name: 0, spawnStack: 0, parent: 2)),
+                ev(140, .running(gt: 2, hub: 2)),
+                ev(160, .switchTo(to: 4, reason: .spawn, readyDelta: 30)),
+                ev(2_000, .switchToHub),
+            ])
+        a.events(
+            thread: 201, baseTime: t0 + 1_000,
+            [
+                ev(1_000, .running(gt: 1, hub: 1)),
+                ev(1_010, .ioWaitBegin(timeout: 10_000)),
+                ev(3_000, .ioWaitEnd(ready: 1)),
+                ev(3_050, .switchTo(to: 3, reason: .io, readyDelta: 50)),
+                ev(3_400, .greenthreadExit(gt: 3)),
+                ev(3_400, .switchToHub),
+            ])
+        a.events(
+            thread: 202, baseTime: t0 + 2_500,
+            [
+                ev(2_500, .string(id: 50, value: "worker-A")),
+                ev(2_500, .string(id: 51, value: "GreenThread-A1")),
+                ev(2_500, .running(gt: 2, hub: 2)),
+                ev(2_600, .switchTo(to: 4, reason: .timer, readyDelta: 100)),
+                ev(2_700, .switchToHub),
+            ])
         return a.bytes
     }
 
@@ -162,15 +206,21 @@ enum Vectors {
         for i in 0..<4 { c[8 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
         a.raw(c)
         a.append(kind: 0x42, thread: 100, baseTime: t0, payload: Array("a chunk kind from the future".utf8), seq: 1)
-        a.append(kind: 2, thread: 100, baseTime: t0 + 10, payload: [
-            0x80, 0x00, 0x03, 0x01, 0x02, 0x03,   // skippable, 3-byte body that looks like events
-            0xFE, 0x05, 0x00,                     // skippable, empty body, dt 5
-            0xC0, 0x00, 0x80, 0x01] + Array(repeating: 0xFF, count: 128) + [  // 2-byte length
-            0x08, 0x01, 0x07,                     // GreenthreadExit(7) at t0 + 16
-        ], seq: 2)
-        a.metadata([MetadataEntry("hostname", .string("renamed-host")),
-                    MetadataEntry("x-future-key", .list(["a", "b"])),
-                    MetadataEntry("x-future-number", .uint(UInt64.max))], anchor: t0 + 20)
+        a.append(
+            kind: 2, thread: 100, baseTime: t0 + 10,
+            payload: [
+                0x80, 0x00, 0x03, 0x01, 0x02, 0x03,  // skippable, 3-byte body that looks like events
+                0xFE, 0x05, 0x00,  // skippable, empty body, dt 5
+                0xC0, 0x00, 0x80, 0x01,
+            ] + Array(repeating: 0xFF, count: 128) + [  // 2-byte length
+                0x08, 0x01, 0x07,  // GreenthreadExit(7) at t0 + 16
+            ], seq: 2)
+        a.metadata(
+            [
+                MetadataEntry("hostname", .string("renamed-host")),
+                MetadataEntry("x-future-key", .list(["a", "b"])),
+                MetadataEntry("x-future-number", .uint(UInt64.max)),
+            ], anchor: t0 + 20)
         return a.bytes
     }
 
@@ -180,15 +230,17 @@ enum Vectors {
         a.metadata(basicMetadata, anchor: t0)
         for k in 0..<UInt64(3) {
             let base = t0 + k * 100_000
-            a.events(thread: 300, baseTime: base, [
-                TraceEvent(time: base, .running(gt: 1, hub: 1)),
-                TraceEvent(time: base + 1_000, .switchTo(to: 2, reason: .io, readyDelta: 500)),
-                TraceEvent(time: base + 40_000, .switchToHub),
-                TraceEvent(time: base + 41_000, .ioWaitBegin(timeout: 50_000)),
-                TraceEvent(time: base + 90_000, .ioWaitEnd(ready: 1)),
-                TraceEvent(time: base + 91_000, .switchTo(to: 2, reason: .io, readyDelta: 1_000)),
-                TraceEvent(time: base + 99_000, .switchToHub),
-            ])
+            a.events(
+                thread: 300, baseTime: base,
+                [
+                    TraceEvent(time: base, .running(gt: 1, hub: 1)),
+                    TraceEvent(time: base + 1_000, .switchTo(to: 2, reason: .io, readyDelta: 500)),
+                    TraceEvent(time: base + 40_000, .switchToHub),
+                    TraceEvent(time: base + 41_000, .ioWaitBegin(timeout: 50_000)),
+                    TraceEvent(time: base + 90_000, .ioWaitEnd(ready: 1)),
+                    TraceEvent(time: base + 91_000, .switchTo(to: 2, reason: .io, readyDelta: 1_000)),
+                    TraceEvent(time: base + 99_000, .switchToHub),
+                ])
         }
         return a
     }
@@ -217,14 +269,17 @@ enum Vectors {
             enc.append(TraceEvent(time: base + 100, .switchTo(to: 2, reason: .explicit, readyDelta: 10)))
             a.append(kind: 2, thread: 400, baseTime: base, payload: enc.bytes + bad + [0x10, 0x05])
         }
-        chunk(&a, t0, [0x0C, 0x01, 0x02])                                        // unknown code 0x0C
-        chunk(&a, t0 + 1_000, [0x08, 0x01, 0x80, 0x80, 0x80, 0x80, 0x10])         // gt = 2^32
+        chunk(&a, t0, [0x0C, 0x01, 0x02])  // unknown code 0x0C
+        chunk(&a, t0 + 1_000, [0x08, 0x01, 0x80, 0x80, 0x80, 0x80, 0x10])  // gt = 2^32
         a.events(thread: 400, baseTime: t0 + 2_000, [ev(2_000, .running(gt: 1, hub: 1)), ev(2_050, .switchToHub)])
         var enc = ChunkEncoder(baseTime: t0 + 3_000)
         enc.append(ev(3_000, .switchToHub))
-        a.append(kind: 2, thread: 400, baseTime: t0 + 3_000, payload: enc.bytes + [0x12, 0x01, 0x02, 0xFF])  // varint cut by the payload's end
+        // A varint cut by the payload's end.
+        a.append(kind: 2, thread: 400, baseTime: t0 + 3_000, payload: enc.bytes + [0x12, 0x01, 0x02, 0xFF])
         // A metadata chunk whose second entry has value type 9.
-        a.append(kind: 1, thread: 0, baseTime: t0, payload: [0x02, 0x03] + Array("pid".utf8) + [0x00, 0x07, 0x01, 0x6B, 0x09, 0x00], seq: 1)
+        a.append(
+            kind: 1, thread: 0, baseTime: t0, payload: [0x02, 0x03] + Array("pid".utf8) + [0x00, 0x07, 0x01, 0x6B, 0x09, 0x00],
+            seq: 1)
         return a.bytes
     }
 
@@ -255,7 +310,8 @@ struct ConformanceVectorTests {
             try Data(json.utf8).write(to: jsonURL)
             return
         }
-        let stored = try #require(read(bin), "\(bin.path) missing: run UNCLOG_REGEN_VECTORS=1 swift test --filter ConformanceVectors")
+        let stored = try #require(
+            read(bin), "\(bin.path) missing: run UNCLOG_REGEN_VECTORS=1 swift test --filter ConformanceVectors")
         let storedJSON = try #require(read(jsonURL).map { String(decoding: $0, as: UTF8.self) })
         #expect(stored == bytes, "\(v.name).bin differs from what the generator writes now")
         // Decode the checked-in file itself (not the generator's bytes) against the checked-in JSON.
@@ -297,14 +353,22 @@ struct ConformanceVectorTests {
         let got = try readAll(Vectors.allEvents())
         #expect(got.damage.isEmpty)
         let names = Set(got.events.joined().map { TraceJSON.eventObject($0).split(separator: "\"")[3] })
-        #expect(names == ["string", "frame", "native_frame", "stack", "image", "thread", "greenthread_create",
-                          "greenthread_exit", "running", "switch_to_hub", "switch", "io_wait_begin", "io_wait_end",
-                          "stall_begin", "stall_sample", "stall_end", "dropped", "end", "skipped"])
-        let reasons = Set(got.events.joined().compactMap { e -> SwitchReason? in
-            if case let .switchTo(_, reason, _) = e.kind { reason } else { nil } })
+        #expect(
+            names == [
+                "string", "frame", "native_frame", "stack", "image", "thread", "greenthread_create",
+                "greenthread_exit", "running", "switch_to_hub", "switch", "io_wait_begin", "io_wait_end",
+                "stall_begin", "stall_sample", "stall_end", "dropped", "end", "skipped",
+            ])
+        let reasons = Set(
+            got.events.joined().compactMap { e -> SwitchReason? in
+                if case let .switchTo(_, reason, _) = e.kind { reason } else { nil }
+            })
         #expect(reasons == Set(SwitchReason.allCases))
-        #expect(got.events[1] == [TraceEvent(time: Vectors.t0, .string(id: 5, value: "a\u{FFFD}b\u{FFFD}")),
-                                  TraceEvent(time: Vectors.t0, .string(id: 6, value: "\u{FFFD}"))])
+        #expect(
+            got.events[1] == [
+                TraceEvent(time: Vectors.t0, .string(id: 5, value: "a\u{FFFD}b\u{FFFD}")),
+                TraceEvent(time: Vectors.t0, .string(id: 6, value: "\u{FFFD}")),
+            ])
     }
 
     @Test("two-threads interleaves chunks of two threads and uses strings before their definition")
@@ -346,7 +410,8 @@ struct ConformanceVectorTests {
         #expect(got.damage.isEmpty)
         let events = got.events.joined()
         #expect((2_000...9_000).contains(events.count), "\(events.count) events")
-        let gts = Set(events.compactMap { e -> UInt32? in if case let .greenthreadCreate(gt, _, _, _) = e.kind { gt } else { nil } })
+        let gts = Set(
+            events.compactMap { e -> UInt32? in if case let .greenthreadCreate(gt, _, _, _) = e.kind { gt } else { nil } })
         #expect(gts.count >= 52)  // hub, main, 50 workers (plus replacements for those that exit)
         let stalls = events.filter { if case .stallEnd = $0.kind { true } else { false } }
         #expect(stalls.count == 2)
@@ -355,7 +420,11 @@ struct ConformanceVectorTests {
         #expect(samples.count >= 10)
         let perSwitch = Double(sim.switchBytes) / Double(sim.switchCount)
         #expect(perSwitch <= 6, "\(perSwitch) bytes per switch")
-        #expect(got.events.last == [TraceEvent(time: got.chunks.last!.baseTime,
-                                               .end(chunks: UInt64(got.chunks.count - 1), events: UInt64(events.count - 1)))])
+        #expect(
+            got.events.last == [
+                TraceEvent(
+                    time: got.chunks.last!.baseTime,
+                    .end(chunks: UInt64(got.chunks.count - 1), events: UInt64(events.count - 1)))
+            ])
     }
 }

@@ -4,6 +4,7 @@
 
 import Foundation
 import Testing
+
 @testable import UnclogTrace
 
 extension TraceEvent {
@@ -136,9 +137,13 @@ struct DamageTests {
         for i in (c[2].offset + 40)..<(c[3].offset + 10) { file[i] = 0xEE }
         var got = try readAll(file)
         #expect(spans(got.damage) == [[UInt64(c[2].offset), UInt64(c[2].size + c[3].size)]])
-        #expect(got.chunks.map(\.offset) == c.filter { $0.offset != c[2].offset && $0.offset != c[3].offset }.map { UInt64($0.offset) })
+        #expect(
+            got.chunks.map(\.offset)
+                == c.filter { $0.offset != c[2].offset && $0.offset != c[3].offset }.map { UInt64($0.offset) })
         let reason = try #require(got.damage.first?.reason)
-        #expect(reason.contains("checksum mismatch") && reason.contains("resumed at the next intact chunk at byte \(c[4].offset)"), "\(reason)")
+        #expect(
+            reason.contains("checksum mismatch") && reason.contains("resumed at the next intact chunk at byte \(c[4].offset)"),
+            "\(reason)")
 
         // Garbage inserted between chunks, including false syncs: one with a length past the
         // end of the file, one with a plausible length but a wrong CRC, one with a 2 GiB length.
@@ -206,9 +211,11 @@ struct DamageTests {
     /// followed by a normal chunk. Decoding must keep the first events, report the damage at
     /// the bad event's absolute offset with the rest of the payload lost, and read on.
     func checkMalformed(_ bad: [UInt8], _ reasonPart: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let before = [TraceEvent(time: 100, .running(gt: 2, hub: 1)),
-                      TraceEvent(time: 150, .switchTo(to: 3, reason: .io, readyDelta: 20)),
-                      TraceEvent(time: 190, .switchToHub)]
+        let before = [
+            TraceEvent(time: 100, .running(gt: 2, hub: 1)),
+            TraceEvent(time: 150, .switchTo(to: 3, reason: .io, readyDelta: 20)),
+            TraceEvent(time: 190, .switchToHub),
+        ]
         var enc = ChunkEncoder(baseTime: 90)
         for e in before { enc.append(e) }
         var after = ChunkEncoder(baseTime: 0)
@@ -222,10 +229,13 @@ struct DamageTests {
         try #require(got.chunks.count == 2, sourceLocation: sourceLocation)
         #expect(got.events[0] == before, sourceLocation: sourceLocation)
         #expect(got.events[1] == [TraceEvent(time: 1000, .greenthreadExit(gt: 9))], sourceLocation: sourceLocation)
-        #expect(spans(got.damage) == [[UInt64(chunk.payloadOffset + enc.bytes.count), UInt64(payload.count - enc.bytes.count)]],
-                sourceLocation: sourceLocation)
+        #expect(
+            spans(got.damage) == [[UInt64(chunk.payloadOffset + enc.bytes.count), UInt64(payload.count - enc.bytes.count)]],
+            sourceLocation: sourceLocation)
         let reason = got.damage.first?.reason ?? ""
-        #expect(reason.contains(reasonPart) && reason.contains("chunk at byte \(chunk.offset)"), "\(reason)", sourceLocation: sourceLocation)
+        #expect(
+            reason.contains(reasonPart) && reason.contains("chunk at byte \(chunk.offset)"), "\(reason)",
+            sourceLocation: sourceLocation)
     }
 
     static func varint(_ v: UInt64) -> [UInt8] {
@@ -270,12 +280,15 @@ struct DamageTests {
 
     @Test("strings over 65 536 bytes, stacks over 1024 frames, build-ids over 64 bytes are damage")
     func limits() throws {
-        try checkMalformed([0x01, 0x00, 0x01] + Self.varint(65_537) + Array(repeating: 0x61, count: 65_537),
-                           "string of 65537 bytes, over the 65536-byte limit")
-        try checkMalformed([0x04, 0x00, 0x01] + Self.varint(1025) + Array(repeating: 0x01, count: 1025),
-                           "stack of 1025 frames, over the 1024-frame limit")
-        try checkMalformed([0x05, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00] + Self.varint(65) + Array(repeating: 0xAB, count: 65),
-                           "build-id of 65 bytes")
+        try checkMalformed(
+            [0x01, 0x00, 0x01] + Self.varint(65_537) + Array(repeating: 0x61, count: 65_537),
+            "string of 65537 bytes, over the 65536-byte limit")
+        try checkMalformed(
+            [0x04, 0x00, 0x01] + Self.varint(1025) + Array(repeating: 0x01, count: 1025),
+            "stack of 1025 frames, over the 1024-frame limit")
+        try checkMalformed(
+            [0x05, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00] + Self.varint(65) + Array(repeating: 0xAB, count: 65),
+            "build-id of 65 bytes")
         // Field past the end of the payload: a string claiming more bytes than remain.
         try checkMalformed([0x01, 0x00, 0x01, 0x7F, 0x61], "runs past the end")
     }
@@ -291,19 +304,22 @@ struct DamageTests {
         var enc = ChunkEncoder(baseTime: 1000)
         enc.append(TraceEvent(time: 1001, .switchToHub))
         var payload = enc.bytes
-        payload += [0x80, 0x02, 0x03, 0x01, 0x10, 0x7F]   // a body that looks like events: not parsed
-        payload += [0xFF, 0x00, 0x00]                     // empty body
+        payload += [0x80, 0x02, 0x03, 0x01, 0x10, 0x7F]  // a body that looks like events: not parsed
+        payload += [0xFF, 0x00, 0x00]  // empty body
         payload += [0xC3, 0x00, 0x81, 0x01] + Array(repeating: 0xFF, count: 129)  // 2-byte length
-        payload += [0x08, 0x04, 0x09]                     // GreenthreadExit(9) after them, dt 4
+        payload += [0x08, 0x04, 0x09]  // GreenthreadExit(9) after them, dt 4
         var b = TraceAssembler()
         b.append(kind: 2, thread: 1, baseTime: 1000, payload: payload)
         let got = try readAll(b.bytes)
         #expect(got.damage.isEmpty)
-        #expect(got.events[0] == [TraceEvent(time: 1001, .switchToHub),
-                                  TraceEvent(time: 1003, .skipped(code: 0x80, length: 3)),
-                                  TraceEvent(time: 1003, .skipped(code: 0xFF, length: 0)),
-                                  TraceEvent(time: 1003, .skipped(code: 0xC3, length: 129)),
-                                  TraceEvent(time: 1007, .greenthreadExit(gt: 9))])
+        #expect(
+            got.events[0] == [
+                TraceEvent(time: 1001, .switchToHub),
+                TraceEvent(time: 1003, .skipped(code: 0x80, length: 3)),
+                TraceEvent(time: 1003, .skipped(code: 0xFF, length: 0)),
+                TraceEvent(time: 1003, .skipped(code: 0xC3, length: 129)),
+                TraceEvent(time: 1007, .greenthreadExit(gt: 9)),
+            ])
     }
 
     @Test("an unknown chunk kind is returned intact for the caller to skip")
@@ -359,8 +375,10 @@ struct DamageTests {
         #expect(got.damage.first?.reason.contains("announces more entries than the 1 it holds") == true)
 
         // Too many entries, and entries that run out of payload.
-        let cases: [([UInt8], String)] = [(Self.varint(4097), "over the limit of 4096"), ([0x02, 0x01, 0x61, 0x00], "runs past the end"),
-                                ([0x01, 0x01, 0x61, 0x02] + Self.varint(1000) + [0x00], "runs past the end")]
+        let cases: [([UInt8], String)] = [
+            (Self.varint(4097), "over the limit of 4096"), ([0x02, 0x01, 0x61, 0x00], "runs past the end"),
+            ([0x01, 0x01, 0x61, 0x02] + Self.varint(1000) + [0x00], "runs past the end"),
+        ]
         for (payload, part) in cases {
             var b2 = TraceAssembler()
             b2.append(kind: 1, thread: 0, baseTime: 0, payload: payload)
@@ -379,10 +397,13 @@ struct DamageTests {
             do { _ = try TraceReader(bytes: bytes, name: "x.bin"); return nil } catch { return error.description }
         }
         #expect(message([]) == "x.bin: byte 0: empty file, not a unclog trace")
-        #expect(message(Array("PK\u{3}\u{4} a zip file, not a trace".utf8)) == "x.bin: byte 0: not a unclog trace (bad magic number)")
+        #expect(
+            message(Array("PK\u{3}\u{4} a zip file, not a trace".utf8)) == "x.bin: byte 0: not a unclog trace (bad magic number)")
         #expect(message([0x89, 0x55, 0x4E]) == "x.bin: byte 3: file truncated inside its 16-byte header")
-        #expect(message(Array(TraceEncoding.fileHeader().prefix(15))) == "x.bin: byte 15: file truncated inside its 16-byte header")
-        #expect(message(TraceEncoding.fileHeader(versionMajor: 2, versionMinor: 5))
+        #expect(
+            message(Array(TraceEncoding.fileHeader().prefix(15))) == "x.bin: byte 15: file truncated inside its 16-byte header")
+        #expect(
+            message(TraceEncoding.fileHeader(versionMajor: 2, versionMinor: 5))
                 == "x.bin: byte 8: unsupported trace format version 2.5 (this unclog reads version 1)")
         #expect(message(TraceEncoding.fileHeader(versionMajor: 0)) != nil)
         // A header alone is an empty but valid trace; any minor version is accepted.

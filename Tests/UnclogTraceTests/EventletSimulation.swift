@@ -110,7 +110,9 @@ struct EventletSimulation {
         let fn = string(f.function, on: side, t), file = string(f.file, on: side, t)
         let id = take()
         frames[f] = id
-        emit(side, TraceEvent(time: t, .frame(id: id, flags: f.isInternal ? .internal : [], function: fn, file: file, line: f.line)))
+        emit(
+            side,
+            TraceEvent(time: t, .frame(id: id, flags: f.isInternal ? .internal : [], function: fn, file: file, line: f.line)))
         return id
     }
 
@@ -166,8 +168,9 @@ struct EventletSimulation {
 
     private mutating func flushWatchdog(at t: UInt64) {
         guard watchdog.eventCount > 0 else { return }
-        builder.append(kind: ChunkKind.events.rawValue, thread: Self.watchdogTid, baseTime: watchdog.baseTime,
-                       payload: watchdog.bytes)
+        builder.append(
+            kind: ChunkKind.events.rawValue, thread: Self.watchdogTid, baseTime: watchdog.baseTime,
+            payload: watchdog.bytes)
         watchdog = ChunkEncoder(baseTime: t)
     }
 
@@ -192,15 +195,32 @@ struct EventletSimulation {
         emit(.hub, TraceEvent(time: t, .thread(tid: Self.hubTid, name: mainName)))
         let libcPath = string("/usr/lib/x86_64-linux-gnu/libc.so.6", on: .hub, t)
         libcImage = take()
-        emit(.hub, TraceEvent(time: t, .image(id: libcImage, path: libcPath, loadBias: 0x7F3A_5C00_0000,
-                                              start: 0x7F3A_5C02_8000, end: 0x7F3A_5C1B_D000,
-                                              buildID: [0xC0, 0x47, 0x73, 0x2E, 0x9C, 0x1B, 0x55, 0x0A, 0x31, 0x8E,
-                                                        0x07, 0x11, 0xC2, 0x93, 0x6D, 0x4F, 0xAA, 0x12, 0x00, 0xFE])))
+        emit(
+            .hub,
+            TraceEvent(
+                time: t,
+                .image(
+                    id: libcImage, path: libcPath, loadBias: 0x7F3A_5C00_0000,
+                    start: 0x7F3A_5C02_8000, end: 0x7F3A_5C1B_D000,
+                    buildID: [
+                        0xC0, 0x47, 0x73, 0x2E, 0x9C, 0x1B, 0x55, 0x0A, 0x31, 0x8E,
+                        0x07, 0x11, 0xC2, 0x93, 0x6D, 0x4F, 0xAA, 0x12, 0x00, 0xFE,
+                    ])))
         connectFrame = take()
-        emit(.hub, TraceEvent(time: t, .nativeFrame(id: connectFrame, flags: .returnAddress, image: libcImage,
-                                                    address: 0x7F3A_5C12_F5D7)))
-        emit(.hub, TraceEvent(time: t, .greenthreadCreate(gt: Self.hubGt, name: string("hub", on: .hub, t),
-                                                          spawnStack: 0, parent: 0)))
+        emit(
+            .hub,
+            TraceEvent(
+                time: t,
+                .nativeFrame(
+                    id: connectFrame, flags: .returnAddress, image: libcImage,
+                    address: 0x7F3A_5C12_F5D7)))
+        emit(
+            .hub,
+            TraceEvent(
+                time: t,
+                .greenthreadCreate(
+                    gt: Self.hubGt, name: string("hub", on: .hub, t),
+                    spawnStack: 0, parent: 0)))
         emit(.hub, TraceEvent(time: t, .greenthreadCreate(gt: Self.mainGt, name: mainName, spawnStack: 0, parent: 0)))
         t += 20_000
 

@@ -4,6 +4,7 @@
 
 import Foundation
 import Testing
+
 @testable import UnclogTrace
 
 /// Reads `bytes` through a temporary file and `TraceReader(path:)`.

@@ -2,6 +2,7 @@
 // against zlib's known answer and a plain bytewise implementation) and LEB128 varints.
 
 import Testing
+
 @testable import UnclogTrace
 
 /// The textbook one-byte-at-a-time CRC-32 (bit loop, no tables): an independent oracle.
@@ -33,7 +34,9 @@ struct CRC32Tests {
             // Sub-slices starting at 0…7 exercise unaligned 8-byte loads.
             for shift in 0..<8 {
                 let slice = Array(buffer[shift..<(shift + length)])
-                let fast = buffer.withUnsafeBytes { CRC32.update(0, UnsafeRawBufferPointer(rebasing: $0[shift..<(shift + length)])) }
+                let fast = buffer.withUnsafeBytes {
+                    CRC32.update(0, UnsafeRawBufferPointer(rebasing: $0[shift..<(shift + length)]))
+                }
                 #expect(fast == bitwiseCRC32(slice), "length \(length) shift \(shift)")
             }
         }
@@ -62,8 +65,9 @@ struct CRC32Tests {
         let whole = CRC32.checksum(buffer)
         for split in [0, 1, 7, 8, 9, 100, 776, 777] {
             let crc = buffer.withUnsafeBytes { raw in
-                CRC32.update(CRC32.update(0, UnsafeRawBufferPointer(rebasing: raw[..<split])),
-                             UnsafeRawBufferPointer(rebasing: raw[split...]))
+                CRC32.update(
+                    CRC32.update(0, UnsafeRawBufferPointer(rebasing: raw[..<split])),
+                    UnsafeRawBufferPointer(rebasing: raw[split...]))
             }
             #expect(crc == whole, "split at \(split)")
         }

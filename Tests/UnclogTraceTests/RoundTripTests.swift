@@ -2,6 +2,7 @@
 // read back by TraceReader + EventDecoder, must come back equal; likewise metadata.
 
 import Testing
+
 @testable import UnclogTrace
 
 /// Every `TraceEvent.Kind` case; `randomKind(_:case:)` builds one of each index.
@@ -11,17 +12,22 @@ let kindCaseCount = 20
 func randomKind(_ r: inout SeededRandom, case k: Int) -> TraceEvent.Kind {
     switch k {
     case 0: return .string(id: r.id(), value: r.string())
-    case 1: return .frame(id: r.id(), flags: FrameFlags(rawValue: r.edgy(max: .max)), function: r.id(), file: r.id(),
-                          line: r.edgy(max: .max))
-    case 2: return .nativeFrame(id: r.id(), flags: FrameFlags(rawValue: r.edgy(max: 7)), image: r.id(),
-                                address: r.edgy(max: .max))
+    case 1:
+        return .frame(
+            id: r.id(), flags: FrameFlags(rawValue: r.edgy(max: .max)), function: r.id(), file: r.id(),
+            line: r.edgy(max: .max))
+    case 2:
+        return .nativeFrame(
+            id: r.id(), flags: FrameFlags(rawValue: r.edgy(max: 7)), image: r.id(),
+            address: r.edgy(max: .max))
     case 3:
         let n = r.chance(3) ? TraceFormat.maxStackDepth : r.int(0...40)
         return .stack(id: r.id(), frames: (0..<n).map { _ in r.id() })
     case 4:
         let n = r.chance(10) ? TraceFormat.maxBuildIDBytes : r.int(0...24)
-        return .image(id: r.id(), path: r.id(), loadBias: r.edgy(max: .max), start: r.edgy(max: .max),
-                      end: r.edgy(max: .max), buildID: (0..<n).map { _ in UInt8(truncatingIfNeeded: r.next()) })
+        return .image(
+            id: r.id(), path: r.id(), loadBias: r.edgy(max: .max), start: r.edgy(max: .max),
+            end: r.edgy(max: .max), buildID: (0..<n).map { _ in UInt8(truncatingIfNeeded: r.next()) })
     case 5: return .thread(tid: r.id(), name: r.id())
     case 6: return .greenthreadCreate(gt: r.id(), name: r.id(), spawnStack: r.id(), parent: r.id())
     case 7: return .greenthreadExit(gt: r.id())
@@ -119,8 +125,10 @@ struct RoundTripTests {
         var r = SeededRandom(seed: 1)
         let events = randomEvents(&r, count: 400, base: 0)
         #expect(Set(events.map { caseNumber($0.kind) }) == Set(0..<19))
-        let reasons = Set(events.compactMap { e -> SwitchReason? in
-            if case let .switchTo(_, reason, _) = e.kind { reason } else { nil } })
+        let reasons = Set(
+            events.compactMap { e -> SwitchReason? in
+                if case let .switchTo(_, reason, _) = e.kind { reason } else { nil }
+            })
         #expect(reasons == Set(SwitchReason.allCases))
     }
 
@@ -157,8 +165,12 @@ struct RoundTripTests {
         // 21 845 three-byte scalars = 65 535 bytes, then a 4-byte scalar that does not fit.
         let over = String(repeating: "日", count: 21_845) + "🚀"
         var b = TraceAssembler()
-        b.events(thread: 1, baseTime: 0, [TraceEvent(time: 0, .string(id: 1, value: exact)),
-                                          TraceEvent(time: 0, .string(id: 2, value: over))])
+        b.events(
+            thread: 1, baseTime: 0,
+            [
+                TraceEvent(time: 0, .string(id: 1, value: exact)),
+                TraceEvent(time: 0, .string(id: 2, value: over)),
+            ])
         let got = try readAll(b.bytes)
         #expect(got.damage.isEmpty)
         #expect(got.events[0].first == TraceEvent(time: 0, .string(id: 1, value: exact)))
@@ -181,9 +193,13 @@ struct RoundTripTests {
         // The field is timeout + 1, so the one value it cannot carry becomes "no timeout":
         // the nearest meaning, documented here so a change is deliberate.
         var b = TraceAssembler()
-        b.events(thread: 1, baseTime: 0, [TraceEvent(time: 0, .ioWaitBegin(timeout: .max)),
-                                          TraceEvent(time: 0, .ioWaitBegin(timeout: 0)),
-                                          TraceEvent(time: 0, .ioWaitBegin(timeout: nil))])
+        b.events(
+            thread: 1, baseTime: 0,
+            [
+                TraceEvent(time: 0, .ioWaitBegin(timeout: .max)),
+                TraceEvent(time: 0, .ioWaitBegin(timeout: 0)),
+                TraceEvent(time: 0, .ioWaitBegin(timeout: nil)),
+            ])
         let got = try readAll(b.bytes)
         #expect(got.events[0].map(\.kind) == [.ioWaitBegin(timeout: nil), .ioWaitBegin(timeout: 0), .ioWaitBegin(timeout: nil)])
     }
@@ -191,7 +207,7 @@ struct RoundTripTests {
     @Test("times earlier than the previous event are clamped, never wrapped")
     func nonMonotonicInput() throws {
         var enc = ChunkEncoder(baseTime: 100)
-        enc.append(TraceEvent(time: 50, .switchToHub))   // before base: dt 0
+        enc.append(TraceEvent(time: 50, .switchToHub))  // before base: dt 0
         enc.append(TraceEvent(time: 200, .switchToHub))
         enc.append(TraceEvent(time: 150, .switchToHub))  // before previous: dt 0
         var b = TraceAssembler()

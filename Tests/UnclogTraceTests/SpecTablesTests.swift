@@ -6,6 +6,7 @@
 import Foundation
 import Testing
 import UnclogTestSupport
+
 @testable import UnclogTrace
 
 @Suite("the spec's tables against the code")
@@ -113,8 +114,9 @@ struct SpecTablesTests {
         let dir = "Sources/UnclogPythonRecorder/python/unclog_recorder"
         try check(constants: #"^(EV_[A-Z_]+)\s*=\s*0x([0-9A-Fa-f]+)"#, in: Self.files(in: dir, extensions: [".py"]), atLeast: 18)
         // The native tracer (_fast.c and the header beside it) spells the codes it writes.
-        try check(constants: #"^#define\s+(EV_[A-Z_]+)\s+0x([0-9A-Fa-f]+)"#,
-                  in: Self.files(in: dir, extensions: [".c", ".h"]), atLeast: 4)
+        try check(
+            constants: #"^#define\s+(EV_[A-Z_]+)\s+0x([0-9A-Fa-f]+)"#,
+            in: Self.files(in: dir, extensions: [".c", ".h"]), atLeast: 4)
     }
 
     @Test("every metadata key the Swift code writes or reads is in the spec's table")

@@ -2,8 +2,9 @@
 // Swift versions (vectors depend on it), an in-memory trace builder that remembers where each
 // chunk landed, and a reader loop that decodes everything the way the importer does.
 
-@testable import UnclogTrace
 import UnclogTestSupport
+
+@testable import UnclogTrace
 
 /// SplitMix64. Deliberately not `random(in:using:)`: the standard library may change how it
 /// maps generator output to ranges, and the conformance vectors must stay byte-identical.
@@ -84,8 +85,9 @@ struct TraceAssembler {
     init(header: [UInt8] = TraceEncoding.fileHeader()) { bytes = header }
 
     mutating func metadata(_ entries: [MetadataEntry], anchor: UInt64) {
-        var c = append(kind: ChunkKind.metadata.rawValue, thread: 0, baseTime: anchor,
-                       payload: TraceEncoding.metadataPayload(entries))
+        var c = append(
+            kind: ChunkKind.metadata.rawValue, thread: 0, baseTime: anchor,
+            payload: TraceEncoding.metadataPayload(entries))
         c.metadata = entries
         chunks[chunks.count - 1] = c
     }
@@ -103,8 +105,10 @@ struct TraceAssembler {
 
     /// Any chunk with a correct CRC; `seq` defaults to the thread's next number.
     @discardableResult
-    mutating func append(kind: UInt8, thread: UInt32, baseTime: UInt64, payload: [UInt8],
-                         seq: UInt32? = nil) -> BuiltChunk {
+    mutating func append(
+        kind: UInt8, thread: UInt32, baseTime: UInt64, payload: [UInt8],
+        seq: UInt32? = nil
+    ) -> BuiltChunk {
         let s = seq ?? seqs[thread, default: 0]
         seqs[thread] = s &+ 1
         let c = BuiltChunk(offset: bytes.count, kind: kind, thread: thread, seq: s, baseTime: baseTime, payload: payload)

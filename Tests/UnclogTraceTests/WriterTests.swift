@@ -4,6 +4,7 @@
 
 import Foundation
 import Testing
+
 @testable import UnclogTrace
 
 @Suite("Writers")
@@ -18,8 +19,10 @@ struct WriterTests {
             let w = try TraceFileWriter(path: path, metadata: meta, anchorTime: 1_000)
             for (k, thread) in [UInt32(5), 6, 5, 5, 6].enumerated() {
                 var enc = ChunkEncoder(baseTime: 2_000 + UInt64(k))
-                let events = [TraceEvent(time: 2_000 + UInt64(k), .running(gt: 1, hub: 1)),
-                              TraceEvent(time: 2_100 + UInt64(k), .switchTo(to: UInt32(k + 2), reason: .io, readyDelta: 7))]
+                let events = [
+                    TraceEvent(time: 2_000 + UInt64(k), .running(gt: 1, hub: 1)),
+                    TraceEvent(time: 2_100 + UInt64(k), .switchTo(to: UInt32(k + 2), reason: .io, readyDelta: 7)),
+                ]
                 for e in events { enc.append(e) }
                 try w.writeChunk(enc, thread: thread)
                 expected.append(events)
@@ -59,7 +62,9 @@ struct WriterTests {
         for _ in 0..<2_000 {
             t += r.below(50_000)
             let thread: UInt32 = r.chance(50) ? 11 : 12
-            let kind: TraceEvent.Kind = r.chance(50) ? .switchToHub
+            let kind: TraceEvent.Kind =
+                r.chance(50)
+                ? .switchToHub
                 : .switchTo(to: UInt32(20 + r.below(50)), reason: r.pick(SwitchReason.allCases), readyDelta: r.below(9_000))
             b.append(TraceEvent(time: t, kind), thread: thread)
             appended += 1

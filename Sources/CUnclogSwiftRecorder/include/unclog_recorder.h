@@ -13,28 +13,28 @@ extern "C" {
 
 /// The recorder's version (unclog's; the Swift side's is UnclogDefaults.version) and the defaults
 /// of `unclog record`'s --threshold and --sample-interval: the C side's one definition of each.
-#define UNCLOG_VERSION "0.1.0"
-#define UNCLOG_DEFAULT_THRESHOLD_NS 50000000ull        // 50 ms
+#define UNCLOG_VERSION                    "0.1.0"
+#define UNCLOG_DEFAULT_THRESHOLD_NS       50000000ull  // 50 ms
 #define UNCLOG_DEFAULT_SAMPLE_INTERVAL_NS 10000000ull  // 10 ms
 
 /// Where the recorder finds the Swift runtime and Dispatch: filled with dlsym (LD_PRELOAD into a
 /// dynamically linked program) or with direct references (a program that links the library).
 typedef struct unclog_runtime {
-    void **enqueue_global_hook;              // &swift_task_enqueueGlobal_hook (required)
-    void *job_run;                           // swift_job_run (swiftcall: job, executor identity, implementation)
-    void *dispatch_async_f;                  // void (queue, ctx, fn)
-    void *dispatch_queue_create;             // queue (label, attr)
+    void **enqueue_global_hook;                     // &swift_task_enqueueGlobal_hook (required)
+    void *job_run;                                  // swift_job_run (swiftcall: job, executor identity, implementation)
+    void *dispatch_async_f;                         // void (queue, ctx, fn)
+    void *dispatch_queue_create;                    // queue (label, attr)
     void *dispatch_queue_attr_make_with_qos_class;  // attr (attr, qos, relpri)
-    void *dispatch_queue_set_width;          // void (queue, long)
-    void *dispatch_queue_attr_concurrent;    // &_dispatch_queue_attr_concurrent (DISPATCH_QUEUE_CONCURRENT)
-    void *swift_task_getCurrent;             // optional: AsyncTask *(void), swiftcall
-    void **enqueue_main_hook;                // optional: &swift_task_enqueueMainExecutor_hook (main-actor jobs)
-    void *get_main_executor;                 // optional: swift_task_getMainExecutor (swiftcall, returns the executor ref)
-    void *dispatch_main_q;                   // optional: &_dispatch_main_q (dispatch_get_main_queue())
-    void *dispatch_after_f;                  // optional: void (when, queue, ctx, fn) (executor-factory timers)
-    void *dispatch_time;                     // optional: dispatch_time_t (when, int64 delta)
-    int interpose;                           // 1: the caller interposes dispatch_async_f/after_f (no hook)
-    int loops;                               // 1: the caller interposes epoll_wait (event-loop threads)
+    void *dispatch_queue_set_width;                 // void (queue, long)
+    void *dispatch_queue_attr_concurrent;           // &_dispatch_queue_attr_concurrent (DISPATCH_QUEUE_CONCURRENT)
+    void *swift_task_getCurrent;                    // optional: AsyncTask *(void), swiftcall
+    void **enqueue_main_hook;                       // optional: &swift_task_enqueueMainExecutor_hook (main-actor jobs)
+    void *get_main_executor;                        // optional: swift_task_getMainExecutor (swiftcall, returns the executor ref)
+    void *dispatch_main_q;                          // optional: &_dispatch_main_q (dispatch_get_main_queue())
+    void *dispatch_after_f;                         // optional: void (when, queue, ctx, fn) (executor-factory timers)
+    void *dispatch_time;                            // optional: dispatch_time_t (when, int64 delta)
+    int interpose;                                  // 1: the caller interposes dispatch_async_f/after_f (no hook)
+    int loops;                                      // 1: the caller interposes epoll_wait (event-loop threads)
 } unclog_runtime;
 
 typedef struct unclog_config {

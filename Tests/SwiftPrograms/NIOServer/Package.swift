@@ -10,9 +10,11 @@ let package = Package(
         .package(path: "../../../Integrations/UnclogNIO"),
     ],
     targets: [
-        .executableTarget(name: "NIOServer", dependencies: [
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "UnclogNIO", package: "UnclogNIO"),
-        ]),
+        .executableTarget(
+            name: "NIOServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "UnclogNIO", package: "UnclogNIO"),
+            ])
     ]
 )

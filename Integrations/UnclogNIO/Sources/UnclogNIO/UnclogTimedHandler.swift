@@ -9,8 +9,9 @@
 // watch event loops) the wrapper only forwards: two pointer checks per event.
 
 import NIOCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The recorder's span functions, found at run time in the preloaded libUnclogPreload.so.

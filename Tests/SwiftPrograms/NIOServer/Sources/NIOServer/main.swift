@@ -50,8 +50,11 @@ let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let server = try ServerBootstrap(group: group)
     .childChannelInitializer { ch in
         ch.eventLoop.makeCompletedFuture {
-            if timed { try ch.pipeline.syncOperations.addHandler(UnclogTimedHandler(echo, name: "handler Echo")) }
-            else { try ch.pipeline.syncOperations.addHandler(echo) }
+            if timed {
+                try ch.pipeline.syncOperations.addHandler(UnclogTimedHandler(echo, name: "handler Echo"))
+            } else {
+                try ch.pipeline.syncOperations.addHandler(echo)
+            }
         }
     }
     .bind(host: "127.0.0.1", port: 0).wait()
@@ -61,7 +64,9 @@ var addr = sockaddr_in()
 addr.sin_family = sa_family_t(AF_INET)
 addr.sin_port = in_port_t(UInt16(port).bigEndian)
 addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-_ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+_ = withUnsafePointer(to: &addr) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+}
 var reply = [UInt8](repeating: 0, count: 64)
 for i in 0..<30 {
     let line = i == 15 ? "block\n" : "hello \(i)\n"
