@@ -16,7 +16,7 @@ DEMO_DIR := .demo
 # benchmark), SQLite's headers and shell, Python's venv support.
 DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 python3-venv
 
-.PHONY: all deps venv build build-debug demo test test-swift test-python test-python-compat fuzz fuzz-short bench clean help
+.PHONY: all deps venv build build-debug demo test test-swift test-python test-python-pure test-python-compat fuzz fuzz-short bench clean help
 
 all: build
 
@@ -71,7 +71,7 @@ demo: build venv
 	$(UNCLOG) top $(DEMO_DIR)/crawler.db
 	@echo; echo "Explore further: $(UNCLOG) timeline $(DEMO_DIR)/crawler.db, $(UNCLOG) sql $(DEMO_DIR)/crawler.db \"SELECT * FROM top_sites\""
 
-test: test-swift test-python test-python-compat fuzz-short
+test: test-swift test-python test-python-pure test-python-compat fuzz-short
 
 # The Swift recorder's tests compare recorded stalls with the programs' own timings (within
 # max(5 ms, 5%)): they run after the rest, alone, so the other suites' parallel load on a small
@@ -83,6 +83,10 @@ test-swift: deps venv
 
 test-python: build venv
 	UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) -m pytest -q Tests/python
+
+# The same tests with the pure-Python switch tracer instead of the native one (_fast.c).
+test-python-pure: build venv
+	UNCLOG_PURE_PYTHON=1 UNCLOG_BIN=$(CURDIR)/$(UNCLOG) $(VPY) -m pytest -q Tests/python
 
 # The same tests against the oldest supported eventlet and gevent (requirements-compat.txt).
 COMPAT_VENV := .venv-compat
