@@ -10,8 +10,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 RECORDER = os.path.join(ROOT, "Sources", "UnclogPythonRecorder", "python")
 PROGRAMS = os.path.join(HERE, "programs")
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "schema"))   # trace_reader: the reader written from the spec
 
-import trace_reader  # noqa: E402
+import trace_reader  # noqa: E402,F401
 
 THRESHOLD_NS = 50_000_000
 INTERVAL_NS = 10_000_000
