@@ -7,9 +7,16 @@ installed packages) here, so a stall is charged to the program's own line.
 """
 import os
 
-from . import _wire
-from ._state import strings, frames, stacks, codeinfo, internal_dirs, new_id, count_error
+from . import _state, _wire
+from ._state import new_id, count_error
 from ._wire import EV_STRING, EV_FRAME, EV_STACK, uv, string
+
+# the shared state, bound by assignment (see _state)
+strings = _state.strings
+frames = _state.frames
+stacks = _state.stacks
+codeinfo = _state.codeinfo
+internal_dirs = _state.internal_dirs
 
 _STRING = _wire.head(EV_STRING)
 _FRAME = _wire.head(EV_FRAME)

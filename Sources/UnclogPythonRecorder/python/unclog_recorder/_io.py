@@ -7,14 +7,17 @@ idle sleep, the asyncio hub's selector; gevent's prepare/check watchers) and fro
 """
 import sys
 
-from . import _wire
+from . import _state, _wire
 from ._naming import getcurrent
 from ._originals import mono, get_ident
-from ._state import CHUNK_TARGET, OWNER_FLUSH_NS, active, threshold, threads, count_error
+from ._state import CHUNK_TARGET, OWNER_FLUSH_NS, count_error
 from ._threads import ts_here
 from ._tracer import stall_end
 from ._wire import EV_IO_WAIT_BEGIN, EV_IO_WAIT_END, EV_SWITCH_IO, uv
 from ._writer import flush
+
+# the shared state, bound by assignment (see _state)
+active, threshold, threads = _state.active, _state.threshold, _state.threads
 
 _IO_BEGIN = _wire.CODE[EV_IO_WAIT_BEGIN]      # dt follows
 _IO_END = _wire.CODE[EV_IO_WAIT_END]

@@ -8,12 +8,19 @@ closes its copy of the file descriptor and records nothing.
 import os
 import sys
 
-from . import _wire, _watchdog
+from . import _state, _watchdog, _wire
 from ._originals import mono
-from ._state import active, fd, threshold, interval, started_pid, threads
 from ._threads import ts_here
 from ._tracer import use_native, uninstall_tracer, stall_end
 from ._writer import flush, safe_to_steal, write, write_metadata, end_payload
+
+# the shared state, bound by assignment (see _state)
+active = _state.active
+fd = _state.fd
+threshold = _state.threshold
+interval = _state.interval
+started_pid = _state.started_pid
+threads = _state.threads
 
 
 def open_trace(path, threshold_ns, interval_ns, native=True):

@@ -7,12 +7,15 @@ named when it first switches out (its bottom frame then names its function).
 """
 import sys
 
-from . import _wire
+from . import _state, _wire
 from ._intern import intern_string, intern_stack, intern_pseudo_stack, is_internal_file
 from ._originals import mono
-from ._state import active, new_id, count_error
+from ._state import new_id, count_error
 from ._threads import ts_here
 from ._wire import EV_GREENTHREAD_CREATE, UV, uv
+
+# the shared state, bound by assignment (see _state)
+active = _state.active
 
 _CREATE = _wire.head(EV_GREENTHREAD_CREATE)
 _NO_STACK_NO_PARENT = UV[0] + UV[0]     # spawn_stack 0, parent 0

@@ -1,9 +1,11 @@
 """The recorder's shared state: what one recording needs across modules.
 
-Mutable values are one-element lists (or dicts) bound once: other modules import the
-objects themselves (`from ._state import active`), so reading them costs a plain global
-or closure lookup, and the pure-Python tracer binds them locally. Nothing here is ever
-rebound, only mutated.
+Mutable values are one-element lists (or dicts) bound once and never rebound, only
+mutated: other modules bind the objects themselves as their own globals, so reading
+them costs one global (or, in the pure-Python tracer, closure) lookup. They bind them by
+assignment (`threads = _state.threads`), not `from ._state import threads`: CPython
+3.11+ compiles a method call on an imported name (`threads.get(k)`) as an attribute load
+then a call, assuming a module, which builds a bound method object on every call.
 """
 from ._defaults import DEFAULT_THRESHOLD_NS, DEFAULT_SAMPLE_INTERVAL_NS
 

@@ -9,11 +9,13 @@ native tracer the state is `_fast.c`'s TS (same attributes, and it is the tracer
 import os
 import sys
 
-from . import _wire
+from . import _state, _wire
 from ._intern import intern_string
 from ._originals import mono, get_ident, get_native_id
-from ._state import threads
 from ._wire import EV_THREAD, EV_SWITCH_OTHER, EV_SWITCH_TIMER, uv
+
+# the shared state, bound by assignment (see _state)
+threads = _state.threads
 
 _THREAD = _wire.head(EV_THREAD)
 

@@ -4,23 +4,33 @@ Every greenlet switch calls the tracer, so it is the recorder's hot path. The na
 tracer (`_fast.c`, loaded by `use_native`) encodes the common switches in C and calls
 back into Python for the rest (`new_gt`, `stall_end`, `define_pending`, `flush`);
 `make_tracer` builds the pure-Python one, used without a C compiler or with
-UNCLOG_PURE_PYTHON=1. It is a closure with everything it touches bound locally (no
-module-global lookups per switch); it and `TS_call` in `_fast.c` encode the same events.
+UNCLOG_PURE_PYTHON=1. It is a closure with what every switch touches bound locally (a
+closure variable is one fast lookup, a module global a dict lookup); the switch codes
+stay module globals (each is read on one branch only), since every closure variable
+also costs a copy on every call. It and `TS_call` in `_fast.c` encode the same events.
 """
 import sys
 
-from . import _threads, _wire
+from . import _state, _threads, _wire
 from ._intern import intern_stack
 from ._naming import new_gt, define_pending
 from ._originals import mono, get_ident
-from ._state import (CHUNK_TARGET, active, threshold, errors, prev_tracers, native_mod,
-                     dead_getter_set, count_error)
+from ._state import CHUNK_TARGET, count_error
 from ._threads import ts_here
 from ._wire import (EV_STALL_END, EV_SWITCH_TO_HUB, EV_SWITCH_TIMER, EV_SWITCH_SPAWN,
                     EV_SWITCH_EXPLICIT, EV_GREENTHREAD_EXIT, CODE, UV, uv)
 from ._writer import flush
 
+# the shared state, bound by assignment (see _state)
+active = _state.active
+threshold = _state.threshold
+errors = _state.errors
+prev_tracers = _state.prev_tracers
+native_mod = _state.native_mod
+dead_getter_set = _state.dead_getter_set
+
 _STALL_END = CODE[EV_STALL_END]          # StallEnd's dt follows
+_GT_EXIT = _wire.head(EV_GREENTHREAD_EXIT)
 
 
 def stall_end(ts, g, t, d, frame):
@@ -48,14 +58,9 @@ def make_tracer(ts, prev):
     thr = threshold[0]
     new_gt_ = new_gt
     stall_end_ = stall_end
-    define_pending_ = define_pending
     flush_ = flush
     errors_ = errors
     TO_HUB = CODE[EV_SWITCH_TO_HUB]
-    SW_TIMER = EV_SWITCH_TIMER
-    SW_SPAWN = EV_SWITCH_SPAWN
-    SW_EXPLICIT = EV_SWITCH_EXPLICIT
-    GT_EXIT = _wire.head(EV_GREENTHREAD_EXIT)
     LIMIT = CHUNK_TARGET
 
     def unclog_greenlet_tracer(event, args):
@@ -83,10 +88,10 @@ def make_tracer(ts, prev):
                             if ts.deadlines:
                                 dl = ts.deadlines.pop(gid, None)
                                 if dl is not None and dl <= t:
-                                    code = SW_TIMER
+                                    code = EV_SWITCH_TIMER
                                     ready = dl
                         else:
-                            code = SW_EXPLICIT
+                            code = EV_SWITCH_EXPLICIT
                             ready = t
                     except AttributeError:
                         gid, spawned, _ = new_gt_(ts, target, t)
@@ -97,7 +102,7 @@ def make_tracer(ts, prev):
                             ts.slice_start = t
                             ts.n += 1
                             return prev(event, args) if prev is not None else None
-                        code = SW_SPAWN
+                        code = EV_SWITCH_SPAWN
                         ready = spawned if spawned is not None else (
                             ts.ready if origin is ts.hub else t)
                     r = t - ready
@@ -113,7 +118,7 @@ def make_tracer(ts, prev):
                 if origin.dead:
                     try:
                         og = origin._ucg
-                        buf += GT_EXIT + uvf(og)
+                        buf += _GT_EXIT + uvf(og)
                         ts.n += 1
                         ts.pending_names.discard(og)
                     except AttributeError:
@@ -122,7 +127,7 @@ def make_tracer(ts, prev):
                     try:
                         og = origin._ucg
                         if og in ts.pending_names:
-                            define_pending_(ts, origin, og)
+                            define_pending(ts, origin, og)
                     except AttributeError:
                         pass
                 if len(buf) > LIMIT:

@@ -11,14 +11,19 @@ invisible to `threading.enumerate()` and never a greenthread.
 import os
 import sys
 
-from . import _wire
+from . import _state, _wire
 from ._intern import intern_stack
 from ._originals import mono, sleep, start_thread, allocate_lock
-from ._state import (CHUNK_TARGET, OWNER_FLUSH_NS, STEAL_FLUSH_NS, active, threshold, interval,
-                     threads, count_error)
+from ._state import CHUNK_TARGET, OWNER_FLUSH_NS, STEAL_FLUSH_NS, count_error
 from ._threads import ts_here
 from ._wire import EV_STALL_BEGIN, EV_STALL_SAMPLE, uv
 from ._writer import flush, safe_to_steal
+
+# the shared state, bound by assignment (see _state)
+active = _state.active
+threshold = _state.threshold
+interval = _state.interval
+threads = _state.threads
 
 _STALL_BEGIN = _wire.CODE[EV_STALL_BEGIN]      # dt follows
 _STALL_SAMPLE = _wire.CODE[EV_STALL_SAMPLE]

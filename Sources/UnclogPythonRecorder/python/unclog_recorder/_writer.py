@@ -9,12 +9,23 @@ thread is then not in the middle of appending an event, so no event is cut in ha
 import os
 import sys
 
-from . import _wire
+from . import _state, _wire
 from ._defaults import RECORDER_NAME
 from ._originals import mono, wall
-from ._state import (fd, errors, errors_reported, totals, meta_written, threshold, interval,
-                     native_mod, runtime, active, count_error)
+from ._state import count_error
 from ._wire import EV_DROPPED, EV_RUNNING, DROPPED_RECORDER_ERROR, uv
+
+# the shared state, bound by assignment (see _state)
+fd = _state.fd
+errors = _state.errors
+errors_reported = _state.errors_reported
+totals = _state.totals
+meta_written = _state.meta_written
+threshold = _state.threshold
+interval = _state.interval
+native_mod = _state.native_mod
+runtime = _state.runtime
+active = _state.active
 
 _DROPPED_ERRORS = _wire.head(EV_DROPPED) + uv(DROPPED_RECORDER_ERROR)
 _RUNNING = _wire.head(EV_RUNNING)
