@@ -26,7 +26,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RECORDER = os.path.join(ROOT, "Sources", "UnclogPythonRecorder", "python")
-sys.path.insert(0, os.path.join(ROOT, "Tests", "python"))
+sys.path.insert(0, os.path.join(ROOT, "schema"))     # trace_reader
 
 CHILD = r'''
 import sys, time, json

@@ -30,8 +30,9 @@ UNCLOG = _unclog()
 pytestmark = pytest.mark.skipif(UNCLOG is None, reason="unclog is not built (make build)")
 
 
-def _env():
-    return conftest.plain_env()
+def _env(record=False):
+    """The environment of a plain run, or (record) of `unclog record` with this run's tracer."""
+    return conftest.plain_env(tracer=record)
 
 
 def _record(tmp_path, args, name="t"):
@@ -39,7 +40,7 @@ def _record(tmp_path, args, name="t"):
     r = subprocess.run([UNCLOG, "record", "--threshold", "50ms", "--sample-interval", "10ms",
                         "-o", str(trace), "--", sys.executable, "-W", "ignore"] + args,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
-                       env=_env())
+                       env=_env(record=True))
     return r, trace
 
 
@@ -122,7 +123,7 @@ def test_import_time_warnings_and_tracebacks_point_at_the_program(tmp_path):
                            text=True, env=_env())
     trace = tmp_path / "warns.bin"
     rec = subprocess.run([UNCLOG, "record", "-o", str(trace), "--", sys.executable, str(prog)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(record=True))
     assert plain.returncode == rec.returncode == 1
     assert "warns.py" in plain.stderr and "ModuleNotFoundError" in plain.stderr
     assert rec.stderr.endswith(plain.stderr)

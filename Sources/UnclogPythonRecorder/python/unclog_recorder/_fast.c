@@ -3,13 +3,14 @@
  *
  * Python stable ABI only (Py_LIMITED_API 3.9). Compiled on first use by
  * unclog_recorder/_native.py with the system `cc` into a cache directory; when that
- * is impossible the pure-Python tracer in _core.py is used instead.
+ * is impossible the pure-Python tracer (_tracer.make_tracer) is used instead.
  *
  * It defines `TS`, the per-OS-thread recording state (the same attributes as
- * _core._TS, so the Python code uses either), whose instances are callable: a TS is
+ * _threads.PyTS, so the Python code uses either), whose instances are callable: a TS is
  * the greenlet tracer of its thread. The common cases (a switch to the hub, a switch
- * to a known greenthread) are encoded here; everything else (a new greenthread, a
- * stall, a pending name, a full buffer) calls back into _core.
+ * to a known greenthread) are encoded here, as make_tracer's closure encodes them;
+ * everything else (a new greenthread, a stall, a pending name, a full buffer) calls
+ * back into the Python functions handed to configure().
  *
  * Never raises into greenlet: an exception in a slow path is cleared and counted.
  */
@@ -19,6 +20,31 @@
 #include <structmember.h>
 #include <string.h>
 #include <time.h>
+
+/* Event codes of schema/trace-format.md §4.2, named as in _wire.py (a test checks that
+   the two agree). */
+#define EV_STRING 0x01
+#define EV_FRAME 0x02
+#define EV_NATIVE_FRAME 0x03
+#define EV_STACK 0x04
+#define EV_IMAGE 0x05
+#define EV_THREAD 0x06
+#define EV_GREENTHREAD_CREATE 0x07
+#define EV_GREENTHREAD_EXIT 0x08
+#define EV_RUNNING 0x09
+#define EV_SWITCH_TO_HUB 0x10
+#define EV_SWITCH_TIMER 0x11
+#define EV_SWITCH_IO 0x12
+#define EV_SWITCH_SPAWN 0x13
+#define EV_SWITCH_EXPLICIT 0x14
+#define EV_SWITCH_OTHER 0x15
+#define EV_IO_WAIT_BEGIN 0x20
+#define EV_IO_WAIT_END 0x21
+#define EV_STALL_BEGIN 0x30
+#define EV_STALL_SAMPLE 0x31
+#define EV_STALL_END 0x32
+#define EV_DROPPED 0x40
+#define EV_END 0x7F
 
 /* not part of the limited API before 3.12 */
 #define SETREF(dst, src) do { PyObject *_old = (PyObject *)(dst); (dst) = (src); Py_XDECREF(_old); } while (0)
@@ -39,9 +65,10 @@ typedef struct {
 
 /* slow paths and shared state, set by configure() */
 static PyObject *g_new_gt, *g_stall_end, *g_define_pending, *g_flush, *g_count_error;
-static PyObject *g_active;          /* the list _core._active */
+static PyObject *g_active;          /* the list _state.active */
 static PyObject *s_ucg, *s_dead, *s_gr_frame;
-static long long g_limit = 32 * 1024;
+static long long g_limit;           /* flush a buffer past this many bytes */
+static long long g_thr;             /* the stall threshold (ns): a new TS's `thr` */
 /* greenlet.greenlet's own `dead` getter, called directly: subclasses (gevent's
    Greenlet) override `dead` with a much slower property */
 static PyObject *g_dead_descr;
@@ -93,8 +120,8 @@ static int TS_init(TS *self, PyObject *args, PyObject *kw) {
     self->base = self->last = self->slice_start = self->ready = t;
     self->flushed_at = self->phase_start = t;
     self->seq = self->n = self->cur = self->hub_gid = self->head = self->stall_seen = 0;
-    self->thr = 50000000LL;
-    self->reason = 0x15;
+    self->thr = g_thr;
+    self->reason = EV_SWITCH_OTHER;
     self->waiting = 0;
     SETREF(self->buf, PyByteArray_FromStringAndSize(NULL, 0));
     Py_INCREF(Py_None);
@@ -167,7 +194,7 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
     }
 
     if (target == self->hub) {
-        ev[0] = 0x10;
+        ev[0] = EV_SWITCH_TO_HUB;
         k = 1 + put_uv(ev + 1, (unsigned long long)d);
         if (append(self->buf, ev, k) < 0) { count_error(); goto out; }
         self->cur = self->hub_gid;
@@ -185,12 +212,12 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
                     int slot = (int)(gid & (DL_SLOTS - 1));
                     if (self->dl_gid[slot] == gid) {
                         long long dv = self->dl_val[slot];
-                        if (dv <= t) { code = 0x11; ready = dv; }
+                        if (dv <= t) { code = EV_SWITCH_TIMER; ready = dv; }
                         self->dl_gid[slot] = 0;
                     }
                 }
             } else {
-                code = 0x14;
+                code = EV_SWITCH_EXPLICIT;
                 ready = t;
             }
         } else {
@@ -205,7 +232,7 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
             Py_DECREF(r);
             if (PyErr_Occurred()) { count_error(); goto out; }
             if (target == self->hub) {
-                ev[0] = 0x10;
+                ev[0] = EV_SWITCH_TO_HUB;
                 k = 1 + put_uv(ev + 1, (unsigned long long)d);
                 if (append(self->buf, ev, k) < 0) { count_error(); goto out; }
                 self->cur = gid;
@@ -213,7 +240,7 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
                 self->n += 1;
                 goto out;
             }
-            code = 0x13;
+            code = EV_SWITCH_SPAWN;
             ready = spawned >= 0 ? spawned : (origin == self->hub ? self->ready : t);
         }
         long long rdt = t - ready;
@@ -246,8 +273,8 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
                 } else {
                     if (isdead) {
                         long long ogv = PyLong_AsLongLong(og);
-                        ev[0] = 0x08;
-                        ev[1] = 0;
+                        ev[0] = EV_GREENTHREAD_EXIT;
+                        ev[1] = 0;          /* dt 0 */
                         k = 2 + put_uv(ev + 2, (unsigned long long)ogv);
                         if (append(self->buf, ev, k) < 0) count_error();
                         self->n += 1;
@@ -283,7 +310,7 @@ static PyObject *TS_timer(TS *self, PyObject *exp) {
     } else {
         self->ready = (long long)(e * 1e9);
     }
-    self->reason = 0x11;
+    self->reason = EV_SWITCH_TIMER;
     Py_RETURN_NONE;
 }
 
@@ -389,8 +416,8 @@ static PyObject *register_ts(PyObject *mod, PyObject *ts) {
 
 static PyObject *configure(PyObject *mod, PyObject *args) {
     PyObject *a, *b, *c, *d, *e, *f;
-    long long limit;
-    if (!PyArg_ParseTuple(args, "OOOOOOL", &a, &b, &c, &d, &e, &f, &limit))
+    long long limit, thr;
+    if (!PyArg_ParseTuple(args, "OOOOOOLL", &a, &b, &c, &d, &e, &f, &limit, &thr))
         return NULL;
     Py_INCREF(a); SETREF(g_new_gt, a);
     Py_INCREF(b); SETREF(g_stall_end, b);
@@ -399,12 +426,13 @@ static PyObject *configure(PyObject *mod, PyObject *args) {
     Py_INCREF(e); SETREF(g_count_error, e);
     Py_INCREF(f); SETREF(g_active, f);
     g_limit = limit;
+    g_thr = thr;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(new_gt, stall_end, define_pending, flush, count_error, active, limit)"},
+     "configure(new_gt, stall_end, define_pending, flush, count_error, active, limit, threshold)"},
     {"note_deadline", py_note_deadline, METH_O, "note_deadline(seconds)"},
     {"set_dead_getter", set_dead_getter, METH_O, "use greenlet's own `dead` getter"},
     {"register_ts", register_ts, METH_O, "register_ts(ts): ts is this OS thread's state (for note_deadline)"},

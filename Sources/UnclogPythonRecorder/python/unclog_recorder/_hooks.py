@@ -1,16 +1,17 @@
 """Hooks into greenlet, eventlet and gevent, applied when they are imported.
 
-The wrappers here only call into _core for short mutations; they are kept out of
-_core.py so that a hub sitting in poll() inside one of them can still have its
-buffer flushed by the watchdog (see _core._safe_to_steal).
+The wrappers here only call into the other modules for short mutations; they are
+kept in this file, the one recorder file _writer.OWN_FILES leaves out, so that a hub
+sitting in poll() inside one of them can still have its buffer flushed by the watchdog
+(see _writer.safe_to_steal).
 """
 import functools
 import heapq
 import sys
 import time as _time
 
-from . import _core
-from ._wire import EV_SW_TIMER, EV_SW_IO, EV_SW_OTHER
+from . import _intern, _io, _naming, _originals, _state, _tracer, _writer
+from ._wire import EV_SWITCH_IO, EV_SWITCH_OTHER
 
 _mono = _time.monotonic_ns
 _patched = set()
@@ -96,7 +97,7 @@ def _run_hook(hook, module):
     try:
         hook(module)
     except Exception:
-        _core._count_error()
+        _state.count_error()
 
 
 _finder = None
@@ -145,21 +146,21 @@ def _version(modname):
 
 
 def _on_greenlet(mod):
-    _core.add_internal_module(mod)
-    _core.note_runtime("greenlet", _version("greenlet"))
-    _core.install_tracer()
+    _intern.add_internal_module(mod)
+    _writer.note_runtime("greenlet", _version("greenlet"))
+    _tracer.install_tracer()
 
 
 # --- eventlet ----------------------------------------------------------------------
 
 
 def _on_eventlet(mod):
-    _core.add_internal_module(mod)
-    _core.note_runtime("eventlet", _version("eventlet"))
+    _intern.add_internal_module(mod)
+    _writer.note_runtime("eventlet", _version("eventlet"))
 
 
 def _on_eventlet_hubs(mod):
-    _core.add_internal_module(mod)
+    _intern.add_internal_module(mod)
 
 
 def _on_eventlet_hub(mod):
@@ -168,15 +169,15 @@ def _on_eventlet_hub(mod):
     if "eventlet.hub" in _patched:
         return
     _patched.add("eventlet.hub")
-    _core.add_internal_module(mod)
+    _intern.add_internal_module(mod)
     BaseHub = mod.BaseHub
     orig_fire = BaseHub.fire_timers
     orig_run = BaseHub.run
     monotonic = getattr(mod, "monotonic", None)
-    core = _core
-    active = _core._active
-    threads = _core._threads
-    get_ident = _core._get_ident
+    tracer = _tracer
+    active = _state.active
+    threads = _state.threads
+    get_ident = _originals.get_ident
 
     def fire_timers(self, when):
         ts = threads.get(get_ident()) if active[0] else None
@@ -209,7 +210,7 @@ def _on_eventlet_hub(mod):
     fire_timers._unclog_orig = orig_fire
 
     def run(self, *a, **kw):
-        core.install_tracer()
+        tracer.install_tracer()
         return orig_run(self, *a, **kw)
 
     functools.update_wrapper(run, orig_run)
@@ -237,11 +238,11 @@ class _TimeProxy(_Proxy):
     `time.sleep(seconds)` (no fds registered) is an I/O wait with no fds."""
 
     def sleep(self, seconds):
-        ts = _core.io_begin(seconds)
+        ts = _io.io_begin(seconds)
         try:
             return self._orig.sleep(seconds)
         finally:
-            _core.io_end(ts, 0)
+            _io.io_end(ts, 0)
 
 
 class _SelectProxy(_Proxy):
@@ -249,14 +250,14 @@ class _SelectProxy(_Proxy):
     hub's I/O wait."""
 
     def select(self, r, w, x, timeout=None):
-        ts = _core.io_begin(timeout)
+        ts = _io.io_begin(timeout)
         n = 0
         try:
             res = self._orig.select(r, w, x, timeout)
             n = len(set(res[0]) | set(res[1]) | set(res[2]))
             return res
         finally:
-            _core.io_end(ts, n)
+            _io.io_end(ts, n)
 
 
 def _wrap_do_poll(cls):
@@ -265,14 +266,14 @@ def _wrap_do_poll(cls):
         return
 
     def do_poll(self, seconds):
-        ts = _core.io_begin(seconds)
+        ts = _io.io_begin(seconds)
         n = 0
         try:
             res = orig(self, seconds)
             n = len(res)
             return res
         finally:
-            _core.io_end(ts, n)
+            _io.io_end(ts, n)
 
     functools.update_wrapper(do_poll, orig)
     do_poll._unclog_orig = orig
@@ -280,7 +281,7 @@ def _wrap_do_poll(cls):
 
 
 def _on_eventlet_poll(mod):
-    _core.add_internal_module(mod)
+    _intern.add_internal_module(mod)
     _wrap_do_poll(mod.Hub)
     t = getattr(mod, "time", None)
     if t is not None and not isinstance(t, _TimeProxy):
@@ -288,7 +289,7 @@ def _on_eventlet_poll(mod):
 
 
 def _on_eventlet_selects(mod):
-    _core.add_internal_module(mod)
+    _intern.add_internal_module(mod)
     s = getattr(mod, "select", None)
     if s is not None and not isinstance(s, _SelectProxy):
         mod.select = _SelectProxy(s)
@@ -306,18 +307,18 @@ class _SelectorProxy(_Proxy):
         setattr(self._orig, name, value)
 
     def select(self, timeout=None):
-        ts = _core.io_begin(timeout)
+        ts = _io.io_begin(timeout)
         n = 0
         try:
             res = self._orig.select(timeout)
             n = len(res)
             return res
         finally:
-            _core.io_end(ts, n)
+            _io.io_end(ts, n)
 
 
 def _on_eventlet_asyncio(mod):
-    _core.add_internal_module(mod)
+    _intern.add_internal_module(mod)
     Hub = getattr(mod, "Hub", None)
     orig = getattr(Hub, "_post_initialize", None) if Hub is not None else None
     if orig is None or getattr(orig, "_unclog_orig", None) is not None:
@@ -330,7 +331,7 @@ def _on_eventlet_asyncio(mod):
             if sel is not None and not isinstance(sel, _SelectorProxy) and hasattr(sel, "select"):
                 loop._selector = _SelectorProxy(sel)
         except Exception:
-            _core._count_error()
+            _state.count_error()
 
     def _post_initialize(self, *a, **kw):
         r = orig(self, *a, **kw)
@@ -348,7 +349,7 @@ def _on_eventlet_asyncio(mod):
 
 
 def _spawn_wrapper(orig, func_index=0, skip_impl=False):
-    note = _core.note_spawn
+    note = _naming.note_spawn
 
     def spawn(*args, **kwargs):
         g = orig(*args, **kwargs)
@@ -360,7 +361,7 @@ def _spawn_wrapper(orig, func_index=0, skip_impl=False):
             target = g[1] if isinstance(g, tuple) else g
             note(target, func, 2)
         except Exception:
-            _core._count_error()
+            _state.count_error()
         return g
 
     functools.update_wrapper(spawn, orig)
@@ -372,7 +373,7 @@ def _on_eventlet_greenthread(mod):
     if "eventlet.greenthread" in _patched:
         return
     _patched.add("eventlet.greenthread")
-    _core.add_internal_module(mod)
+    _intern.add_internal_module(mod)
     for name, idx in (("spawn", 0), ("spawn_n", 0), ("spawn_after", 1), ("spawn_after_local", 1)):
         orig = getattr(mod, name, None)
         if orig is not None and getattr(orig, "_unclog_orig", None) is None:
@@ -391,8 +392,8 @@ def _on_eventlet_greenthread(mod):
 
 
 def _on_gevent(mod):
-    _core.add_internal_module(mod)
-    _core.note_runtime("gevent", _version("gevent"))
+    _intern.add_internal_module(mod)
+    _writer.note_runtime("gevent", _version("gevent"))
     # gevent.spawn is not wrapped: gevent records the spawn stack itself
     # (Greenlet.spawning_stack), and a wrapper frame would show in gevent's own
     # reports (its monitor thread prints spawn stacks).
@@ -402,7 +403,7 @@ def _on_gevent_hub(mod):
     if "gevent.hub" in _patched:
         return
     _patched.add("gevent.hub")
-    _core.add_internal_module(mod)
+    _intern.add_internal_module(mod)
     Hub = mod.Hub
     orig_run = Hub.run
     orig_sleep = mod.sleep
@@ -414,8 +415,8 @@ def _on_gevent_hub(mod):
     functools.update_wrapper(run, orig_run)
     Hub.run = run
 
-    fast = _core._native_mod[0]
-    note_deadline = fast.note_deadline if fast is not None else _core.note_deadline
+    fast = _state.native_mod[0]
+    note_deadline = fast.note_deadline if fast is not None else _io.note_deadline
 
     # gevent.sleep is called on every switch of a sleep(0)-heavy program: the call that
     # notes the due time goes into sleep's own code (no wrapper frame: a Python wrapper
@@ -437,7 +438,7 @@ def _on_gevent_hub(mod):
         if hub is not None:
             core_attach_gevent_loop(hub)
     except Exception:
-        _core._count_error()
+        _state.count_error()
 
 
 def inline_first_call(func, hook, argname):
@@ -506,7 +507,7 @@ _attached_loops = []
 def core_attach_gevent_loop(hub):
     """prepare(MAXPRI) = callbacks phase starts; prepare(MINPRI) = I/O wait begins (after
     gevent's own prepare ran the callbacks); check(MAXPRI) = the wait returned."""
-    _core.install_tracer()
+    _tracer.install_tracer()
     try:
         loop = hub.loop
         for entry in _attached_loops:
@@ -518,15 +519,15 @@ def core_attach_gevent_loop(hub):
             try:
                 if state[0] is not None:     # no check seen (first iteration)
                     pass
-                _core.set_phase(EV_SW_OTHER)
+                _io.set_phase(EV_SWITCH_OTHER)
             except Exception:
-                _core._count_error()
+                _state.count_error()
 
         def on_wait_begin():
             try:
-                state[0] = _core.io_begin(None)
+                state[0] = _io.io_begin(None)
             except Exception:
-                _core._count_error()
+                _state.count_error()
 
         def on_wait_end():
             try:
@@ -538,9 +539,9 @@ def core_attach_gevent_loop(hub):
                         n = max(0, int(loop.pendingcnt) - 1)
                     except Exception:
                         pass
-                    _core.io_end(ts, n, EV_SW_IO)
+                    _io.io_end(ts, n, EV_SWITCH_IO)
             except Exception:
-                _core._count_error()
+                _state.count_error()
 
         w1 = loop.prepare(ref=False, priority=loop.MAXPRI)
         w2 = loop.prepare(ref=False, priority=loop.MINPRI)
@@ -550,4 +551,4 @@ def core_attach_gevent_loop(hub):
         w3.start(on_wait_end)
         _attached_loops.append((loop, w1, w2, w3))
     except Exception:
-        _core._count_error()
+        _state.count_error()

@@ -1,6 +1,7 @@
-"""Encoding helpers for the unclog trace format, version 1 (schema/trace-format.md).
+"""Encoding of the unclog trace format, version 1 (schema/trace-format.md).
 
-Pure functions; nothing here touches global recorder state.
+The recorder's one source of the format's numbers (event codes, limits, chunk layout):
+no other module writes a raw code byte. Pure functions; no recorder state here.
 """
 import struct
 import zlib
@@ -16,27 +17,37 @@ MAX_META = 4096
 KIND_METADATA = 1
 KIND_EVENTS = 2
 
-# event codes
+# Event codes: spec §4.2, named EV_ + the spec's name in UPPER_SNAKE_CASE (one per
+# line; a test compares them with the spec, another with _fast.c's #defines).
 EV_STRING = 0x01
 EV_FRAME = 0x02
+EV_NATIVE_FRAME = 0x03
 EV_STACK = 0x04
+EV_IMAGE = 0x05
 EV_THREAD = 0x06
-EV_GT_CREATE = 0x07
-EV_GT_EXIT = 0x08
+EV_GREENTHREAD_CREATE = 0x07
+EV_GREENTHREAD_EXIT = 0x08
 EV_RUNNING = 0x09
-EV_TO_HUB = 0x10
-EV_SW_TIMER = 0x11
-EV_SW_IO = 0x12
-EV_SW_SPAWN = 0x13
-EV_SW_EXPLICIT = 0x14
-EV_SW_OTHER = 0x15
-EV_IO_BEGIN = 0x20
-EV_IO_END = 0x21
+EV_SWITCH_TO_HUB = 0x10
+EV_SWITCH_TIMER = 0x11
+EV_SWITCH_IO = 0x12
+EV_SWITCH_SPAWN = 0x13
+EV_SWITCH_EXPLICIT = 0x14
+EV_SWITCH_OTHER = 0x15
+EV_IO_WAIT_BEGIN = 0x20
+EV_IO_WAIT_END = 0x21
 EV_STALL_BEGIN = 0x30
 EV_STALL_SAMPLE = 0x31
 EV_STALL_END = 0x32
 EV_DROPPED = 0x40
 EV_END = 0x7F
+
+DROPPED_RECORDER_ERROR = 2    # `Dropped` reason: a recorder error caught
+
+# metadata value types (spec §3)
+META_UINT = 0
+META_STRING = 1
+META_LIST = 2
 
 FLAG_INTERNAL = 1
 FLAG_LIBRARY = 8      # standard library or an installed package (not the program's code)
@@ -54,6 +65,17 @@ for _n in range(16384):
     else:
         UV.append(bytes(((_n & 0x7F) | 0x80, _n >> 7)))
 UV = tuple(UV)
+
+
+# CODE[c]: the one byte of event code c (or of any byte value c)
+CODE = tuple(bytes((_c,)) for _c in range(256))
+_META_UINT, _META_STRING, _META_LIST = CODE[META_UINT], CODE[META_STRING], CODE[META_LIST]
+
+
+def head(code, dt=0):
+    """An event's first bytes: its code and its dt (definitions are written with dt 0).
+    Callers precompute these once at import, so hot paths append a constant."""
+    return CODE[code] + uv(dt)
 
 
 def uv(n):
@@ -101,11 +123,11 @@ def metadata_payload(entries):
         if isinstance(value, bool):
             value = int(value)
         if isinstance(value, int):
-            out += b"\x00" + uv(value)
+            out += _META_UINT + uv(value)
         elif isinstance(value, (list, tuple)):
-            out += b"\x02" + uv(len(value))
+            out += _META_LIST + uv(len(value))
             for item in value:
                 out += string(item)
         else:
-            out += b"\x01" + string(value)
+            out += _META_STRING + string(value)
     return bytes(out)
