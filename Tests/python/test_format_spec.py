@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+import conftest
 from conftest import ROOT
 from test_unclog_cli import UNCLOG, _env, _record
 
@@ -31,6 +32,8 @@ def spec_metadata_keys():
 @pytest.mark.parametrize("runtime", ["eventlet", "gevent"])
 @pytest.mark.parametrize("tracer", ["native", "python"])
 def test_written_metadata_keys_are_in_the_spec(runtime, tracer, tmp_path):
+    if tracer == "native" and conftest.PURE_PYTHON:
+        pytest.skip("this run tests the pure-Python tracer (UNCLOG_PURE_PYTHON=1)")
     prog = tmp_path / "prog.py"
     prog.write_text(PROGRAM.format(runtime=runtime))
     env = _env()
