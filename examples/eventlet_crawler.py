@@ -17,6 +17,7 @@ freezes all 1000 greenthreads (and the server) while it runs.
 
 Runs in a few seconds; prints a summary and exits 0.
 """
+
 import eventlet
 
 # Green sockets only: time, os and subprocess stay the real, blocking ones.
@@ -37,8 +38,10 @@ SLOW_PAGES = {137: "sleep", 420: "cpu", 640: "sqlite", 880: "subprocess"}
 def app(environ, start_response):
     """The site: page N links to a few others; it answers fast."""
     n = int(environ["PATH_INFO"].strip("/") or 0)
-    body = ("<html><body><h1>page %d</h1>%s</body></html>" % (
-        n, "".join('<a href="/%d">%d</a>' % ((n * 7 + k) % N_PAGES, k) for k in range(20)))).encode()
+    body = (
+        "<html><body><h1>page %d</h1>%s</body></html>"
+        % (n, "".join('<a href="/%d">%d</a>' % ((n * 7 + k) % N_PAGES, k) for k in range(20)))
+    ).encode()
     start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
     return [body]
 
@@ -48,13 +51,13 @@ def serve(sock):
 
 
 def rate_limit():
-    time.sleep(0.15)          # blocks the hub: should be eventlet.sleep
+    time.sleep(0.15)  # blocks the hub: should be eventlet.sleep
 
 
 def parse_slowly(html):
     words = 0
     end = time.monotonic() + 0.12
-    while time.monotonic() < end:   # a CPU-bound "parser"
+    while time.monotonic() < end:  # a CPU-bound "parser"
         words += html.count(b"<a ")
     return words
 
@@ -64,12 +67,15 @@ DB = sqlite3.connect(":memory:")
 
 def index_page(n):
     # a recursive query walking a million rows, all inside sqlite's C code
-    return DB.execute("WITH RECURSIVE walk(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM walk "
-                      "WHERE x < ? + 1000000) SELECT count(*) FROM walk", (n, n)).fetchone()[0]
+    return DB.execute(
+        "WITH RECURSIVE walk(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM walk "
+        "WHERE x < ? + 1000000) SELECT count(*) FROM walk",
+        (n, n),
+    ).fetchone()[0]
 
 
 def convert(n):
-    subprocess.run(["sleep", "0.1"], check=True)   # waits in waitpid(), blocking the hub
+    subprocess.run(["sleep", "0.1"], check=True)  # waits in waitpid(), blocking the hub
 
 
 def fetch(port, n, results):

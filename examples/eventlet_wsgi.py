@@ -10,6 +10,7 @@ requests from client greenthreads in the same process; exits by itself.
 
 Prints the latency each kind of request saw, then exits 0.
 """
+
 import eventlet
 
 eventlet.monkey_patch(socket=True, select=True)
@@ -29,8 +30,10 @@ DB = sqlite3.connect(":memory:", check_same_thread=False)
 
 def build_report():
     # ~0.1-0.2 s inside sqlite's C code: the hub cannot run meanwhile
-    return DB.execute("WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r "
-                      "WHERE x < 800000) SELECT sum(x) FROM r").fetchone()[0]
+    return DB.execute(
+        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r "
+        "WHERE x < 800000) SELECT sum(x) FROM r"
+    ).fetchone()[0]
 
 
 def app(environ, start_response):
@@ -38,7 +41,7 @@ def app(environ, start_response):
     if path == "/report":
         body = ("report: %d\n" % build_report()).encode()
     else:
-        eventlet.sleep(0.001)                 # pretend to wait for a backend, politely
+        eventlet.sleep(0.001)  # pretend to wait for a backend, politely
         body = ("item %s\n" % path.rsplit("/", 1)[-1]).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
@@ -69,8 +72,10 @@ def main():
     sock.close()
     for kind in sorted(latencies):
         ls = latencies[kind]
-        print("%-6s %4d requests  median %6.1f ms  max %6.1f ms" % (
-            kind, len(ls), statistics.median(ls) * 1e3, max(ls) * 1e3))
+        print(
+            "%-6s %4d requests  median %6.1f ms  max %6.1f ms"
+            % (kind, len(ls), statistics.median(ls) * 1e3, max(ls) * 1e3)
+        )
     return 0
 
 

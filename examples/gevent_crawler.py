@@ -6,6 +6,7 @@ unpatched time.sleep, a CPU loop, a sqlite3 query in C and a blocking subprocess
 
 Runs in a few seconds; prints a summary and exits 0.
 """
+
 from gevent import monkey
 
 # Green sockets only: time and subprocess stay the real, blocking ones.
@@ -18,7 +19,6 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-import gevent  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
@@ -29,31 +29,36 @@ DB = sqlite3.connect(":memory:")
 
 def app(environ, start_response):
     n = int(environ["PATH_INFO"].strip("/") or 0)
-    body = ("<html><body><h1>page %d</h1>%s</body></html>" % (
-        n, "".join('<a href="/%d">%d</a>' % ((n * 7 + k) % N_PAGES, k) for k in range(20)))).encode()
+    body = (
+        "<html><body><h1>page %d</h1>%s</body></html>"
+        % (n, "".join('<a href="/%d">%d</a>' % ((n * 7 + k) % N_PAGES, k) for k in range(20)))
+    ).encode()
     start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
     return [body]
 
 
 def rate_limit():
-    time.sleep(0.15)          # blocks the loop: should be gevent.sleep
+    time.sleep(0.15)  # blocks the loop: should be gevent.sleep
 
 
 def parse_slowly(html):
     words = 0
     end = time.monotonic() + 0.12
-    while time.monotonic() < end:   # a CPU-bound "parser"
+    while time.monotonic() < end:  # a CPU-bound "parser"
         words += html.count(b"<a ")
     return words
 
 
 def index_page(n):
-    return DB.execute("WITH RECURSIVE walk(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM walk "
-                      "WHERE x < ? + 1000000) SELECT count(*) FROM walk", (n, n)).fetchone()[0]
+    return DB.execute(
+        "WITH RECURSIVE walk(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM walk "
+        "WHERE x < ? + 1000000) SELECT count(*) FROM walk",
+        (n, n),
+    ).fetchone()[0]
 
 
 def convert(n):
-    subprocess.run(["sleep", "0.1"], check=True)   # waits in waitpid(), blocking the loop
+    subprocess.run(["sleep", "0.1"], check=True)  # waits in waitpid(), blocking the loop
 
 
 def fetch(port, n, results):

@@ -7,6 +7,7 @@ UNCLOG_DB=DB, and written to DIR (default .demo/notebooks/) twice: NAME.ipynb wi
 and NAME.html, a standalone page with the figures embedded, to open in a browser. The
 notebooks in notebooks/ themselves stay without outputs (that is how they are committed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ def execute(path: Path, db: str, timeout: int = 300) -> nbformat.NotebookNode:
     """Runs the notebook at `path` with UNCLOG_DB=db; raises on the first failing cell."""
     nb = nbformat.read(path, as_version=4)
     os.environ["UNCLOG_DB"] = os.path.abspath(db)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     return nb
 
 

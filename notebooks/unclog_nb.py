@@ -6,6 +6,7 @@ for plotting. A thread's slices and I/O waits in a time window are read as an id
 through `slice_checkpoints` (the tables have no time index), so a window of a big database
 reads only that window.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,10 +27,12 @@ def connect(path: str) -> sqlite3.Connection:
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{path}: no such database. Record and import one first, e.g. `make demo`, "
-            "or set UNCLOG_DB to a database written by `unclog import`.")
+            "or set UNCLOG_DB to a database written by `unclog import`."
+        )
     con = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
     (has_traces,) = con.execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'traces'").fetchone()
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'traces'"
+    ).fetchone()
     if not has_traces:
         raise ValueError(f"{path}: not a unclog database (no traces table)")
     return con
@@ -71,7 +74,10 @@ def stalls(con: sqlite3.Connection, trace: int) -> pd.DataFrame:
         LEFT JOIN greenthreads g ON g.key = s.gt_key
         WHERE s.stall_id >= ? AND s.stall_id < ?
         ORDER BY s.start_ns
-        """, con, params=(lo, hi))
+        """,
+        con,
+        params=(lo, hi),
+    )
     df["start_ms"] = df.start_ns / NS_PER_MS
     df["duration_ms"] = df.duration_ns / NS_PER_MS
     df["victim_wait_ms"] = df.victim_wait_ns / NS_PER_MS
@@ -83,7 +89,11 @@ def site_label(function, file, line=None) -> str:
     if function is None and file is None:
         return "<unknown>"
     name = os.path.basename(file) if isinstance(file, str) else "?"
-    return f"{function or '?'} ({name}:{int(line)})" if line is not None and line == line else f"{function or '?'} ({name})"
+    return (
+        f"{function or '?'} ({name}:{int(line)})"
+        if line is not None and line == line
+        else f"{function or '?'} ({name})"
+    )
 
 
 def attribution(con: sqlite3.Connection, trace: int, scope: str = "self") -> pd.DataFrame:
@@ -96,7 +106,10 @@ def attribution(con: sqlite3.Connection, trace: int, scope: str = "self") -> pd.
                SUM(victim_wait_ns) AS victim_wait_ns
         FROM stall_attribution WHERE scope = ? AND stall_id >= ? AND stall_id < ?
         GROUP BY {group} ORDER BY stall_ns DESC
-        """, con, params=(scope, lo, hi))
+        """,
+        con,
+        params=(scope, lo, hi),
+    )
     if "line" not in df:
         df["line"] = None
     df["stall_ms"] = df.stall_ns / NS_PER_MS
@@ -108,17 +121,21 @@ def attribution(con: sqlite3.Connection, trace: int, scope: str = "self") -> pd.
 def threads(con: sqlite3.Connection, trace: int) -> pd.DataFrame:
     return pd.read_sql_query(
         "SELECT key, tid, name, slices, busy_ns, io_wait_ns FROM threads WHERE trace_id = ? ORDER BY tid",
-        con, params=(trace,))
+        con,
+        params=(trace,),
+    )
 
 
 def _id_range(con, kind: int, key: int, trace: int, start_ns: int, end_ns: int) -> tuple[int, int]:
     """Rows of a thread (kind 1: slices, 2: I/O waits) that may overlap the window."""
     lo = con.execute(
         "SELECT row_id FROM slice_checkpoints WHERE kind = ? AND key = ? AND start_ns < ? ORDER BY row_id DESC LIMIT 1",
-        (kind, key, start_ns)).fetchone()
+        (kind, key, start_ns),
+    ).fetchone()
     hi = con.execute(
         "SELECT row_id FROM slice_checkpoints WHERE kind = ? AND key = ? AND start_ns > ? ORDER BY row_id LIMIT 1",
-        (kind, key, end_ns)).fetchone()
+        (kind, key, end_ns),
+    ).fetchone()
     first, end = trace_range(trace)
     return (lo[0] if lo else first), (hi[0] if hi else end)
 
@@ -132,7 +149,10 @@ def thread_slices(con, trace: int, thread_key: int, start_ns: int, end_ns: int) 
         FROM slices s LEFT JOIN greenthreads g ON g.key = s.gt_key
         WHERE s.id >= ? AND s.id < ? AND s.thread_key = ? AND s.end_ns >= ? AND s.start_ns <= ?
         ORDER BY s.id
-        """, con, params=(lo, hi, thread_key, start_ns, end_ns))
+        """,
+        con,
+        params=(lo, hi, thread_key, start_ns, end_ns),
+    )
     return df
 
 
@@ -142,18 +162,26 @@ def io_waits(con, trace: int, thread_key: int, start_ns: int, end_ns: int) -> pd
         """
         SELECT start_ns, end_ns, timeout_ns, nready FROM io_waits
         WHERE id >= ? AND id < ? AND thread_key = ? AND end_ns >= ? AND start_ns <= ? ORDER BY id
-        """, con, params=(lo, hi, thread_key, start_ns, end_ns))
+        """,
+        con,
+        params=(lo, hi, thread_key, start_ns, end_ns),
+    )
 
 
 def victims(con, stall_ids) -> pd.DataFrame:
     """Who each stall kept waiting (the victims view): ready since, resumed at, wait added."""
     ids = [int(i) for i in stall_ids]
     if not ids:
-        return pd.DataFrame(columns=["stall_id", "gt_key", "gt_id", "name", "ready_ns", "resumed_ns", "wait_ns"])
+        return pd.DataFrame(
+            columns=["stall_id", "gt_key", "gt_id", "name", "ready_ns", "resumed_ns", "wait_ns"]
+        )
     marks = ",".join("?" * len(ids))
     return pd.read_sql_query(
         f"SELECT stall_id, gt_key, gt AS gt_id, name, ready_ns, resumed_ns, wait_ns FROM victims WHERE stall_id IN ({marks})"
-        " ORDER BY wait_ns DESC", con, params=ids)
+        " ORDER BY wait_ns DESC",
+        con,
+        params=ids,
+    )
 
 
 def stack(con, stall_id: int) -> list[str]:
@@ -163,5 +191,7 @@ def stack(con, stall_id: int) -> list[str]:
         SELECT f.function, f.file, f.line, f.internal FROM stalls s
         JOIN stack_frames sf ON sf.stack_key = s.stack_key JOIN frames f ON f.key = sf.frame_key
         WHERE s.id = ? ORDER BY sf.depth
-        """, (int(stall_id),)).fetchall()
+        """,
+        (int(stall_id),),
+    ).fetchall()
     return [site_label(fn, fl, ln) + (" [runtime]" if internal else "") for fn, fl, ln, internal in rows]

@@ -16,6 +16,7 @@ Damage (spec §2.2) never raises: a bad chunk is skipped up to the next intact o
 malformed event ends its chunk's decoding, and both are listed in `damage`. Only a file
 that is not a trace at all (bad magic, unknown major version) raises DecodeError.
 """
+
 import json
 import sys
 import zlib
@@ -69,7 +70,7 @@ class Cursor:
         if n > len(self.b) - self.i:
             raise DecodeError("past the end")
         self.i += n
-        return self.b[self.i - n:self.i]
+        return self.b[self.i - n : self.i]
 
     def string(self):
         n = self.uv()
@@ -80,12 +81,12 @@ class Cursor:
 
 def intact(data, off):
     """The payload length of an intact chunk at `off`, else None (spec §2.2)."""
-    if data[off:off + 4] != SYNC or off + 32 > len(data):
+    if data[off : off + 4] != SYNC or off + 32 > len(data):
         return None
-    length = int.from_bytes(data[off + 4:off + 8], "little")
+    length = int.from_bytes(data[off + 4 : off + 8], "little")
     if length > MAX_PAYLOAD or off + 32 + length > len(data):
         return None
-    if zlib.crc32(data[off + 12:off + 32 + length]) != int.from_bytes(data[off + 8:off + 12], "little"):
+    if zlib.crc32(data[off + 12 : off + 32 + length]) != int.from_bytes(data[off + 8 : off + 12], "little"):
         return None
     return length
 
@@ -132,7 +133,9 @@ def decode_events(payload, base_off, t, damage):
             elif code == 0x01:
                 e.update(type="string", id=c.ident(), value=c.string())
             elif code == 0x02:
-                e.update(type="frame", id=c.ident(), flags=c.uv(), function=c.ident(), file=c.ident(), line=c.uv())
+                e.update(
+                    type="frame", id=c.ident(), flags=c.uv(), function=c.ident(), file=c.ident(), line=c.uv()
+                )
             elif code == 0x03:
                 e.update(type="native_frame", id=c.ident(), flags=c.uv(), image=c.ident(), address=c.uv())
             elif code == 0x04:
@@ -142,7 +145,9 @@ def decode_events(payload, base_off, t, damage):
                     raise DecodeError("stack too deep")
                 e["frames"] = [c.ident() for _ in range(n)]
             elif code == 0x05:
-                e.update(type="image", id=c.ident(), path=c.ident(), load_bias=c.uv(), start=c.uv(), end=c.uv())
+                e.update(
+                    type="image", id=c.ident(), path=c.ident(), load_bias=c.uv(), start=c.uv(), end=c.uv()
+                )
                 n = c.uv()
                 if n > MAX_BUILD_ID:
                     raise DecodeError("build-id too long")
@@ -150,7 +155,13 @@ def decode_events(payload, base_off, t, damage):
             elif code == 0x06:
                 e.update(type="thread", tid=c.ident(), name=c.ident())
             elif code == 0x07:
-                e.update(type="greenthread_create", gt=c.ident(), name=c.ident(), spawn_stack=c.ident(), parent=c.ident())
+                e.update(
+                    type="greenthread_create",
+                    gt=c.ident(),
+                    name=c.ident(),
+                    spawn_stack=c.ident(),
+                    parent=c.ident(),
+                )
             elif code == 0x08:
                 e.update(type="greenthread_exit", gt=c.ident())
             elif code == 0x09:
@@ -187,7 +198,7 @@ def header(data):
     """(major, minor) of the file header; DecodeError if this is not a v1 trace."""
     if not data:
         raise DecodeError("empty file")
-    if data[:8] != MAGIC[:len(data[:8])] or len(data) >= 8 and data[:8] != MAGIC:
+    if data[:8] != MAGIC[: len(data[:8])] or len(data) >= 8 and data[:8] != MAGIC:
         raise DecodeError("bad magic")
     if len(data) < 16:
         raise DecodeError("truncated header")
@@ -213,10 +224,15 @@ def iter_chunks(data, damage):
             damage.append({"offset": off, "bytes_lost": min(nxt, n) - off})
             off = min(nxt, n)
             continue
-        h = data[off:off + 32]
-        ch = {"offset": off, "kind": h[12], "thread": int.from_bytes(h[24:28], "little"),
-              "seq": int.from_bytes(h[28:32], "little"), "base_ns": int.from_bytes(h[16:24], "little")}
-        payload = data[off + 32:off + 32 + length]
+        h = data[off : off + 32]
+        ch = {
+            "offset": off,
+            "kind": h[12],
+            "thread": int.from_bytes(h[24:28], "little"),
+            "seq": int.from_bytes(h[28:32], "little"),
+            "base_ns": int.from_bytes(h[16:24], "little"),
+        }
+        payload = data[off + 32 : off + 32 + length]
         if ch["kind"] == KIND_METADATA:
             ch["metadata"] = decode_metadata(payload, off + 32, damage)
         elif ch["kind"] == KIND_EVENTS:
@@ -230,8 +246,12 @@ def decode(data):
     major, minor = header(data)
     damage = []
     chunks = list(iter_chunks(data, damage))
-    return {"version": [major, minor], "chunks": chunks, "damage": damage,
-            "bytes_lost": sum(d["bytes_lost"] for d in damage)}
+    return {
+        "version": [major, minor],
+        "chunks": chunks,
+        "damage": damage,
+        "bytes_lost": sum(d["bytes_lost"] for d in damage),
+    }
 
 
 class Trace:
@@ -240,29 +260,29 @@ class Trace:
 
     def __init__(self):
         self.version = None
-        self.chunks = []          # chunk headers (spec §9 objects without their events)
-        self.damage = []          # spec §9 damage entries: {"offset", "bytes_lost"}
-        self.metadata = {}        # key -> value (later metadata chunks add or override)
+        self.chunks = []  # chunk headers (spec §9 objects without their events)
+        self.damage = []  # spec §9 damage entries: {"offset", "bytes_lost"}
+        self.metadata = {}  # key -> value (later metadata chunks add or override)
         self.strings = {}
-        self.frames = {}          # id -> (flags, function, file, line)
-        self.native_frames = {}   # id -> (flags, image, address)
-        self.images = {}          # id -> (path, load_bias, start, end, build_id hex)
-        self.stacks = {}          # id -> (frame ids, innermost first)
-        self.threads = {}         # tid -> name id
-        self.greenthreads = {}    # id -> dict(name, spawn_stack, parent, time, thread)
-        self.exits = {}           # gt -> time
-        self.switches = []        # dict(thread, time, code, frm, to, ready_ns, hub)
-        self.io_waits = []        # dict(thread, begin, end, timeout, nready)
-        self.stall_ends = []      # dict(thread, time, gt, duration, stack)
-        self.stall_begins = []    # dict(tid, gt, time, since)
-        self.samples = []         # dict(tid, time, stack, state)
-        self.dropped = []         # (reason, count)
-        self.end = None           # (chunks, events)
-        self.events = 0           # events decoded in events chunks (skipped ones included)
+        self.frames = {}  # id -> (flags, function, file, line)
+        self.native_frames = {}  # id -> (flags, image, address)
+        self.images = {}  # id -> (path, load_bias, start, end, build_id hex)
+        self.stacks = {}  # id -> (frame ids, innermost first)
+        self.threads = {}  # tid -> name id
+        self.greenthreads = {}  # id -> dict(name, spawn_stack, parent, time, thread)
+        self.exits = {}  # gt -> time
+        self.switches = []  # dict(thread, time, code, frm, to, ready_ns, hub)
+        self.io_waits = []  # dict(thread, begin, end, timeout, nready)
+        self.stall_ends = []  # dict(thread, time, gt, duration, stack)
+        self.stall_begins = []  # dict(tid, gt, time, since)
+        self.samples = []  # dict(tid, time, stack, state)
+        self.dropped = []  # (reason, count)
+        self.end = None  # (chunks, events)
+        self.events = 0  # events decoded in events chunks (skipped ones included)
         self.conflicts = 0
-        self.skipped_chunks = 0   # intact chunks of an unknown kind
-        self.seq_gaps = 0         # events chunks whose seq does not follow their thread's last
-        self.running = []         # (thread, time, gt, hub)
+        self.skipped_chunks = 0  # intact chunks of an unknown kind
+        self.seq_gaps = 0  # events chunks whose seq does not follow their thread's last
+        self.running = []  # (thread, time, gt, hub)
 
     # --- helpers ---------------------------------------------------------------
     def string(self, sid):
@@ -275,9 +295,14 @@ class Trace:
         if f is None:
             return None
         flags, fn, file, line = f
-        return {"id": fid, "internal": bool(flags & 1), "library": bool(flags & 8),
-                "function": self.string(fn),
-                "file": self.string(file), "line": line}
+        return {
+            "id": fid,
+            "internal": bool(flags & 1),
+            "library": bool(flags & 8),
+            "function": self.string(fn),
+            "file": self.string(file),
+            "line": line,
+        }
 
     def stack(self, sid):
         return [self.frame(f) for f in self.stacks.get(sid, [])]
@@ -309,8 +334,7 @@ class Trace:
             tid_samples.setdefault(s["tid"], []).append(s)
         for se in self.stall_ends:
             begin = se["time"] - se["duration"]
-            ss = [s for s in tid_samples.get(se["thread"], [])
-                  if begin <= s["time"] <= se["time"]]
+            ss = [s for s in tid_samples.get(se["thread"], []) if begin <= s["time"] <= se["time"]]
             counts = {}
             for s in ss:
                 fr = self.call_site(s["stack"])
@@ -322,10 +346,21 @@ class Trace:
             else:
                 fr = self.call_site(se["stack"])
                 site = (fr["file"], fr["line"], fr["function"]) if fr else (None, 0, None)
-            out.append({"thread": se["thread"], "gt": se["gt"], "name": self.gt_name(se["gt"]),
-                        "begin": begin, "end": se["time"], "duration": se["duration"],
-                        "file": site[0], "line": site[1], "function": site[2],
-                        "samples": len(ss), "end_stack": se["stack"]})
+            out.append(
+                {
+                    "thread": se["thread"],
+                    "gt": se["gt"],
+                    "name": self.gt_name(se["gt"]),
+                    "begin": begin,
+                    "end": se["time"],
+                    "duration": se["duration"],
+                    "file": site[0],
+                    "line": site[1],
+                    "function": site[2],
+                    "samples": len(ss),
+                    "end_stack": se["stack"],
+                }
+            )
         out.sort(key=lambda s: s["begin"])
         return out
 
@@ -351,19 +386,37 @@ class Trace:
             self.conflicts += 1
 
     def _add_events(self, thread, events):
-        cur = 0      # the running greenthread and the hub (spec §4.1), per chunk
+        cur = 0  # the running greenthread and the hub (spec §4.1), per chunk
         hub = 0
         for e in events:
             typ, t = e["type"], e["t"]
             self.events += 1
             if typ == "switch":
                 to = e["to"]
-                self.switches.append({"thread": thread, "time": t, "code": REASON_CODES[e["reason"]],
-                                      "frm": cur, "to": to, "ready_ns": t - e["ready_dt"], "hub": False})
+                self.switches.append(
+                    {
+                        "thread": thread,
+                        "time": t,
+                        "code": REASON_CODES[e["reason"]],
+                        "frm": cur,
+                        "to": to,
+                        "ready_ns": t - e["ready_dt"],
+                        "hub": False,
+                    }
+                )
                 cur = to
             elif typ == "switch_to_hub":
-                self.switches.append({"thread": thread, "time": t, "code": 0x10, "frm": cur,
-                                      "to": hub or None, "ready_ns": t, "hub": True})
+                self.switches.append(
+                    {
+                        "thread": thread,
+                        "time": t,
+                        "code": 0x10,
+                        "frm": cur,
+                        "to": hub or None,
+                        "ready_ns": t,
+                        "hub": True,
+                    }
+                )
                 cur = hub
             elif typ == "string":
                 self._define(self.strings, e["id"], e["value"])
@@ -374,22 +427,32 @@ class Trace:
             elif typ == "stack":
                 self._define(self.stacks, e["id"], tuple(e["frames"]))
             elif typ == "image":
-                self._define(self.images, e["id"], (e["path"], e["load_bias"], e["start"], e["end"],
-                                                    e["build_id"]))
+                self._define(
+                    self.images, e["id"], (e["path"], e["load_bias"], e["start"], e["end"], e["build_id"])
+                )
             elif typ == "thread":
                 self.threads[e["tid"]] = e["name"]
             elif typ == "greenthread_create":
-                self._define(self.greenthreads, e["gt"],
-                             {"name": e["name"], "spawn_stack": e["spawn_stack"], "parent": e["parent"],
-                              "time": t, "thread": thread})
+                self._define(
+                    self.greenthreads,
+                    e["gt"],
+                    {
+                        "name": e["name"],
+                        "spawn_stack": e["spawn_stack"],
+                        "parent": e["parent"],
+                        "time": t,
+                        "thread": thread,
+                    },
+                )
             elif typ == "greenthread_exit":
                 self.exits[e["gt"]] = t
             elif typ == "running":
                 cur, hub = e["gt"], e["hub"]
                 self.running.append((thread, t, cur, hub))
             elif typ == "io_wait_begin":
-                self.io_waits.append({"thread": thread, "begin": t, "end": None,
-                                      "timeout": e["timeout_ns"], "nready": None})
+                self.io_waits.append(
+                    {"thread": thread, "begin": t, "end": None, "timeout": e["timeout_ns"], "nready": None}
+                )
             elif typ == "io_wait_end":
                 for w in reversed(self.io_waits):
                     if w["thread"] == thread and w["end"] is None:
@@ -397,12 +460,21 @@ class Trace:
                         w["nready"] = e["nready"]
                         break
             elif typ == "stall_begin":
-                self.stall_begins.append({"tid": e["tid"], "gt": e["gt"], "time": t, "since": t - e["since_dt"]})
+                self.stall_begins.append(
+                    {"tid": e["tid"], "gt": e["gt"], "time": t, "since": t - e["since_dt"]}
+                )
             elif typ == "stall_sample":
                 self.samples.append({"tid": e["tid"], "time": t, "stack": e["stack"], "state": e["state"]})
             elif typ == "stall_end":
-                self.stall_ends.append({"thread": thread, "time": t, "gt": e["gt"],
-                                        "duration": e["duration"], "stack": e["stack"]})
+                self.stall_ends.append(
+                    {
+                        "thread": thread,
+                        "time": t,
+                        "gt": e["gt"],
+                        "duration": e["duration"],
+                        "stack": e["stack"],
+                    }
+                )
             elif typ == "dropped":
                 self.dropped.append((e["reason"], e["count"]))
             elif typ == "end":

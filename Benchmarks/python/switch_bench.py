@@ -15,6 +15,7 @@ kinds), a figure machine load does not move.
 
     python Benchmarks/python/switch_bench.py [--repeats 15] [--instructions] [--out .bench/python.json]
 """
+
 import argparse
 import json
 import os
@@ -26,7 +27,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RECORDER = os.path.join(ROOT, "Sources", "UnclogPythonRecorder", "python")
-sys.path.insert(0, os.path.join(ROOT, "schema"))     # trace_reader
+sys.path.insert(0, os.path.join(ROOT, "schema"))  # trace_reader
 
 CHILD = r'''
 import sys, time, json
@@ -71,9 +72,15 @@ def run_child(runtime, n_gt, per_gt, trace=None, floor=False, monitor=False):
         env["UNCLOG_OUTPUT"] = trace
         env["UNCLOG_THRESHOLD_NS"] = str(50_000_000)
         env["UNCLOG_SAMPLE_INTERVAL_NS"] = str(10_000_000)
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", CHILD, runtime, str(n_gt), str(per_gt)]
-                         + (["floor"] if floor else []) + (["monitor"] if monitor else []),
-                         env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", CHILD, runtime, str(n_gt), str(per_gt)]
+        + (["floor"] if floor else [])
+        + (["monitor"] if monitor else []),
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -90,9 +97,27 @@ def instructions(runtime, n_gt, per_gt, kind, tmp):
         env["UNCLOG_SAMPLE_INTERVAL_NS"] = str(10_000_000)
     elif kind in ("floor", "monitor"):
         extra = [kind]
-    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                        sys.executable, "-W", "ignore", "-c", CHILD, runtime, str(n_gt), str(per_gt)] + extra,
-                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    r = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-W",
+            "ignore",
+            "-c",
+            CHILD,
+            runtime,
+            str(n_gt),
+            str(per_gt),
+        ]
+        + extra,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     for line in r.stderr.splitlines():
         if "Collected :" in line:
             return int(line.split(":")[-1])
@@ -110,6 +135,7 @@ def instructions_per_call(runtime, n_gt, kind, tmp):
 
 def count_switches(path):
     import trace_reader
+
     t = trace_reader.read_trace(path)
     return len(t.switches)
 
@@ -120,10 +146,16 @@ def main():
     ap.add_argument("--greenthreads", type=int, default=100)
     ap.add_argument("--calls", type=int, default=200_000, help="sleep(0) calls in all")
     ap.add_argument("--out", default=os.path.join(ROOT, ".bench", "python.json"))
-    ap.add_argument("--instructions", action="store_true",
-                    help="also count instructions per sleep(0) under callgrind (needs valgrind; load-independent)")
-    ap.add_argument("--runtimes", default="eventlet,gevent",
-                    help="comma-separated subset of eventlet,gevent (a subset does not write --out)")
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per sleep(0) under callgrind (needs valgrind; load-independent)",
+    )
+    ap.add_argument(
+        "--runtimes",
+        default="eventlet,gevent",
+        help="comma-separated subset of eventlet,gevent (a subset does not write --out)",
+    )
     a = ap.parse_args()
     per_gt = a.calls // a.greenthreads
     result = {}
@@ -146,48 +178,72 @@ def main():
         size = os.path.getsize(trace)
         switches = count_switches(trace)
         bps.append(size / switches)
-        result[runtime] = {"plain_cpu_s": plain, "recorded_cpu_s": rec,
-                           "plain_median_s": p, "recorded_median_s": r,
-                           "slowdown": r / p, "trace_bytes": size, "switch_events": switches,
-                           "noop_tracer_cpu_s": floor, "noop_tracer_median_s": fl,
-                           "noop_tracer_slowdown": fl / p,
-                           "bytes_per_switch": size / switches}
+        result[runtime] = {
+            "plain_cpu_s": plain,
+            "recorded_cpu_s": rec,
+            "plain_median_s": p,
+            "recorded_median_s": r,
+            "slowdown": r / p,
+            "trace_bytes": size,
+            "switch_events": switches,
+            "noop_tracer_cpu_s": floor,
+            "noop_tracer_median_s": fl,
+            "noop_tracer_slowdown": fl / p,
+            "bytes_per_switch": size / switches,
+        }
         extra = ""
         if mon:
             m = statistics.median(mon)
-            result[runtime].update({"gevent_monitor_cpu_s": mon, "gevent_monitor_median_s": m,
-                                    "gevent_monitor_slowdown": m / p})
+            result[runtime].update(
+                {"gevent_monitor_cpu_s": mon, "gevent_monitor_median_s": m, "gevent_monitor_slowdown": m / p}
+            )
             extra = ", gevent's own monitor: x%.2f" % (m / p)
-        print("%-8s plain %.3fs  recorded %.3fs  x%.2f  (no-op C tracer alone: x%.2f%s)  "
-              "%.2f bytes/switch (%d switches, %d bytes)"
-              % (runtime, p, r, r / p, fl / p, extra, size / switches, switches, size), flush=True)
+        print(
+            "%-8s plain %.3fs  recorded %.3fs  x%.2f  (no-op C tracer alone: x%.2f%s)  "
+            "%.2f bytes/switch (%d switches, %d bytes)"
+            % (runtime, p, r, r / p, fl / p, extra, size / switches, switches, size),
+            flush=True,
+        )
         if a.instructions:
             kinds = ["plain", "floor", "recorded"] + (["monitor"] if runtime == "gevent" else [])
             ipc = {k: instructions_per_call(runtime, a.greenthreads, k, tmp) for k in kinds}
             result[runtime]["instructions_per_sleep0"] = ipc
             result[runtime]["instructions_slowdown"] = ipc["recorded"] / ipc["plain"]
-            print("%-8s instructions per sleep(0): plain %.0f  recorded %.0f  x%.2f  (no-op C tracer "
-                  "alone: x%.2f%s)"
-                  % (runtime, ipc["plain"], ipc["recorded"], ipc["recorded"] / ipc["plain"],
-                     ipc["floor"] / ipc["plain"],
-                     ", gevent's own monitor: x%.2f" % (ipc["monitor"] / ipc["plain"]) if "monitor" in ipc else ""),
-                  flush=True)
+            print(
+                "%-8s instructions per sleep(0): plain %.0f  recorded %.0f  x%.2f  (no-op C tracer "
+                "alone: x%.2f%s)"
+                % (
+                    runtime,
+                    ipc["plain"],
+                    ipc["recorded"],
+                    ipc["recorded"] / ipc["plain"],
+                    ipc["floor"] / ipc["plain"],
+                    ", gevent's own monitor: x%.2f" % (ipc["monitor"] / ipc["plain"])
+                    if "monitor" in ipc
+                    else "",
+                ),
+                flush=True,
+            )
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
     if len(result) < 2:
         return
-    summary = {"eventlet_slowdown": round(result["eventlet"]["slowdown"], 3),
-               "gevent_slowdown": round(result["gevent"]["slowdown"], 3),
-               "eventlet_noop_tracer_slowdown": round(result["eventlet"]["noop_tracer_slowdown"], 3),
-               "gevent_noop_tracer_slowdown": round(result["gevent"]["noop_tracer_slowdown"], 3),
-               "gevent_monitor_slowdown": round(result["gevent"]["gevent_monitor_slowdown"], 3),
-               "bytes_per_switch": round(max(bps), 3),
-               "eventlet_instructions_slowdown": round(result["eventlet"].get("instructions_slowdown", 0), 3) or None,
-               "gevent_instructions_slowdown": round(result["gevent"].get("instructions_slowdown", 0), 3) or None,
-               "details": result,
-               "python": sys.version.split()[0],
-               "greenthreads": a.greenthreads, "sleep0_calls": per_gt * a.greenthreads}
+    summary = {
+        "eventlet_slowdown": round(result["eventlet"]["slowdown"], 3),
+        "gevent_slowdown": round(result["gevent"]["slowdown"], 3),
+        "eventlet_noop_tracer_slowdown": round(result["eventlet"]["noop_tracer_slowdown"], 3),
+        "gevent_noop_tracer_slowdown": round(result["gevent"]["noop_tracer_slowdown"], 3),
+        "gevent_monitor_slowdown": round(result["gevent"]["gevent_monitor_slowdown"], 3),
+        "bytes_per_switch": round(max(bps), 3),
+        "eventlet_instructions_slowdown": round(result["eventlet"].get("instructions_slowdown", 0), 3)
+        or None,
+        "gevent_instructions_slowdown": round(result["gevent"].get("instructions_slowdown", 0), 3) or None,
+        "details": result,
+        "python": sys.version.split()[0],
+        "greenthreads": a.greenthreads,
+        "sleep0_calls": per_gt * a.greenthreads,
+    }
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(summary, f, indent=2)

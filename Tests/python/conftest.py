@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 RECORDER = os.path.join(ROOT, "Sources", "UnclogPythonRecorder", "python")
 PROGRAMS = os.path.join(HERE, "programs")
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "schema"))   # trace_reader: the reader written from the spec
+sys.path.insert(0, os.path.join(ROOT, "schema"))  # trace_reader: the reader written from the spec
 
 import trace_reader  # noqa: E402,F401
 
@@ -21,7 +21,7 @@ INTERVAL_NS = 10_000_000
 # the default) and the pure-Python one. `make test-python-pure` runs every test with
 # UNCLOG_PURE_PYTHON=1 in the environment; each recorded program then gets it too.
 PURE_PYTHON = bool(os.environ.get("UNCLOG_PURE_PYTHON"))
-TRACER = "python" if PURE_PYTHON else "native"      # metadata `recorder_tracer` expected
+TRACER = "python" if PURE_PYTHON else "native"  # metadata `recorder_tracer` expected
 TRACER_ENV = {"UNCLOG_PURE_PYTHON": "1"} if PURE_PYTHON else {}
 
 
@@ -58,9 +58,15 @@ def run_program(args, trace=None, env=None, timeout=60, tracer=False, **kw):
     """Run a program recorded into `trace`, or else plainly (tracer: see plain_env)."""
     base = env
     e = recorder_env(trace, base=base) if trace is not None else plain_env(base, tracer)
-    return subprocess.run([sys.executable, "-W", "ignore"] + list(args), env=e,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-W", "ignore"] + list(args),
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def marker_lines(path):

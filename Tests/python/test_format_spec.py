@@ -2,6 +2,7 @@
 (schema/trace-format.md §3), which is the one truth for them. The event codes are checked
 against the spec by the Swift test Tests/UnclogTraceTests/SpecTablesTests.swift.
 """
+
 import os
 import re
 import sqlite3
@@ -12,7 +13,7 @@ import pytest
 
 import conftest
 from conftest import ROOT
-from test_unclog_cli import UNCLOG, _env, _record
+from test_unclog_cli import UNCLOG, _env
 
 pytestmark = pytest.mark.skipif(UNCLOG is None, reason="unclog is not built (make build)")
 
@@ -40,12 +41,23 @@ def test_written_metadata_keys_are_in_the_spec(runtime, tracer, tmp_path):
     if tracer == "python":
         env["UNCLOG_PURE_PYTHON"] = "1"
     trace = tmp_path / "t.bin"
-    r = subprocess.run([UNCLOG, "record", "-o", str(trace), "--", sys.executable, "-W", "ignore", str(prog)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [UNCLOG, "record", "-o", str(trace), "--", sys.executable, "-W", "ignore", str(prog)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     db = tmp_path / "t.db"
-    imp = subprocess.run([UNCLOG, "import", str(trace), "-o", str(db)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, timeout=120)
+    imp = subprocess.run(
+        [UNCLOG, "import", str(trace), "-o", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
     assert imp.returncode == 0, imp.stderr
     with sqlite3.connect(db) as c:
         written = {k for (k,) in c.execute("SELECT key FROM trace_metadata")}

@@ -6,6 +6,7 @@ schema/trace_reader.py, the reader written from the spec alone. Threshold 50 ms,
 interval 10 ms. Run with UNCLOG_PURE_PYTHON=1 (`make test-python-pure`), every test records
 with the pure-Python tracer instead of the native one.
 """
+
 import json
 import os
 import re
@@ -34,9 +35,11 @@ def _hub_available(runtime):
     if hub is None:
         return True
     import importlib.util
-    spec = importlib.util.find_spec("eventlet")    # finds it without importing it
+
+    spec = importlib.util.find_spec("eventlet")  # finds it without importing it
     return spec is not None and any(
-        os.path.exists(os.path.join(d, "hubs", hub + ".py")) for d in spec.submodule_search_locations)
+        os.path.exists(os.path.join(d, "hubs", hub + ".py")) for d in spec.submodule_search_locations
+    )
 
 
 def planned_run(runtime, tmp_path_factory):
@@ -69,7 +72,7 @@ def test_trace_is_clean(runtime, tmp_path_factory):
     assert t.end is not None, "End event missing"
     chunks_before_end = len(t.chunks) - 1
     assert t.end[0] == chunks_before_end
-    assert t.end[1] == t.events - 1           # every event but End itself
+    assert t.end[1] == t.events - 1  # every event but End itself
     md = t.metadata
     assert md["runtime"] == runtime.split("-")[0]
     assert md["runtime_version"]
@@ -103,7 +106,7 @@ def test_planned_blocks_found_at_their_line_with_their_duration(runtime, tmp_pat
     stalls = t.stalls()
     for name in ("sleep", "cpu", "sqlite"):
         planned = out["blocks"][name]
-        assert planned >= 0.1, (name, planned)   # ≥ 2 × threshold
+        assert planned >= 0.1, (name, planned)  # ≥ 2 × threshold
         found = [s for s in stalls if s["line"] == lines[name] and s["file"] == PLANNED]
         assert len(found) == 1, (name, [(s["name"], s["file"], s["line"], s["duration"]) for s in stalls])
         s = found[0]
@@ -122,8 +125,7 @@ def _explained(out, stall):
     one of its own slices as long (> 25 ms) at that time, in that greenthread."""
     base = out["start"] * 1e9
     measured = [(n, a, b) for n, a, b in out["long_slices"]]
-    measured += [("short_slices", a, b) for a, b in out["blocks"].get("short_slices", [])
-                 if b - a > 0.025]
+    measured += [("short_slices", a, b) for a, b in out["blocks"].get("short_slices", []) if b - a > 0.025]
     for name, a, b in measured:
         if name == stall["name"] and base + a * 1e9 < stall["end"] and base + b * 1e9 > stall["begin"]:
             return True
@@ -137,10 +139,11 @@ def test_stall_begin_and_samples_point_at_the_blocking_line(runtime, tmp_path_fa
     planned = [s for s in t.stalls() if s["line"] in (lines["sleep"], lines["cpu"], lines["sqlite"])]
     assert len(planned) == 3
     for s in planned:
-        begins = [b for b in t.stall_begins
-                  if b["tid"] == s["thread"] and s["begin"] <= b["time"] <= s["end"]]
+        begins = [
+            b for b in t.stall_begins if b["tid"] == s["thread"] and s["begin"] <= b["time"] <= s["end"]
+        ]
         assert len(begins) == 1 and begins[0]["gt"] == s["gt"]
-        assert abs(begins[0]["since"] - s["begin"]) < 1_000_000   # same slice start (±1 ms)
+        assert abs(begins[0]["since"] - s["begin"]) < 1_000_000  # same slice start (±1 ms)
         samples = [x for x in t.samples if x["tid"] == s["thread"] and s["begin"] <= x["time"] <= s["end"]]
         sites = [t.call_site(x["stack"]) for x in samples]
         assert all(f is not None for f in sites)
@@ -153,7 +156,7 @@ def test_stall_begin_and_samples_point_at_the_blocking_line(runtime, tmp_path_fa
         # the sqlite call is the application line itself, hub frames lie below
         st = t.stack(samples[0]["stack"])
         assert not st[0]["internal"]
-        if runtime == "eventlet":       # GreenThread.main is Python (gevent's run is C)
+        if runtime == "eventlet":  # GreenThread.main is Python (gevent's run is C)
             assert st[-1]["internal"] and st[-1]["function"] == "GreenThread.main"
         # the stack where the slice ended: inside the runtime's sleep, called from the
         # application just after the block
@@ -167,14 +170,14 @@ def test_stall_begin_and_samples_point_at_the_blocking_line(runtime, tmp_path_fa
 def test_short_slices_are_not_stalls(runtime, tmp_path_factory):
     out, t = planned_run(runtime, tmp_path_factory)
     w0, w1 = out["blocks"]["short_window"]
-    base = int(out["start"] * 1e9)      # time.monotonic() is CLOCK_MONOTONIC
+    base = int(out["start"] * 1e9)  # time.monotonic() is CLOCK_MONOTONIC
     lo, hi = base + int(w0 * 1e9), base + int(w1 * 1e9)
     _check_short_slices(out, t, lo, hi)
 
 
 def _check_short_slices(out, t, lo, hi):
     base = out["start"] * 1e9
-    assert out["blocks"]["short_total"] >= 2.0     # 100 × 20 ms really happened
+    assert out["blocks"]["short_total"] >= 2.0  # 100 × 20 ms really happened
     measured = [(base + a * 1e9, base + b * 1e9) for a, b in out["blocks"]["short_slices"]]
     short = [(a, b) for a, b in measured if b - a < 0.025e9]
     # the test means something only if most slices really were short (not starved)
@@ -195,7 +198,7 @@ def test_short_slices_only_program_reports_nothing(runtime, tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     t = trace_reader.read_trace(str(trace))
-    _check_short_slices(out, t, 0, 2 ** 63)
+    _check_short_slices(out, t, 0, 2**63)
     # … while the 20 ms slices are there in the trace, as slices of that greenthread
     gid = [g for g in t.greenthreads if t.gt_name(g) == "short_slices"]
     assert len(gid) == 1
@@ -260,7 +263,8 @@ def test_output_and_exit_code_unchanged(runtime, tmp_path):
         "'import sys; print(\"unclog_recorder\" in sys.modules, \"sitecustomize\" in sys.modules)'], "
         "stdout=subprocess.PIPE, text=True).stdout.strip())\n"
         "sys.stderr.write('to stderr\\n')\n"
-        "sys.exit(7)\n" % runtime)
+        "sys.exit(7)\n" % runtime
+    )
     for user_pp in (None, str(tmp_path / "userlib")):
         base = dict(os.environ)
         base.pop("PYTHONPATH", None)
@@ -285,8 +289,10 @@ def test_chains_existing_sitecustomize(tmp_path):
     user.mkdir()
     (user / "sitecustomize.py").write_text("import os\nos.environ['USER_SITECUSTOMIZE_RAN'] = '1'\n")
     prog = tmp_path / "p.py"
-    prog.write_text("import os, sys\nprint(os.environ.get('USER_SITECUSTOMIZE_RAN'),"
-                    " sys.modules['sitecustomize'].__file__.startswith(%r))\n" % str(user))
+    prog.write_text(
+        "import os, sys\nprint(os.environ.get('USER_SITECUSTOMIZE_RAN'),"
+        " sys.modules['sitecustomize'].__file__.startswith(%r))\n" % str(user)
+    )
     base = dict(os.environ)
     base["PYTHONPATH"] = str(user)
     rec = run_program([str(prog)], trace=tmp_path / "t.bin", env=base)
@@ -312,13 +318,15 @@ def test_sigkilled_run_leaves_decodable_chunks(runtime, tmp_path):
         "    while True:\n"
         "        rt.sleep(1)\n"
         "gs = [rt.spawn(tick) for _ in range(50)] + [rt.spawn(blocker)]\n"
-        "rt.sleep(100)\n" % runtime)
+        "rt.sleep(100)\n" % runtime
+    )
     trace = tmp_path / "t.bin"
     env = conftest.recorder_env(trace)
-    p = subprocess.Popen([sys.executable, "-W", "ignore", str(prog)], env=env,
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-W", "ignore", str(prog)], env=env, stdout=subprocess.PIPE, text=True
+    )
     assert p.stdout.readline().strip() == "blocked"
-    time.sleep(1.3)           # > 0.5 s after the block, the chunks holding it are out
+    time.sleep(1.3)  # > 0.5 s after the block, the chunks holding it are out
     p.send_signal(signal.SIGKILL)
     p.wait()
     t = trace_reader.read_trace(str(trace))
@@ -353,8 +361,7 @@ def test_eventlet_detector_finds_nothing_unclog_misses(tmp_path):
     for name, text in alarms:
         # eventlet's report: "Blocking detector ALARMED at" + a frame summary
         # (Traceback(filename='…', lineno=N, …) here)
-        reported = [int(n) for f, n in re.findall(r"filename='([^']+)', lineno=(\d+)", text)
-                    if f == PLANNED]
+        reported = [int(n) for f, n in re.findall(r"filename='([^']+)', lineno=(\d+)", text) if f == PLANNED]
         assert reported, text
         ours = [s for s in stalls if s["name"] == "block_" + name]
         assert len(ours) == 1, (name, stalls)
@@ -390,7 +397,9 @@ def test_api_start_stop_after_greenthreads_exist(runtime, tmp_path):
         "gs.append(rt.spawn(blocker))\n"
         "[g.wait() if hasattr(g, 'wait') else g.join() for g in gs]\n"
         "unclog_recorder.stop()\n"
-        "print('ok', unclog_recorder.is_recording())\n" % (rec_dir, runtime.split("-")[0], str(tmp_path / "t.bin")))
+        "print('ok', unclog_recorder.is_recording())\n"
+        % (rec_dir, runtime.split("-")[0], str(tmp_path / "t.bin"))
+    )
     env = dict(os.environ, EVENTLET_HUB=EVENTLET_HUBS[runtime]) if runtime in EVENTLET_HUBS else None
     r = run_program([str(prog)], env=env, tracer=True)
     assert r.returncode == 0, r.stderr
@@ -412,8 +421,14 @@ def test_pure_python_fallback_finds_the_same_blocks(tmp_path):
     base = dict(os.environ)
     base["UNCLOG_PURE_PYTHON"] = "1"
     env = conftest.recorder_env(trace, base=base)
-    r = subprocess.run([sys.executable, "-W", "ignore", PLANNED, "eventlet"], env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-W", "ignore", PLANNED, "eventlet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     t = trace_reader.read_trace(str(trace))
@@ -429,7 +444,9 @@ def test_pure_python_fallback_finds_the_same_blocks(tmp_path):
     assert [s for s in others if not _explained(out, s)] == []
 
 
-@pytest.mark.skipif(conftest.PURE_PYTHON, reason="this run tests the pure-Python tracer (UNCLOG_PURE_PYTHON=1)")
+@pytest.mark.skipif(
+    conftest.PURE_PYTHON, reason="this run tests the pure-Python tracer (UNCLOG_PURE_PYTHON=1)"
+)
 def test_native_tracer_is_used_when_a_compiler_exists(tmp_path_factory):
     out, t = planned_run("eventlet", tmp_path_factory)
     assert t.metadata["recorder_tracer"] == "native"
@@ -444,7 +461,8 @@ def test_block_at_the_end_of_the_program_is_a_stall(runtime, tmp_path):
         "import time, %s as rt\n"
         "workers = [rt.spawn(rt.sleep, 0.01) for _ in range(5)]\n"
         "rt.sleep(0.05)\n"
-        "time.sleep(0.15)  # BLOCK:tail\n" % runtime)
+        "time.sleep(0.15)  # BLOCK:tail\n" % runtime
+    )
     trace = tmp_path / "t.bin"
     r = run_program([str(prog)], trace=trace)
     assert r.returncode == 0, r.stderr

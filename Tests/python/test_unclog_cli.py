@@ -4,6 +4,7 @@ sitecustomize), `unclog import`, `unclog stalls --format json`.
 Uses $UNCLOG_BIN (set by `make test-python`), else .build/release/unclog or
 .build/debug/unclog; skipped when none is built.
 """
+
 import json
 import os
 import subprocess
@@ -18,8 +19,11 @@ PLANNED = os.path.join(PROGRAMS, "planned.py")
 
 
 def _unclog():
-    cands = [os.environ.get("UNCLOG_BIN"), os.path.join(ROOT, ".build", "release", "unclog"),
-             os.path.join(ROOT, ".build", "debug", "unclog")]
+    cands = [
+        os.environ.get("UNCLOG_BIN"),
+        os.path.join(ROOT, ".build", "release", "unclog"),
+        os.path.join(ROOT, ".build", "debug", "unclog"),
+    ]
     for c in cands:
         if c and os.access(c, os.X_OK):
             return c
@@ -37,21 +41,49 @@ def _env(record=False):
 
 def _record(tmp_path, args, name="t"):
     trace = tmp_path / (name + ".bin")
-    r = subprocess.run([UNCLOG, "record", "--threshold", "50ms", "--sample-interval", "10ms",
-                        "-o", str(trace), "--", sys.executable, "-W", "ignore"] + args,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
-                       env=_env(record=True))
+    r = subprocess.run(
+        [
+            UNCLOG,
+            "record",
+            "--threshold",
+            "50ms",
+            "--sample-interval",
+            "10ms",
+            "-o",
+            str(trace),
+            "--",
+            sys.executable,
+            "-W",
+            "ignore",
+        ]
+        + args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        env=_env(record=True),
+    )
     return r, trace
 
 
 def _stalls(tmp_path, trace):
     db = tmp_path / "t.db"
-    imp = subprocess.run([UNCLOG, "import", str(trace), "-o", str(db), "--replace"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    imp = subprocess.run(
+        [UNCLOG, "import", str(trace), "-o", str(db), "--replace"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
     assert imp.returncode == 0, imp.stderr
     assert "0 bytes lost" in imp.stdout + imp.stderr, imp.stdout + imp.stderr
-    st = subprocess.run([UNCLOG, "stalls", str(db), "--format", "json"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    st = subprocess.run(
+        [UNCLOG, "stalls", str(db), "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
     assert st.returncode == 0, st.stderr
     return json.loads(st.stdout), db
 
@@ -72,9 +104,8 @@ def test_record_import_stalls(runtime, tmp_path):
         assert s["greenthread_name"] == "block_" + name
         assert abs(s["duration_ns"] / 1e9 - planned) <= max(0.005, 0.05 * planned), (s, planned)
         assert s["complete"] is True
-        assert s["victims"] >= 100          # 200 tickers wait behind every block
+        assert s["victims"] >= 100  # 200 tickers wait behind every block
     # anything else must be a slice the program itself measured as long (a loaded box)
-    base = out["start"] * 1e9
     measured = [(n, a, b) for n, a, b in out["long_slices"]]
     measured += [("short_slices", a, b) for a, b in out["blocks"]["short_slices"] if b - a > 0.025]
     for s in stalls:
@@ -93,25 +124,57 @@ def test_output_and_exit_code_through_the_launcher(tmp_path):
         "[g.wait() for g in [eventlet.spawn(f, i) for i in range(10)]]\n"
         "print(os.environ.get('PYTHONPATH'), sorted(k for k in os.environ if k.startswith('UNCLOG')))\n"
         "sys.stderr.write('err\\n')\n"
-        "sys.exit(5)\n")
-    plain = subprocess.run([sys.executable, "-W", "ignore", str(prog)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env=_env())
+        "sys.exit(5)\n"
+    )
+    plain = subprocess.run(
+        [sys.executable, "-W", "ignore", str(prog)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     rec, trace = _record(tmp_path, [str(prog)])
     assert plain.returncode == 5 and rec.returncode == 5
     assert rec.stdout == plain.stdout
-    assert rec.stderr.endswith(plain.stderr)   # unclog may add its own note before
+    assert rec.stderr.endswith(plain.stderr)  # unclog may add its own note before
     stalls, db = _stalls(tmp_path, trace)
     assert stalls == []
-    q = subprocess.run([UNCLOG, "sql", str(db), "SELECT count(*) AS n FROM greenthreads WHERE name = 'f'",
-                        "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    q = subprocess.run(
+        [
+            UNCLOG,
+            "sql",
+            str(db),
+            "SELECT count(*) AS n FROM greenthreads WHERE name = 'f'",
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert q.returncode == 0, q.stderr
     assert json.loads(q.stdout)[0]["n"] == 10, q.stdout
-    q = subprocess.run([UNCLOG, "sql", str(db), "SELECT key FROM trace_metadata WHERE key IN "
-                        "('runtime', 'runtime_version', 'language_version', 'recorder') ORDER BY key",
-                        "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    q = subprocess.run(
+        [
+            UNCLOG,
+            "sql",
+            str(db),
+            "SELECT key FROM trace_metadata WHERE key IN "
+            "('runtime', 'runtime_version', 'language_version', 'recorder') ORDER BY key",
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert q.returncode == 0, q.stderr
-    assert [r["key"] for r in json.loads(q.stdout)] == ["language_version", "recorder", "runtime",
-                                                        "runtime_version"]
+    assert [r["key"] for r in json.loads(q.stdout)] == [
+        "language_version",
+        "recorder",
+        "runtime",
+        "runtime_version",
+    ]
 
 
 def test_import_time_warnings_and_tracebacks_point_at_the_program(tmp_path):
@@ -119,11 +182,17 @@ def test_import_time_warnings_and_tracebacks_point_at_the_program(tmp_path):
     # must name the program's own lines, not the recorder's import hook.
     prog = tmp_path / "warns.py"
     prog.write_text("import sys\nimport eventlet\nimport no_such_module_for_unclog_test\n")
-    plain = subprocess.run([sys.executable, str(prog)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, env=_env())
+    plain = subprocess.run(
+        [sys.executable, str(prog)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
     trace = tmp_path / "warns.bin"
-    rec = subprocess.run([UNCLOG, "record", "-o", str(trace), "--", sys.executable, str(prog)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(record=True))
+    rec = subprocess.run(
+        [UNCLOG, "record", "-o", str(trace), "--", sys.executable, str(prog)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(record=True),
+    )
     assert plain.returncode == rec.returncode == 1
     assert "warns.py" in plain.stderr and "ModuleNotFoundError" in plain.stderr
     assert rec.stderr.endswith(plain.stderr)

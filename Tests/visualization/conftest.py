@@ -1,6 +1,7 @@
 """Fixtures for the visualization tests: the unclog executable and a database recorded from
 the bundled example (examples/eventlet_crawler.py, run under `unclog record`), shared by the
 whole session so the example is recorded once."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -24,8 +25,11 @@ def recorded_db(unclog, tmp_path_factory) -> Path:
     assert example.is_file(), f"{example} is missing"
     d = tmp_path_factory.mktemp("recording")
     trace, db = d / "crawler.trace", d / "crawler.db"
-    rec = run([unclog, "record", "--threshold", "20ms", "-o", str(trace), "--", sys.executable, str(example)],
-              cwd=ROOT, timeout=180)
+    rec = run(
+        [unclog, "record", "--threshold", "20ms", "-o", str(trace), "--", sys.executable, str(example)],
+        cwd=ROOT,
+        timeout=180,
+    )
     assert rec.returncode == 0, f"recording failed:\n{rec.stdout}\n{rec.stderr}"
     imp = run([unclog, "import", str(trace), "-o", str(db), "--quiet"])
     assert imp.returncode == 0, f"import failed:\n{imp.stdout}\n{imp.stderr}"

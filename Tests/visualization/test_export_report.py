@@ -9,6 +9,7 @@ An independent reader: Perfetto's Python package (`perfetto` on PyPI) needs its
 trace_processor binary, which it downloads from Perfetto's servers at first use — not
 reachable here — so the checks below implement the format's rules instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,26 +36,60 @@ TRACE_EVENT_SCHEMA = {
         "event": {
             "type": "object",
             "required": ["ph", "pid", "tid"],
-            "properties": {"ph": {"enum": ["X", "M"]}, "pid": _uint32, "tid": _uint32, "cat": {"type": "string"},
-                           "args": {"type": "object"}},
+            "properties": {
+                "ph": {"enum": ["X", "M"]},
+                "pid": _uint32,
+                "tid": _uint32,
+                "cat": {"type": "string"},
+                "args": {"type": "object"},
+            },
             # Perfetto's tokenizer gives up on the whole file at an array-valued top-level key.
             "additionalProperties": {"not": {"type": "array"}},
             "allOf": [
-                {"if": {"properties": {"ph": {"const": "X"}}},
-                 "then": {"required": ["ts", "dur", "name"],
-                          "properties": {"ts": _time, "dur": _time, "name": {"type": "string"},
-                                         "bind_id": {"type": ["integer", "string"]},
-                                         "flow_in": {"type": "boolean"}, "flow_out": {"type": "boolean"}},
-                          "dependentRequired": {"flow_in": ["bind_id"], "flow_out": ["bind_id"]}}},
-                {"if": {"properties": {"ph": {"const": "M"}}},
-                 "then": {"required": ["name", "args"],
-                          "properties": {"name": {"enum": ["process_name", "thread_name", "thread_sort_index"]}},
-                          "oneOf": [
-                              {"properties": {"name": {"enum": ["process_name", "thread_name"]},
-                                              "args": {"required": ["name"], "properties": {"name": {"type": "string"}}}}},
-                              {"properties": {"name": {"const": "thread_sort_index"},
-                                              "args": {"required": ["sort_index"], "properties": {"sort_index": {"type": "integer"}}}}},
-                          ]}},
+                {
+                    "if": {"properties": {"ph": {"const": "X"}}},
+                    "then": {
+                        "required": ["ts", "dur", "name"],
+                        "properties": {
+                            "ts": _time,
+                            "dur": _time,
+                            "name": {"type": "string"},
+                            "bind_id": {"type": ["integer", "string"]},
+                            "flow_in": {"type": "boolean"},
+                            "flow_out": {"type": "boolean"},
+                        },
+                        "dependentRequired": {"flow_in": ["bind_id"], "flow_out": ["bind_id"]},
+                    },
+                },
+                {
+                    "if": {"properties": {"ph": {"const": "M"}}},
+                    "then": {
+                        "required": ["name", "args"],
+                        "properties": {
+                            "name": {"enum": ["process_name", "thread_name", "thread_sort_index"]}
+                        },
+                        "oneOf": [
+                            {
+                                "properties": {
+                                    "name": {"enum": ["process_name", "thread_name"]},
+                                    "args": {
+                                        "required": ["name"],
+                                        "properties": {"name": {"type": "string"}},
+                                    },
+                                }
+                            },
+                            {
+                                "properties": {
+                                    "name": {"const": "thread_sort_index"},
+                                    "args": {
+                                        "required": ["sort_index"],
+                                        "properties": {"sort_index": {"type": "integer"}},
+                                    },
+                                }
+                            },
+                        ],
+                    },
+                },
             ],
         }
     },
@@ -94,7 +129,10 @@ def test_export_is_valid_and_complete(unclog, recorded_db, tmp_path):
     assert nesting_problems(events) == []
     # The schema can fail: a broken event is rejected.
     try:
-        jsonschema.validate({"traceEvents": [{"ph": "X", "pid": 1, "tid": 1, "ts": 1.0, "name": "no dur"}]}, TRACE_EVENT_SCHEMA)
+        jsonschema.validate(
+            {"traceEvents": [{"ph": "X", "pid": 1, "tid": 1, "ts": 1.0, "name": "no dur"}]},
+            TRACE_EVENT_SCHEMA,
+        )
         raise AssertionError("the schema accepted an X event without dur")
     except jsonschema.ValidationError:
         pass
@@ -104,17 +142,25 @@ def test_export_is_valid_and_complete(unclog, recorded_db, tmp_path):
         ios = con.execute("SELECT COUNT(*) FROM io_waits").fetchone()[0]
         stall_rows = con.execute("SELECT start_ns, end_ns FROM stalls ORDER BY start_ns").fetchall()
         sites = {f or "<unknown>" for (f,) in con.execute("SELECT function FROM stall_sites")}
-        first_by_tid = {tid: (s, e) for tid, s, e in con.execute(
-            "SELECT t.tid, s.start_ns, s.end_ns FROM slices s JOIN threads t ON t.key = s.thread_key "
-            "WHERE s.id IN (SELECT MIN(id) FROM slices GROUP BY thread_key)")}
-    stall_tracks = {e["tid"] for e in events if e["ph"] == "M" and e["args"].get("name", "").startswith("stalls on ")}
+        first_by_tid = {
+            tid: (s, e)
+            for tid, s, e in con.execute(
+                "SELECT t.tid, s.start_ns, s.end_ns FROM slices s JOIN threads t ON t.key = s.thread_key "
+                "WHERE s.id IN (SELECT MIN(id) FROM slices GROUP BY thread_key)"
+            )
+        }
+    stall_tracks = {
+        e["tid"] for e in events if e["ph"] == "M" and e["args"].get("name", "").startswith("stalls on ")
+    }
     stalls = [e for e in events if e["ph"] == "X" and e["tid"] in stall_tracks]
     io = [e for e in events if e.get("cat") == "io"]
     runs = [e for e in events if e["ph"] == "X" and e["tid"] not in stall_tracks and e.get("cat") != "io"]
     assert (len(runs), len(io), len(stalls)) == (slices, ios, len(stall_rows))
     # Times are exact to the nanosecond as Perfetto reads them.
-    assert [(perfetto_ns(e["ts"]), perfetto_ns(e["ts"]) + perfetto_ns(e["dur"])) for e in sorted(stalls, key=lambda e: e["ts"])] \
-        == [tuple(r) for r in stall_rows]
+    assert [
+        (perfetto_ns(e["ts"]), perfetto_ns(e["ts"]) + perfetto_ns(e["dur"]))
+        for e in sorted(stalls, key=lambda e: e["ts"])
+    ] == [tuple(r) for r in stall_rows]
     # Each thread's runs come in time order, starting with its first slice.
     for tid, first in first_by_tid.items():
         mine = [e for e in runs if e["tid"] == tid]
@@ -148,10 +194,21 @@ def test_report_renders_in_chromium(unclog, recorded_db, tmp_path):
     assert r.returncode == 0, r.stderr
     html = page.read_text()
     assert "rate_limit" in html and "Worst stalls" in html and "https://" not in html
-    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-              "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000"]
+    common = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=3000",
+    ]
     dom = run(common + ["--dump-dom", page.as_uri()], timeout=90)
-    shot = run(common + ["--window-size=1200,1800", f"--screenshot={tmp_path / 'report.png'}", page.as_uri()], timeout=90)
+    shot = run(
+        common + ["--window-size=1200,1800", f"--screenshot={tmp_path / 'report.png'}", page.as_uri()],
+        timeout=90,
+    )
     log = dom.stderr + shot.stderr
     assert "Uncaught" not in log, log
     assert 'data-unclog-ready="2"' in dom.stdout
@@ -160,7 +217,9 @@ def test_report_renders_in_chromium(unclog, recorded_db, tmp_path):
 
 
 def test_diff_with_itself_passes_the_gate(unclog, recorded_db):
-    r = run([unclog, "diff", str(recorded_db), str(recorded_db), "--fail-on-regression", "0%", "--format", "json"])
+    r = run(
+        [unclog, "diff", str(recorded_db), str(recorded_db), "--fail-on-regression", "0%", "--format", "json"]
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     rows = json.loads(r.stdout)
     assert rows and all(row["status"] == "same" for row in rows)

@@ -1,11 +1,11 @@
 """The notebooks in notebooks/ run headless (nbclient, this virtualenv's kernel) against a
 database recorded from the bundled example, without errors, and draw their figures; and
 they are committed without outputs."""
+
 from __future__ import annotations
 
 import struct
 from base64 import b64decode
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -22,7 +22,9 @@ EXPECTED_FIGURES = {"stall_timeline.ipynb": 3, "stalls_overview.ipynb": 2, "call
 def execute(name: str, db: str, monkeypatch) -> nbformat.NotebookNode:
     monkeypatch.setenv("UNCLOG_DB", str(db))  # the kernel inherits it
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
     return nb
 
 
@@ -41,7 +43,9 @@ def test_committed_without_outputs(name):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.outputs == [] and c.execution_count is None for c in code), "clear the outputs before committing"
+    assert all(c.outputs == [] and c.execution_count is None for c in code), (
+        "clear the outputs before committing"
+    )
     # The database path is a papermill-style parameter, overridable by UNCLOG_DB.
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and "UNCLOG_DB" in params[0].source

@@ -1,5 +1,6 @@
 """Helpers shared by the visualization tests (kept out of conftest.py so that importing them
 cannot pick up another directory's conftest)."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def unclog_bin() -> str:
     """UNCLOG_BIN (what `make test` sets), else the package's release or debug build."""
-    candidates = [os.environ.get("UNCLOG_BIN", ""), str(ROOT / ".build/release/unclog"), str(ROOT / ".build/debug/unclog")]
+    candidates = [
+        os.environ.get("UNCLOG_BIN", ""),
+        str(ROOT / ".build/release/unclog"),
+        str(ROOT / ".build/debug/unclog"),
+    ]
     for c in candidates:
         if c and os.access(c, os.X_OK):
             return c

@@ -8,6 +8,7 @@ value of spec section 9 and compares it with NAME.json. Exit status 1 on any dif
 It exists to show that the spec alone is enough to reproduce the vectors (and that the
 vectors say what the spec says). Standard library only.
 """
+
 import json
 import os
 import sys

@@ -25,21 +25,24 @@ def _unclog_boot():
         def _ns(value, default):
             try:
                 return int(value)
-            except (TypeError, ValueError):     # unset, or not a number
+            except (TypeError, ValueError):  # unset, or not a number
                 return default
 
         threshold = env.get("UNCLOG_THRESHOLD_NS")
         interval = env.get("UNCLOG_SAMPLE_INTERVAL_NS")
-        options = {k: env[k] for k in ("UNCLOG_PURE_PYTHON", "UNCLOG_CACHE_DIR", "UNCLOG_CC")
-                   if env.get(k)}
+        options = {k: env[k] for k in ("UNCLOG_PURE_PYTHON", "UNCLOG_CACHE_DIR", "UNCLOG_CC") if env.get(k)}
         for k in [k for k in env if k.startswith("UNCLOG_")]:
             del env[k]
         try:
             import unclog_recorder
             from unclog_recorder import _defaults, _native
+
             _native.OPTIONS.update(options)
-            unclog_recorder._start(output, _ns(threshold, _defaults.DEFAULT_THRESHOLD_NS),
-                                   _ns(interval, _defaults.DEFAULT_SAMPLE_INTERVAL_NS))
+            unclog_recorder._start(
+                output,
+                _ns(threshold, _defaults.DEFAULT_THRESHOLD_NS),
+                _ns(interval, _defaults.DEFAULT_SAMPLE_INTERVAL_NS),
+            )
         except Exception as e:  # the program must run anyway
             try:
                 sys.stderr.write("unclog: recorder not started: %s\n" % (e,))
@@ -51,6 +54,7 @@ def _unclog_boot():
     me = sys.modules.pop("sitecustomize", None)
     try:
         import importlib
+
         importlib.import_module("sitecustomize")
     except ModuleNotFoundError as e:
         if e.name != "sitecustomize":

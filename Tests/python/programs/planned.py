@@ -12,6 +12,7 @@ first block (they are its victims) or long after it (they are not).
 --detector enables eventlet's own hub_blocking_detection (eventlet only); its alarm
 raises RuntimeError in the running greenthread, which the blockers catch and print.
 """
+
 import json
 import sqlite3
 import sys
@@ -24,6 +25,7 @@ SHORT_ONLY = "--short-only" in sys.argv
 if RUNTIME == "eventlet":
     import eventlet
     import eventlet.debug
+
     gsleep = eventlet.sleep
     spawn = eventlet.spawn
 
@@ -32,11 +34,13 @@ if RUNTIME == "eventlet":
             g.wait()
 else:
     import gevent
+
     gsleep = gevent.sleep
     spawn = gevent.spawn
 
     def joinall(gts):
         gevent.joinall(gts)
+
 
 blocks = {}
 alarms = []
@@ -101,7 +105,8 @@ def block_cpu():
     try:
         t0 = time.monotonic()
         end = t0 + 0.12
-        while time.monotonic() < end: pass  # BLOCK:cpu
+        while time.monotonic() < end:
+            pass  # BLOCK:cpu
         blocks["cpu"] = time.monotonic() - t0
     except RuntimeError as e:
         alarms.append(("cpu", str(e)))
@@ -153,5 +158,15 @@ joinall(workers + tickers)
 if DETECTOR and RUNTIME == "eventlet":
     eventlet.debug.hub_blocking_detection(False)
 
-print(json.dumps({"blocks": blocks, "alarms": alarms, "start": START, "long_slices": long_slices,
-                  "wakeups": wakeups, "sql_n": SQL_N}))
+print(
+    json.dumps(
+        {
+            "blocks": blocks,
+            "alarms": alarms,
+            "start": START,
+            "long_slices": long_slices,
+            "wakeups": wakeups,
+            "sql_n": SQL_N,
+        }
+    )
+)

@@ -9,6 +9,7 @@ Two-line use from a program::
 (through the `sitecustomize` next to this package).
 (The modules, one job each, are listed in ../README.md.)
 """
+
 import atexit
 import os
 
@@ -22,8 +23,11 @@ _atexit_registered = [False]
 _fork_registered = [False]
 
 
-def start(path, threshold=_defaults.DEFAULT_THRESHOLD_NS / 1e9,
-          sample_interval=_defaults.DEFAULT_SAMPLE_INTERVAL_NS / 1e9):
+def start(
+    path,
+    threshold=_defaults.DEFAULT_THRESHOLD_NS / 1e9,
+    sample_interval=_defaults.DEFAULT_SAMPLE_INTERVAL_NS / 1e9,
+):
     """Start recording into `path` (truncated). threshold / sample_interval in seconds
     (defaults 0.05 and 0.01).
 

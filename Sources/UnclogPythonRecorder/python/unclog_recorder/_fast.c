@@ -23,35 +23,39 @@
 
 /* Event codes of schema/trace-format.md §4.2, named as in _wire.py (a test checks that
    the two agree). */
-#define EV_STRING 0x01
-#define EV_FRAME 0x02
-#define EV_NATIVE_FRAME 0x03
-#define EV_STACK 0x04
-#define EV_IMAGE 0x05
-#define EV_THREAD 0x06
+#define EV_STRING             0x01
+#define EV_FRAME              0x02
+#define EV_NATIVE_FRAME       0x03
+#define EV_STACK              0x04
+#define EV_IMAGE              0x05
+#define EV_THREAD             0x06
 #define EV_GREENTHREAD_CREATE 0x07
-#define EV_GREENTHREAD_EXIT 0x08
-#define EV_RUNNING 0x09
-#define EV_SWITCH_TO_HUB 0x10
-#define EV_SWITCH_TIMER 0x11
-#define EV_SWITCH_IO 0x12
-#define EV_SWITCH_SPAWN 0x13
-#define EV_SWITCH_EXPLICIT 0x14
-#define EV_SWITCH_OTHER 0x15
-#define EV_IO_WAIT_BEGIN 0x20
-#define EV_IO_WAIT_END 0x21
-#define EV_STALL_BEGIN 0x30
-#define EV_STALL_SAMPLE 0x31
-#define EV_STALL_END 0x32
-#define EV_DROPPED 0x40
-#define EV_END 0x7F
+#define EV_GREENTHREAD_EXIT   0x08
+#define EV_RUNNING            0x09
+#define EV_SWITCH_TO_HUB      0x10
+#define EV_SWITCH_TIMER       0x11
+#define EV_SWITCH_IO          0x12
+#define EV_SWITCH_SPAWN       0x13
+#define EV_SWITCH_EXPLICIT    0x14
+#define EV_SWITCH_OTHER       0x15
+#define EV_IO_WAIT_BEGIN      0x20
+#define EV_IO_WAIT_END        0x21
+#define EV_STALL_BEGIN        0x30
+#define EV_STALL_SAMPLE       0x31
+#define EV_STALL_END          0x32
+#define EV_DROPPED            0x40
+#define EV_END                0x7F
 
 /* not part of the limited API before 3.12 */
-#define SETREF(dst, src) do { PyObject *_old = (PyObject *)(dst); (dst) = (src); Py_XDECREF(_old); } while (0)
+#define SETREF(dst, src)                                                                                                         \
+    do {                                                                                                                         \
+        PyObject *_old = (PyObject *)(dst);                                                                                      \
+        (dst) = (src);                                                                                                           \
+        Py_XDECREF(_old);                                                                                                        \
+    } while (0)
 
 typedef struct {
-    PyObject_HEAD
-    long long ident, tid, base, last, seq, n, cur, hub_gid, slice_start, ready;
+    PyObject_HEAD long long ident, tid, base, last, seq, n, cur, hub_gid, slice_start, ready;
     long long flushed_at, head, stall_seen, phase_start, thr;
     int reason;
     char waiting;
@@ -65,10 +69,10 @@ typedef struct {
 
 /* slow paths and shared state, set by configure() */
 static PyObject *g_new_gt, *g_stall_end, *g_define_pending, *g_flush, *g_count_error;
-static PyObject *g_active;          /* the list _state.active */
+static PyObject *g_active; /* the list _state.active */
 static PyObject *s_ucg, *s_dead, *s_gr_frame;
-static long long g_limit;           /* flush a buffer past this many bytes */
-static long long g_thr;             /* the stall threshold (ns): a new TS's `thr` */
+static long long g_limit; /* flush a buffer past this many bytes */
+static long long g_thr;   /* the stall threshold (ns): a new TS's `thr` */
 /* greenlet.greenlet's own `dead` getter, called directly: subclasses (gevent's
    Greenlet) override `dead` with a much slower property */
 static PyObject *g_dead_descr;
@@ -93,10 +97,8 @@ static inline int put_uv(unsigned char *p, unsigned long long v) {
 /* append len bytes to the bytearray buf; -1 on error */
 static inline int append(PyObject *buf, const unsigned char *data, Py_ssize_t len) {
     Py_ssize_t old = PyByteArray_Size(buf);
-    if (old < 0)
-        return -1;
-    if (PyByteArray_Resize(buf, old + len) < 0)
-        return -1;
+    if (old < 0) return -1;
+    if (PyByteArray_Resize(buf, old + len) < 0) return -1;
     memcpy(PyByteArray_AsString(buf) + old, data, (size_t)len);
     return 0;
 }
@@ -112,8 +114,7 @@ static void count_error(void) {
 
 static int TS_init(TS *self, PyObject *args, PyObject *kw) {
     long long ident = 0, tid = 0;
-    if (!PyArg_ParseTuple(args, "LL", &ident, &tid))
-        return -1;
+    if (!PyArg_ParseTuple(args, "LL", &ident, &tid)) return -1;
     long long t = now_ns();
     self->ident = ident;
     self->tid = tid;
@@ -159,8 +160,7 @@ static void TS_dealloc(TS *self) {
 }
 
 static PyObject *chain(TS *self, PyObject *args, PyObject *kw) {
-    if (self->prev && self->prev != Py_None)
-        return PyObject_Call(self->prev, args, kw);
+    if (self->prev && self->prev != Py_None) return PyObject_Call(self->prev, args, kw);
     Py_RETURN_NONE;
 }
 
@@ -171,10 +171,16 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
         return chain(self, args, kw);
     }
     PyObject *pair = PyTuple_GetItem(args, 1);
-    if (!pair) { count_error(); return chain(self, args, kw); }
+    if (!pair) {
+        count_error();
+        return chain(self, args, kw);
+    }
     PyObject *origin = PyTuple_GetItem(pair, 0);
     PyObject *target = PyTuple_GetItem(pair, 1);
-    if (!origin || !target) { count_error(); return chain(self, args, kw); }
+    if (!origin || !target) {
+        count_error();
+        return chain(self, args, kw);
+    }
     Py_INCREF(origin);
     Py_INCREF(target);
 
@@ -186,17 +192,25 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
 
     if (self->cur && t - self->slice_start > self->thr) {
         PyObject *frame = PyObject_GetAttr(origin, s_gr_frame);
-        if (!frame) { PyErr_Clear(); frame = Py_None; Py_INCREF(frame); }
+        if (!frame) {
+            PyErr_Clear();
+            frame = Py_None;
+            Py_INCREF(frame);
+        }
         PyObject *r = PyObject_CallFunction(g_stall_end, "OOLLO", (PyObject *)self, origin, t, d, frame);
         Py_DECREF(frame);
-        if (!r) count_error(); else Py_DECREF(r);
+        if (!r) count_error();
+        else Py_DECREF(r);
         d = 0;
     }
 
     if (target == self->hub) {
         ev[0] = EV_SWITCH_TO_HUB;
         k = 1 + put_uv(ev + 1, (unsigned long long)d);
-        if (append(self->buf, ev, k) < 0) { count_error(); goto out; }
+        if (append(self->buf, ev, k) < 0) {
+            count_error();
+            goto out;
+        }
         self->cur = self->hub_gid;
     } else {
         long long gid, ready;
@@ -212,7 +226,10 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
                     int slot = (int)(gid & (DL_SLOTS - 1));
                     if (self->dl_gid[slot] == gid) {
                         long long dv = self->dl_val[slot];
-                        if (dv <= t) { code = EV_SWITCH_TIMER; ready = dv; }
+                        if (dv <= t) {
+                            code = EV_SWITCH_TIMER;
+                            ready = dv;
+                        }
                         self->dl_gid[slot] = 0;
                     }
                 }
@@ -221,20 +238,32 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
                 ready = t;
             }
         } else {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) { count_error(); goto out; }
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                count_error();
+                goto out;
+            }
             PyErr_Clear();
             PyObject *r = PyObject_CallFunction(g_new_gt, "OOL", (PyObject *)self, target, t);
-            if (!r) { count_error(); goto out; }
+            if (!r) {
+                count_error();
+                goto out;
+            }
             long long spawned = -1;
             PyObject *o0 = PyTuple_GetItem(r, 0), *o1 = PyTuple_GetItem(r, 1);
             gid = o0 ? PyLong_AsLongLong(o0) : 0;
             if (o1 && o1 != Py_None) spawned = PyLong_AsLongLong(o1);
             Py_DECREF(r);
-            if (PyErr_Occurred()) { count_error(); goto out; }
+            if (PyErr_Occurred()) {
+                count_error();
+                goto out;
+            }
             if (target == self->hub) {
                 ev[0] = EV_SWITCH_TO_HUB;
                 k = 1 + put_uv(ev + 1, (unsigned long long)d);
-                if (append(self->buf, ev, k) < 0) { count_error(); goto out; }
+                if (append(self->buf, ev, k) < 0) {
+                    count_error();
+                    goto out;
+                }
                 self->cur = gid;
                 self->slice_start = t;
                 self->n += 1;
@@ -250,7 +279,10 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
         k += put_uv(ev + k, (unsigned long long)d);
         k += put_uv(ev + k, (unsigned long long)gid);
         k += put_uv(ev + k, (unsigned long long)rdt);
-        if (append(self->buf, ev, k) < 0) { count_error(); goto out; }
+        if (append(self->buf, ev, k) < 0) {
+            count_error();
+            goto out;
+        }
         self->cur = gid;
     }
     self->slice_start = t;
@@ -259,8 +291,7 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
     /* the hub waits for no name, and its end (with its thread's loop) is not recorded as an
        exit: half of all switches skip this */
     if (origin != self->hub) {
-        PyObject *dead = g_dead_get ? g_dead_get(g_dead_descr, origin, NULL)
-                                    : PyObject_GetAttr(origin, s_dead);
+        PyObject *dead = g_dead_get ? g_dead_get(g_dead_descr, origin, NULL) : PyObject_GetAttr(origin, s_dead);
         if (!dead) {
             PyErr_Clear();
         } else {
@@ -274,15 +305,15 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
                     if (isdead) {
                         long long ogv = PyLong_AsLongLong(og);
                         ev[0] = EV_GREENTHREAD_EXIT;
-                        ev[1] = 0;          /* dt 0 */
+                        ev[1] = 0; /* dt 0 */
                         k = 2 + put_uv(ev + 2, (unsigned long long)ogv);
                         if (append(self->buf, ev, k) < 0) count_error();
                         self->n += 1;
                         PySet_Discard(self->pending_names, og);
                     } else if (PySet_Contains(self->pending_names, og) == 1) {
-                        PyObject *r = PyObject_CallFunction(g_define_pending, "OOO",
-                                                            (PyObject *)self, origin, og);
-                        if (!r) count_error(); else Py_DECREF(r);
+                        PyObject *r = PyObject_CallFunction(g_define_pending, "OOO", (PyObject *)self, origin, og);
+                        if (!r) count_error();
+                        else Py_DECREF(r);
                     }
                     Py_DECREF(og);
                     PyErr_Clear();
@@ -292,7 +323,8 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
     }
     if (PyByteArray_Size(self->buf) > g_limit) {
         PyObject *r = PyObject_CallFunctionObjArgs(g_flush, (PyObject *)self, NULL);
-        if (!r) count_error(); else Py_DECREF(r);
+        if (!r) count_error();
+        else Py_DECREF(r);
     }
 out:
     Py_DECREF(origin);
@@ -314,39 +346,45 @@ static PyObject *TS_timer(TS *self, PyObject *exp) {
     Py_RETURN_NONE;
 }
 
-static PyMethodDef TS_methods[] = {
-    {"timer", (PyCFunction)TS_timer, METH_O, "timer(exp): a timer due at exp (s) fires"},
-    {NULL, NULL, 0, NULL}
-};
+static PyMethodDef TS_methods[] = {{"timer", (PyCFunction)TS_timer, METH_O, "timer(exp): a timer due at exp (s) fires"},
+                                   {NULL, NULL, 0, NULL}};
 
-#define M(name, type, field) {name, type, offsetof(TS, field), 0, NULL}
-static PyMemberDef TS_members[] = {
-    M("ident", T_LONGLONG, ident), M("tid", T_LONGLONG, tid), M("base", T_LONGLONG, base),
-    M("last", T_LONGLONG, last), M("seq", T_LONGLONG, seq), M("n", T_LONGLONG, n),
-    M("cur", T_LONGLONG, cur), M("hub_gid", T_LONGLONG, hub_gid),
-    M("slice_start", T_LONGLONG, slice_start), M("ready", T_LONGLONG, ready),
-    M("flushed_at", T_LONGLONG, flushed_at), M("head", T_LONGLONG, head),
-    M("stall_seen", T_LONGLONG, stall_seen), M("phase_start", T_LONGLONG, phase_start),
-    M("thr", T_LONGLONG, thr), M("reason", T_INT, reason), M("waiting", T_BOOL, waiting),
-    M("buf", T_OBJECT_EX, buf), M("hub", T_OBJECT, hub), M("deadlines", T_OBJECT_EX, deadlines),
-    M("pending_names", T_OBJECT_EX, pending_names), M("prev", T_OBJECT, prev),
-    {NULL, 0, 0, 0, NULL}
-};
+#define M(name, type, field)                                                                                                     \
+    { name, type, offsetof(TS, field), 0, NULL }
+static PyMemberDef TS_members[] = {M("ident", T_LONGLONG, ident),
+                                   M("tid", T_LONGLONG, tid),
+                                   M("base", T_LONGLONG, base),
+                                   M("last", T_LONGLONG, last),
+                                   M("seq", T_LONGLONG, seq),
+                                   M("n", T_LONGLONG, n),
+                                   M("cur", T_LONGLONG, cur),
+                                   M("hub_gid", T_LONGLONG, hub_gid),
+                                   M("slice_start", T_LONGLONG, slice_start),
+                                   M("ready", T_LONGLONG, ready),
+                                   M("flushed_at", T_LONGLONG, flushed_at),
+                                   M("head", T_LONGLONG, head),
+                                   M("stall_seen", T_LONGLONG, stall_seen),
+                                   M("phase_start", T_LONGLONG, phase_start),
+                                   M("thr", T_LONGLONG, thr),
+                                   M("reason", T_INT, reason),
+                                   M("waiting", T_BOOL, waiting),
+                                   M("buf", T_OBJECT_EX, buf),
+                                   M("hub", T_OBJECT, hub),
+                                   M("deadlines", T_OBJECT_EX, deadlines),
+                                   M("pending_names", T_OBJECT_EX, pending_names),
+                                   M("prev", T_OBJECT, prev),
+                                   {NULL, 0, 0, 0, NULL}};
 
-static PyType_Slot TS_slots[] = {
-    {Py_tp_init, (void *)TS_init},
-    {Py_tp_dealloc, (void *)TS_dealloc},
-    {Py_tp_call, (void *)TS_call},
-    {Py_tp_members, (void *)TS_members},
-    {Py_tp_methods, (void *)TS_methods},
-    {Py_tp_new, (void *)PyType_GenericNew},
-    {Py_tp_doc, (void *)"Per-thread recording state; calling it is the greenlet tracer."},
-    {0, NULL}
-};
+static PyType_Slot TS_slots[] = {{Py_tp_init, (void *)TS_init},
+                                 {Py_tp_dealloc, (void *)TS_dealloc},
+                                 {Py_tp_call, (void *)TS_call},
+                                 {Py_tp_members, (void *)TS_members},
+                                 {Py_tp_methods, (void *)TS_methods},
+                                 {Py_tp_new, (void *)PyType_GenericNew},
+                                 {Py_tp_doc, (void *)"Per-thread recording state; calling it is the greenlet tracer."},
+                                 {0, NULL}};
 
-static PyType_Spec TS_spec = {
-    "_unclog_fast.TS", sizeof(TS), 0, Py_TPFLAGS_DEFAULT, TS_slots
-};
+static PyType_Spec TS_spec = {"_unclog_fast.TS", sizeof(TS), 0, Py_TPFLAGS_DEFAULT, TS_slots};
 
 /* ---- gevent.sleep deadlines: the caller becomes ready again at now + seconds ---- */
 
@@ -370,7 +408,7 @@ static PyObject *set_dead_getter(PyObject *mod, PyObject *descr) {
 
 /* This OS thread's TS (a strong reference, set by register_ts): note_deadline runs on
    every gevent.sleep, and a thread-local read is far cheaper than the thread-state
-   dict lookup it replaced (~200 instructions). */
+   dict lookup it replaced (docs/benchmarks.md). */
 static __thread TS *tls_ts;
 
 /* note_deadline(seconds): the running greenthread sleeps; ready again at now+seconds.
@@ -386,12 +424,18 @@ static PyObject *py_note_deadline(PyObject *mod, PyObject *seconds) {
     if (PyLong_CheckExact(seconds)) {
         /* sleep(0), the hot case: no float conversion */
         long long v = PyLong_AsLongLong(seconds);
-        if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); Py_RETURN_NONE; }
+        if (v == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
         add = v > 0 ? (v > 1000000000LL ? 1000000000LL * 1000000000LL : v * 1000000000LL) : 0;
     } else {
         double secs = PyFloat_AsDouble(seconds);
-        if (secs == -1.0 && PyErr_Occurred()) { PyErr_Clear(); Py_RETURN_NONE; }
-        if (!(secs > 0)) secs = 0;           /* also NaN */
+        if (secs == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        if (!(secs > 0)) secs = 0; /* also NaN */
         if (secs > 1e9) secs = 1e9;
         add = (long long)(secs * 1e9);
     }
@@ -417,14 +461,19 @@ static PyObject *register_ts(PyObject *mod, PyObject *ts) {
 static PyObject *configure(PyObject *mod, PyObject *args) {
     PyObject *a, *b, *c, *d, *e, *f;
     long long limit, thr;
-    if (!PyArg_ParseTuple(args, "OOOOOOLL", &a, &b, &c, &d, &e, &f, &limit, &thr))
-        return NULL;
-    Py_INCREF(a); SETREF(g_new_gt, a);
-    Py_INCREF(b); SETREF(g_stall_end, b);
-    Py_INCREF(c); SETREF(g_define_pending, c);
-    Py_INCREF(d); SETREF(g_flush, d);
-    Py_INCREF(e); SETREF(g_count_error, e);
-    Py_INCREF(f); SETREF(g_active, f);
+    if (!PyArg_ParseTuple(args, "OOOOOOLL", &a, &b, &c, &d, &e, &f, &limit, &thr)) return NULL;
+    Py_INCREF(a);
+    SETREF(g_new_gt, a);
+    Py_INCREF(b);
+    SETREF(g_stall_end, b);
+    Py_INCREF(c);
+    SETREF(g_define_pending, c);
+    Py_INCREF(d);
+    SETREF(g_flush, d);
+    Py_INCREF(e);
+    SETREF(g_count_error, e);
+    Py_INCREF(f);
+    SETREF(g_active, f);
     g_limit = limit;
     g_thr = thr;
     Py_RETURN_NONE;
@@ -436,13 +485,10 @@ static PyMethodDef methods[] = {
     {"note_deadline", py_note_deadline, METH_O, "note_deadline(seconds)"},
     {"set_dead_getter", set_dead_getter, METH_O, "use greenlet's own `dead` getter"},
     {"register_ts", register_ts, METH_O, "register_ts(ts): ts is this OS thread's state (for note_deadline)"},
-    {NULL, NULL, 0, NULL}
-};
+    {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {
-    PyModuleDef_HEAD_INIT, "_unclog_fast", "unclog's native switch tracer", -1, methods,
-    NULL, NULL, NULL, NULL
-};
+    PyModuleDef_HEAD_INIT, "_unclog_fast", "unclog's native switch tracer", -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__unclog_fast(void) {
     PyObject *m = PyModule_Create(&moddef);

@@ -5,6 +5,7 @@ kept in this file, the one recorder file _writer.OWN_FILES leaves out, so that a
 sitting in poll() inside one of them can still have its buffer flushed by the watchdog
 (see _writer.safe_to_steal).
 """
+
 import functools
 import heapq
 import sys
@@ -119,9 +120,19 @@ def install_import_hooks():
         "gevent.hub": _on_gevent_hub,
     }
     # modules already imported (API use): apply their hooks now, in import order
-    for name in ("greenlet", "eventlet.hubs.hub", "eventlet.hubs.poll", "eventlet.hubs.epolls",
-                 "eventlet.hubs.selects", "eventlet.hubs.asyncio", "eventlet.greenthread", "eventlet.hubs", "eventlet",
-                 "gevent.hub", "gevent"):
+    for name in (
+        "greenlet",
+        "eventlet.hubs.hub",
+        "eventlet.hubs.poll",
+        "eventlet.hubs.epolls",
+        "eventlet.hubs.selects",
+        "eventlet.hubs.asyncio",
+        "eventlet.greenthread",
+        "eventlet.hubs",
+        "eventlet",
+        "gevent.hub",
+        "gevent",
+    ):
         mod = sys.modules.get(name)
         if mod is not None:
             _run_hook(hooks[name], mod)
@@ -136,6 +147,7 @@ def _version(modname):
     if v is None:
         try:
             from importlib import metadata
+
             v = metadata.version(modname)
         except Exception:
             v = ""
@@ -216,8 +228,11 @@ def _on_eventlet_hub(mod):
     functools.update_wrapper(run, orig_run)
 
     # only replace fire_timers when it is the version we know (same source)
-    if getattr(orig_fire, "__code__", None) is not None and \
-            orig_fire.__code__.co_names[:3] == ("timers", "heapq", "heappop"):
+    if getattr(orig_fire, "__code__", None) is not None and orig_fire.__code__.co_names[:3] == (
+        "timers",
+        "heapq",
+        "heappop",
+    ):
         BaseHub.fire_timers = fire_timers
     BaseHub.run = run
 
@@ -327,7 +342,7 @@ def _on_eventlet_asyncio(mod):
     def proxy_selector(hub):
         try:
             loop = getattr(hub, "loop", None)
-            sel = getattr(loop, "_selector", None)   # asyncio's selector event loops
+            sel = getattr(loop, "_selector", None)  # asyncio's selector event loops
             if sel is not None and not isinstance(sel, _SelectorProxy) and hasattr(sel, "select"):
                 loop._selector = _SelectorProxy(sel)
         except Exception:
@@ -382,7 +397,10 @@ def _on_eventlet_greenthread(mod):
     pkg = sys.modules.get("eventlet")
     if pkg is not None:
         for name in ("spawn", "spawn_n", "spawn_after"):
-            if getattr(pkg, name, None) is not None and getattr(getattr(pkg, name), "_unclog_orig", None) is None:
+            if (
+                getattr(pkg, name, None) is not None
+                and getattr(getattr(pkg, name), "_unclog_orig", None) is None
+            ):
                 new = getattr(mod, name, None)
                 if new is not None and getattr(new, "_unclog_orig", None) is getattr(pkg, name):
                     setattr(pkg, name, new)
@@ -420,8 +438,9 @@ def _on_gevent_hub(mod):
 
     # gevent.sleep is called on every switch of a sleep(0)-heavy program: the call that
     # notes the due time goes into sleep's own code (no wrapper frame: a Python wrapper
-    # measured ~700 instructions per call). The wrapper is the fallback.
+    # costs far more per call, docs/benchmarks.md). The wrapper is the fallback.
     if not inline_first_call(orig_sleep, note_deadline, "seconds"):
+
         def sleep(seconds=0, ref=True):
             note_deadline(seconds)
             return orig_sleep(seconds, ref)
@@ -457,7 +476,7 @@ def inline_first_call(func, hook, argname):
         import types
 
         code = func.__code__
-        if code.co_freevars or argname not in code.co_varnames[:code.co_argcount]:
+        if code.co_freevars or argname not in code.co_varnames[: code.co_argcount]:
             return False
         lines, first = inspect.getsourcelines(func)
         src = textwrap.dedent("".join(lines))
@@ -472,16 +491,28 @@ def inline_first_call(func, hook, argname):
 
         pristine = compile_fn(ast.parse(src))
         lines_of = lambda c: getattr(c, "co_linetable", None) or c.co_lnotab  # noqa: E731
-        if (pristine is None or pristine.co_code != code.co_code or pristine.co_consts != code.co_consts
-                or pristine.co_firstlineno != code.co_firstlineno or lines_of(pristine) != lines_of(code)):
+        if (
+            pristine is None
+            or pristine.co_code != code.co_code
+            or pristine.co_consts != code.co_consts
+            or pristine.co_firstlineno != code.co_firstlineno
+            or lines_of(pristine) != lines_of(code)
+        ):
             return False
         tree = ast.parse(src)
         fn = tree.body[0]
         if not isinstance(fn, ast.FunctionDef) or fn.decorator_list:
             return False
-        at = 1 if (fn.body and isinstance(fn.body[0], ast.Expr)
-                   and isinstance(getattr(fn.body[0], "value", None), ast.Constant)
-                   and isinstance(fn.body[0].value.value, str)) else 0
+        at = (
+            1
+            if (
+                fn.body
+                and isinstance(fn.body[0], ast.Expr)
+                and isinstance(getattr(fn.body[0], "value", None), ast.Constant)
+                and isinstance(fn.body[0].value.value, str)
+            )
+            else 0
+        )
         if at >= len(fn.body):
             return False
         name = "__unclog_hook_%s" % code.co_name
@@ -517,7 +548,7 @@ def core_attach_gevent_loop(hub):
 
         def on_callbacks():
             try:
-                if state[0] is not None:     # no check seen (first iteration)
+                if state[0] is not None:  # no check seen (first iteration)
                     pass
                 _io.set_phase(EV_SWITCH_OTHER)
             except Exception:

@@ -5,6 +5,7 @@ needs it (spec §4.3: a reader accepts a use before its definition). Frames are 
 `internal` (eventlet, gevent, greenlet, the recorder) or `library` (standard library,
 installed packages) here, so a stall is charged to the program's own line.
 """
+
 import os
 
 from . import _state, _wire
@@ -51,6 +52,7 @@ def _library_prefixes():
     out = set()
     try:
         import sysconfig
+
         paths = sysconfig.get_paths()
         for k in ("stdlib", "platstdlib", "purelib", "platlib"):
             p = paths.get(k)
@@ -61,6 +63,7 @@ def _library_prefixes():
         pass
     try:
         import site
+
         for p in site.getsitepackages() + [site.getusersitepackages()]:
             out.add(os.path.abspath(p))
     except Exception:
@@ -107,8 +110,9 @@ def intern_frame(ts, code, line):
         codeinfo[code] = info
     fid = new_id()
     frames[key] = fid
-    ts.buf += (_FRAME + uv(fid) + uv(info[2]) + uv(info[0]) + uv(info[1])
-               + uv(line if line and line > 0 else 0))
+    ts.buf += (
+        _FRAME + uv(fid) + uv(info[2]) + uv(info[0]) + uv(info[1]) + uv(line if line and line > 0 else 0)
+    )
     ts.n += 1
     return fid
 

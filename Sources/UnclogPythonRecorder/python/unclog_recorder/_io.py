@@ -5,6 +5,7 @@ The hooks in _hooks.py call these around the hub's poll (eventlet's `do_poll`, `
 idle sleep, the asyncio hub's selector; gevent's prepare/check watchers) and from
 `gevent.sleep` (`note_deadline`, the pure-Python version of `_fast.c`'s).
 """
+
 import sys
 
 from . import _state, _wire
@@ -19,7 +20,7 @@ from ._writer import flush
 # the shared state, bound by assignment (see _state)
 active, threshold, threads = _state.active, _state.threshold, _state.threads
 
-_IO_BEGIN = _wire.CODE[EV_IO_WAIT_BEGIN]      # dt follows
+_IO_BEGIN = _wire.CODE[EV_IO_WAIT_BEGIN]  # dt follows
 _IO_END = _wire.CODE[EV_IO_WAIT_END]
 
 

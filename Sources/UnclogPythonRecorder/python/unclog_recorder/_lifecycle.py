@@ -5,6 +5,7 @@ first, so the metadata says which tracer records). `finish` (stop() or atexit) f
 every buffer it safely can, ends the running slice, and writes `End`. A forked child
 closes its copy of the file descriptor and records nothing.
 """
+
 import os
 import sys
 
@@ -24,12 +25,14 @@ threads = _state.threads
 
 
 def open_trace(path, threshold_ns, interval_ns, native=True):
-    f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-                | getattr(os, "O_CLOEXEC", 0), 0o644)
+    f = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644
+    )
     # move it out of the program's way: the program's own files keep the descriptor
     # numbers they would have had without the recorder
     try:
         import fcntl
+
         high = fcntl.fcntl(f, fcntl.F_DUPFD_CLOEXEC, 1000)
         os.close(f)
         f = high

@@ -5,6 +5,7 @@ and spawn stack come from what the runtime hooks noted at spawn time (`note_spaw
 gevent's own spawn tracking, or its frames; a raw greenlet that has not started yet is
 named when it first switches out (its bottom frame then names its function).
 """
+
 import sys
 
 from . import _state, _wire
@@ -18,7 +19,7 @@ from ._wire import EV_GREENTHREAD_CREATE, UV, uv
 active = _state.active
 
 _CREATE = _wire.head(EV_GREENTHREAD_CREATE)
-_NO_STACK_NO_PARENT = UV[0] + UV[0]     # spawn_stack 0, parent 0
+_NO_STACK_NO_PARENT = UV[0] + UV[0]  # spawn_stack 0, parent 0
 
 
 def _func_name(fn):
@@ -107,11 +108,11 @@ def new_gt(ts, g, t):
         ts.hub_gid = gid
         name = "<hub>"
     if name is None:
-        run = getattr(g, "_run", None)          # gevent.Greenlet keeps its function
+        run = getattr(g, "_run", None)  # gevent.Greenlet keeps its function
         if run is not None:
             name = _func_name(run)
     if not stack:
-        sp = getattr(g, "spawning_stack", None)   # gevent's spawn tree tracking
+        sp = getattr(g, "spawning_stack", None)  # gevent's spawn tree tracking
         if sp is not None:
             stack = intern_pseudo_stack(ts, sp)
             if not parent:
@@ -122,7 +123,7 @@ def new_gt(ts, g, t):
                 except Exception:
                     pass
     if name is None and g.gr_frame is not None:
-        name = _name_from_frames(g.gr_frame)     # started before recording began
+        name = _name_from_frames(g.gr_frame)  # started before recording began
     if name is None and g.gr_frame is None and not g.dead:
         # a raw greenlet that has not started: its function is no longer visible;
         # define it when it first switches out (its bottom frame names it).

@@ -9,6 +9,7 @@ any failure: None is returned and the pure-Python tracer is used.
 No module is imported here that the program might want to monkey-patch later
 (subprocess, threading…): cc is started with os.posix_spawn.
 """
+
 import hashlib
 import os
 import sys
@@ -52,13 +53,25 @@ def _find_cc():
 
 def _compile(cc, include, out):
     tmp = "%s.%d.tmp" % (out, os.getpid())
-    args = [cc, "-O2", "-shared", "-fPIC", "-fvisibility=hidden",
-            "-Werror=implicit-function-declaration", "-I", include,
-            "-o", tmp, _SRC]
+    args = [
+        cc,
+        "-O2",
+        "-shared",
+        "-fPIC",
+        "-fvisibility=hidden",
+        "-Werror=implicit-function-declaration",
+        "-I",
+        include,
+        "-o",
+        tmp,
+        _SRC,
+    ]
     devnull = os.devnull
-    actions = [(os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
-               (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
-               (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0)]
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
+    ]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
     pid = os.posix_spawn(cc, args, env, file_actions=actions)
     while True:
@@ -73,7 +86,7 @@ def _compile(cc, include, out):
         except OSError:
             pass
         return False
-    os.rename(tmp, out)   # atomic: concurrent recorders never load a half-written file
+    os.rename(tmp, out)  # atomic: concurrent recorders never load a half-written file
     return True
 
 
@@ -110,13 +123,14 @@ def load():
                     if _compile(cc, include, p):
                         path = p
                         break
-                    return None     # the compiler failed: it will fail elsewhere too
+                    return None  # the compiler failed: it will fail elsewhere too
                 except OSError:
                     continue
         if path is None:
             return None
         import importlib.machinery
         import importlib.util
+
         loader = importlib.machinery.ExtensionFileLoader("_unclog_fast", path)
         spec = importlib.util.spec_from_file_location("_unclog_fast", path, loader=loader)
         mod = importlib.util.module_from_spec(spec)

@@ -6,6 +6,7 @@ monkey-patching; when a program patched time/_thread before starting the recorde
 must be a real OS thread sleeping for real, and timestamps must come from the real
 monotonic clock. Bound once at import: other modules import these names directly.
 """
+
 import _thread
 import sys
 import time as _time
@@ -29,7 +30,8 @@ def _resolve():
             get = gm.get_original
             sleep = get("time", "sleep")
             start_thread, get_ident, allocate_lock = get(
-                "_thread", ["start_new_thread", "get_ident", "allocate_lock"])
+                "_thread", ["start_new_thread", "get_ident", "allocate_lock"]
+            )
             try:
                 get_native_id = get("_thread", "get_native_id")
             except Exception:

@@ -6,6 +6,7 @@ buffer; the watchdog may flush it when that is safe (`_writer.safe_to_steal`). W
 native tracer the state is `_fast.c`'s TS (same attributes, and it is the tracer):
 `_tracer.use_native` rebinds `TS` here.
 """
+
 import os
 import sys
 
@@ -22,9 +23,29 @@ _THREAD = _wire.head(EV_THREAD)
 
 class PyTS(object):
     """Per OS thread recording state; only its thread appends to `buf`."""
-    __slots__ = ("ident", "tid", "buf", "base", "last", "seq", "n", "cur", "hub",
-                 "hub_gid", "slice_start", "waiting", "reason", "ready", "deadlines",
-                 "flushed_at", "head", "stall_seen", "pending_names", "phase_start")
+
+    __slots__ = (
+        "ident",
+        "tid",
+        "buf",
+        "base",
+        "last",
+        "seq",
+        "n",
+        "cur",
+        "hub",
+        "hub_gid",
+        "slice_start",
+        "waiting",
+        "reason",
+        "ready",
+        "deadlines",
+        "flushed_at",
+        "head",
+        "stall_seen",
+        "pending_names",
+        "phase_start",
+    )
 
     def __init__(self, ident, tid):
         now = mono()
@@ -55,7 +76,7 @@ class PyTS(object):
         self.ready = int(exp * 1e9)
 
 
-TS = PyTS      # the class ts_here() instantiates: _fast.TS when the native tracer is used
+TS = PyTS  # the class ts_here() instantiates: _fast.TS when the native tracer is used
 
 
 def _native_tid():

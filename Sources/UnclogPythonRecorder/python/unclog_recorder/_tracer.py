@@ -9,6 +9,7 @@ closure variable is one fast lookup, a module global a dict lookup); the switch 
 stay module globals (each is read on one branch only), since every closure variable
 also costs a copy on every call. It and `TS_call` in `_fast.c` encode the same events.
 """
+
 import sys
 
 from . import _state, _threads, _wire
@@ -17,8 +18,17 @@ from ._naming import new_gt, define_pending
 from ._originals import mono, get_ident
 from ._state import CHUNK_TARGET, count_error
 from ._threads import ts_here
-from ._wire import (EV_STALL_END, EV_SWITCH_TO_HUB, EV_SWITCH_TIMER, EV_SWITCH_SPAWN,
-                    EV_SWITCH_EXPLICIT, EV_GREENTHREAD_EXIT, CODE, UV, uv)
+from ._wire import (
+    EV_STALL_END,
+    EV_SWITCH_TO_HUB,
+    EV_SWITCH_TIMER,
+    EV_SWITCH_SPAWN,
+    EV_SWITCH_EXPLICIT,
+    EV_GREENTHREAD_EXIT,
+    CODE,
+    UV,
+    uv,
+)
 from ._writer import flush
 
 # the shared state, bound by assignment (see _state)
@@ -29,7 +39,7 @@ prev_tracers = _state.prev_tracers
 native_mod = _state.native_mod
 dead_getter_set = _state.dead_getter_set
 
-_STALL_END = CODE[EV_STALL_END]          # StallEnd's dt follows
+_STALL_END = CODE[EV_STALL_END]  # StallEnd's dt follows
 _GT_EXIT = _wire.head(EV_GREENTHREAD_EXIT)
 
 
@@ -103,8 +113,7 @@ def make_tracer(ts, prev):
                             ts.n += 1
                             return prev(event, args) if prev is not None else None
                         code = EV_SWITCH_SPAWN
-                        ready = spawned if spawned is not None else (
-                            ts.ready if origin is ts.hub else t)
+                        ready = spawned if spawned is not None else (ts.ready if origin is ts.hub else t)
                     r = t - ready
                     if r < 0:
                         r = 0
@@ -154,12 +163,14 @@ def use_native(enable=True):
     if not enable:
         return False
     from . import _native
+
     mod = _native.load()
     if mod is None:
         return False
     try:
-        mod.configure(new_gt, stall_end, define_pending, flush, count_error,
-                      active, CHUNK_TARGET, threshold[0])
+        mod.configure(
+            new_gt, stall_end, define_pending, flush, count_error, active, CHUNK_TARGET, threshold[0]
+        )
     except Exception:
         return False
     native_mod[0] = mod

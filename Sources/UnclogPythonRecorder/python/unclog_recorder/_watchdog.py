@@ -8,6 +8,7 @@ that stalls or dies still leaves its events in the file. It is started with the 
 `_thread.start_new_thread` and sleeps with the original `time.sleep` (`_originals`):
 invisible to `threading.enumerate()` and never a greenthread.
 """
+
 import os
 import sys
 
@@ -25,7 +26,7 @@ threshold = _state.threshold
 interval = _state.interval
 threads = _state.threads
 
-_STALL_BEGIN = _wire.CODE[EV_STALL_BEGIN]      # dt follows
+_STALL_BEGIN = _wire.CODE[EV_STALL_BEGIN]  # dt follows
 _STALL_SAMPLE = _wire.CODE[EV_STALL_SAMPLE]
 
 
@@ -45,7 +46,7 @@ def _syscall_state(tid):
 
 
 _stop = [False]
-_done = [None]     # a lock the watchdog releases when it ends
+_done = [None]  # a lock the watchdog releases when it ends
 
 
 def _loop():
@@ -109,8 +110,9 @@ def _run():
                     if safe_to_steal(frames.get(ots.ident)):
                         flush(ots)
                 frames = None
-                if len(ts.buf) > ts.head and (now - ts.flushed_at >= OWNER_FLUSH_NS
-                                              or len(ts.buf) > CHUNK_TARGET):
+                if len(ts.buf) > ts.head and (
+                    now - ts.flushed_at >= OWNER_FLUSH_NS or len(ts.buf) > CHUNK_TARGET
+                ):
                     flush(ts)
         except Exception:
             count_error()

@@ -3,6 +3,7 @@
 The recorder's one source of the format's numbers (event codes, limits, chunk layout):
 no other module writes a raw code byte. Pure functions; no recorder state here.
 """
+
 import struct
 import zlib
 
@@ -42,7 +43,7 @@ EV_STALL_END = 0x32
 EV_DROPPED = 0x40
 EV_END = 0x7F
 
-DROPPED_RECORDER_ERROR = 2    # `Dropped` reason: a recorder error caught
+DROPPED_RECORDER_ERROR = 2  # `Dropped` reason: a recorder error caught
 
 # metadata value types (spec §3)
 META_UINT = 0
@@ -50,9 +51,9 @@ META_STRING = 1
 META_LIST = 2
 
 FLAG_INTERNAL = 1
-FLAG_LIBRARY = 8      # standard library or an installed package (not the program's code)
+FLAG_LIBRARY = 8  # standard library or an installed package (not the program's code)
 
-_chunk_tail = struct.Struct("<BBHQII")   # kind flags reserved base_ns thread seq
+_chunk_tail = struct.Struct("<BBHQII")  # kind flags reserved base_ns thread seq
 _u32 = struct.Struct("<I")
 _crc32 = zlib.crc32
 

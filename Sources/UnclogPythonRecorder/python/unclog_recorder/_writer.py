@@ -6,6 +6,7 @@ other threads' buffers ("steals" them) when they have been idle or stalled for a
 but only when no frame of the recorder's own files is on that thread's stack: the
 thread is then not in the middle of appending an event, so no event is cut in half.
 """
+
 import os
 import sys
 
@@ -29,15 +30,16 @@ active = _state.active
 
 _DROPPED_ERRORS = _wire.head(EV_DROPPED) + uv(DROPPED_RECORDER_ERROR)
 _RUNNING = _wire.head(EV_RUNNING)
-_END = _wire.CODE[_wire.EV_END]           # End's dt follows: not 0
+_END = _wire.CODE[_wire.EV_END]  # End's dt follows: not 0
 
 _HERE = os.path.dirname(__file__)
 # Every module of the recorder except _hooks.py, as code objects name them (`__file__`
 # of a sibling module is this directory joined with its file name). _hooks.py is left
 # out on purpose: its wrappers only call into the other modules for short mutations,
 # and a hub sitting in poll() inside one of them must still have its buffer flushed.
-OWN_FILES = frozenset(os.path.join(_HERE, f) for f in os.listdir(_HERE)
-                      if f.endswith(".py") and f != "_hooks.py")
+OWN_FILES = frozenset(
+    os.path.join(_HERE, f) for f in os.listdir(_HERE) if f.endswith(".py") and f != "_hooks.py"
+)
 
 
 def write(data):
@@ -120,8 +122,14 @@ def write_metadata(extra=None):
             ("pid", os.getpid()),
             ("argv", [str(a) for a in (getattr(sys, "orig_argv", None) or sys.argv or [])]),
             ("hostname", _hostname()),
-            ("language_version", "%s %d.%d.%d" % (((sys.implementation.name == "cpython" and "CPython")
-                                                    or sys.implementation.name,) + tuple(sys.version_info[:3]))),
+            (
+                "language_version",
+                "%s %d.%d.%d"
+                % (
+                    ((sys.implementation.name == "cpython" and "CPython") or sys.implementation.name,)
+                    + tuple(sys.version_info[:3])
+                ),
+            ),
             ("recorder", RECORDER_NAME),
             ("recorder_tracer", "native" if native_mod[0] is not None else "python"),
             ("threshold_ns", threshold[0]),
