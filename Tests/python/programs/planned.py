@@ -105,8 +105,8 @@ def block_cpu():
     try:
         t0 = time.monotonic()
         end = t0 + 0.12
-        while time.monotonic() < end:
-            pass  # BLOCK:cpu
+        while time.monotonic() < end:  # BLOCK:cpu
+            pass
         blocks["cpu"] = time.monotonic() - t0
     except RuntimeError as e:
         alarms.append(("cpu", str(e)))
