@@ -17,22 +17,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define SWIFTCALL __attribute__((swiftcall))
-
-typedef struct {
-    const void *metadata;
-    uintptr_t refCounts;
-    void *schedulerPrivate[2];
-    uint32_t flags;
-    uint32_t id;
-} swift_job;
-typedef struct {
-    void *identity;
-    uintptr_t implementation;
-} swift_executor_ref;
-typedef SWIFTCALL void (*enqueue_original_fn)(swift_job *job);
-typedef SWIFTCALL void (*enqueue_hook_fn)(swift_job *job, enqueue_original_fn original);
-typedef SWIFTCALL void (*job_run_fn)(swift_job *job, swift_executor_ref executor);
+// The runtime's ABI as the recorder declares it (job header, executor reference, hook types).
+#include "../../Sources/CUnclogSwiftRecorder/runtime_abi.h"
 
 static job_run_fn job_run;
 static void (*async_f)(void *queue, void *ctx, void (*fn)(void *));

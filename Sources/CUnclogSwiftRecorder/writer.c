@@ -37,6 +37,19 @@ void write_pending(void) {
     }
 }
 
+// A metadata value of type list: the type, the count, then each string (short, ours: no limit check).
+static uint8_t *put_string_list(uint8_t *p, const char *const *items, size_t n) {
+    *p++ = META_STRING_LIST;
+    p = put_uvarint(p, (uint64_t)n);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(items[i]);
+        p = put_uvarint(p, l);
+        memcpy(p, items[i], l);
+        p += l;
+    }
+    return p;
+}
+
 void write_header_and_metadata(void) {
     uint8_t header[FILE_HEADER_SIZE] = {0};  // magic, version major and minor (u16), reserved
     memcpy(header, FILE_MAGIC, 8);
@@ -103,14 +116,7 @@ void write_header_and_metadata(void) {
         if (!interpose_on && !R.cfg.executors) missing[k++] = "main-actor jobs and timer (Task.sleep wake-up) jobs";
         if (!loops_on) missing[k++] = "event-loop threads (epoll_wait is interposed only by the LD_PRELOAD recorder)";
         KEY("not_recorded");
-        *p++ = META_STRING_LIST;
-        p = put_uvarint(p, (uint64_t)k);
-        for (int i = 0; i < k; i++) {
-            size_t l = strlen(missing[i]);
-            p = put_uvarint(p, l);
-            memcpy(p, missing[i], l);
-            p += l;
-        }
+        p = put_string_list(p, missing, (size_t)k);
         KEY("swift_recorder_mode");
         STR(interpose_on ? "interpose" : R.cfg.executors ? "hook+executors" : "hook");
         // Each job's kind (the runtime's JobKind, job flags bits 0-7) follows from its greenthread
@@ -130,14 +136,7 @@ void write_header_and_metadata(void) {
         };
         size_t nk = sizeof kinds / sizeof kinds[0];
         KEY("swift_job_kinds");
-        *p++ = META_STRING_LIST;
-        p = put_uvarint(p, (uint64_t)nk);
-        for (size_t i = 0; i < nk; i++) {
-            size_t l = strlen(kinds[i]);
-            p = put_uvarint(p, l);
-            memcpy(p, kinds[i], l);
-            p += l;
-        }
+        p = put_string_list(p, kinds, nk);
     }
     // argv from /proc/self/cmdline (NUL-separated)
     char cmd[4096];

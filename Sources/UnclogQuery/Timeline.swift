@@ -98,13 +98,7 @@ extension TraceStore {
             SELECT gt_key, thread_key, ready_ns, start_ns, end_ns, reason FROM chain WHERE end_ns >= ?2 AND start_ns <= ?3
             """)
         try s.bind([.int(startID), .int(from), .int(to), .int(inOrder ? 1 : 0)])
-        var out: [SliceRow] = []
-        while try s.step() {
-            out.append(
-                SliceRow(
-                    gtKey: s.int(0), threadKey: s.int(1), readyNs: s.optInt(2), startNs: s.int(3),
-                    endNs: s.int(4), reason: s.int(5)))
-        }
+        let out = try Self.sliceRows(s)
         return inOrder ? out.reversed() : out.sorted { ($0.startNs, $0.endNs) < ($1.startNs, $1.endNs) }
     }
 
@@ -117,6 +111,11 @@ extension TraceStore {
             WHERE id >= ?1 AND id < ?2 AND thread_key = ?3 AND end_ns >= ?4 AND start_ns <= ?5 ORDER BY id
             """)
         try s.bind([.int(lo), .int(hi), .int(threadKey), .int(from), .int(to)])
+        return try Self.sliceRows(s)
+    }
+
+    /// The rows of a statement selecting gt_key, thread_key, ready_ns, start_ns, end_ns, reason.
+    static func sliceRows(_ s: Statement) throws(StoreError) -> [SliceRow] {
         var out: [SliceRow] = []
         while try s.step() {
             out.append(

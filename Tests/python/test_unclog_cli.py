@@ -88,6 +88,18 @@ def _stalls(tmp_path, trace):
     return json.loads(st.stdout), db
 
 
+def sql_json(db, statement):
+    """The rows of `unclog sql DB STATEMENT --format json`."""
+    q = subprocess.run(
+        [UNCLOG, "sql", str(db), statement, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert q.returncode == 0, q.stderr
+    return json.loads(q.stdout)
+
+
 @pytest.mark.parametrize("runtime", ["eventlet", "gevent"])
 def test_record_import_stalls(runtime, tmp_path):
     r, trace = _record(tmp_path, [PLANNED, runtime])
@@ -139,37 +151,13 @@ def test_output_and_exit_code_through_the_launcher(tmp_path):
     assert rec.stderr.endswith(plain.stderr)  # unclog may add its own note before
     stalls, db = _stalls(tmp_path, trace)
     assert stalls == []
-    q = subprocess.run(
-        [
-            UNCLOG,
-            "sql",
-            str(db),
-            "SELECT count(*) AS n FROM greenthreads WHERE name = 'f'",
-            "--format",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    assert sql_json(db, "SELECT count(*) AS n FROM greenthreads WHERE name = 'f'")[0]["n"] == 10
+    rows = sql_json(
+        db,
+        "SELECT key FROM trace_metadata WHERE key IN "
+        "('runtime', 'runtime_version', 'language_version', 'recorder') ORDER BY key",
     )
-    assert q.returncode == 0, q.stderr
-    assert json.loads(q.stdout)[0]["n"] == 10, q.stdout
-    q = subprocess.run(
-        [
-            UNCLOG,
-            "sql",
-            str(db),
-            "SELECT key FROM trace_metadata WHERE key IN "
-            "('runtime', 'runtime_version', 'language_version', 'recorder') ORDER BY key",
-            "--format",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert q.returncode == 0, q.stderr
-    assert [r["key"] for r in json.loads(q.stdout)] == [
+    assert [r["key"] for r in rows] == [
         "language_version",
         "recorder",
         "runtime",

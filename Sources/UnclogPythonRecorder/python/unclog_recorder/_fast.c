@@ -103,6 +103,15 @@ static inline int append(PyObject *buf, const unsigned char *data, Py_ssize_t le
     return 0;
 }
 
+/* In the tracer: appends the event, or counts the error and leaves through `out`. */
+#define APPEND_OR_OUT(ev, k)                                                                                                     \
+    do {                                                                                                                         \
+        if (append(self->buf, (ev), (k)) < 0) {                                                                                  \
+            count_error();                                                                                                       \
+            goto out;                                                                                                            \
+        }                                                                                                                        \
+    } while (0)
+
 static void count_error(void) {
     PyErr_Clear();
     if (g_count_error) {
@@ -207,10 +216,7 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
     if (target == self->hub) {
         ev[0] = EV_SWITCH_TO_HUB;
         k = 1 + put_uv(ev + 1, (unsigned long long)d);
-        if (append(self->buf, ev, k) < 0) {
-            count_error();
-            goto out;
-        }
+        APPEND_OR_OUT(ev, k);
         self->cur = self->hub_gid;
     } else {
         long long gid, ready;
@@ -260,10 +266,7 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
             if (target == self->hub) {
                 ev[0] = EV_SWITCH_TO_HUB;
                 k = 1 + put_uv(ev + 1, (unsigned long long)d);
-                if (append(self->buf, ev, k) < 0) {
-                    count_error();
-                    goto out;
-                }
+                APPEND_OR_OUT(ev, k);
                 self->cur = gid;
                 self->slice_start = t;
                 self->n += 1;
@@ -279,10 +282,7 @@ static PyObject *TS_call(TS *self, PyObject *args, PyObject *kw) {
         k += put_uv(ev + k, (unsigned long long)d);
         k += put_uv(ev + k, (unsigned long long)gid);
         k += put_uv(ev + k, (unsigned long long)rdt);
-        if (append(self->buf, ev, k) < 0) {
-            count_error();
-            goto out;
-        }
+        APPEND_OR_OUT(ev, k);
         self->cur = gid;
     }
     self->slice_start = t;

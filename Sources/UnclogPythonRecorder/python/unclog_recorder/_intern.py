@@ -132,19 +132,7 @@ def intern_stack(ts, frame):
             fid = intern_frame(ts, code, line)
         fids.append(fid)
         f = f.f_back
-    key = tuple(fids)
-    sid = stacks.get(key)
-    if sid is None:
-        sid = new_id()
-        stacks[key] = sid
-        out = bytearray(_STACK)
-        out += uv(sid)
-        out += uv(len(fids))
-        for fid in fids:
-            out += uv(fid)
-        ts.buf += out
-        ts.n += 1
-    return sid
+    return stack_id(ts, fids)
 
 
 def intern_pseudo_stack(ts, fr):
@@ -158,6 +146,11 @@ def intern_pseudo_stack(ts, fr):
         count_error()
     if not fids:
         return 0
+    return stack_id(ts, fids)
+
+
+def stack_id(ts, fids):
+    """The id of the stack of frame ids `fids` (innermost first), defined on first use."""
     key = tuple(fids)
     sid = stacks.get(key)
     if sid is None:
