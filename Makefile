@@ -27,7 +27,7 @@ VIS_DEB_PACKAGES := chromium fonts-dejavu-core
 #   the benchmarks count instructions with callgrind
 BENCH_DEB_PACKAGES := valgrind
 #   `make lint` checks the C sources' formatting
-LINT_DEB_PACKAGES := clang-format
+LINT_DEB_PACKAGES := clang-format git
 
 # ---- aggregate targets: each lists all its parts ----------------------------------------------
 .PHONY: all help demo test bench
@@ -35,7 +35,8 @@ all: build
 
 # The Swift recorder's timing tests (test-swift-recorder) compare recorded stalls with the
 # programs' own timings: they run after the other Swift suites, alone, so the parallel load of
-# those suites on a small machine does not deschedule the programs mid-job.
+# those suites on a small machine does not deschedule the programs mid-job. The parts run in
+# the order listed; do not run `make test` with -j.
 test: lint test-c test-swift test-swift-recorder test-python test-python-pure test-python-compat test-visualization fuzz-short
 
 bench: bench-core bench-python bench-swift

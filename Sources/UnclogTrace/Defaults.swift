@@ -1,6 +1,6 @@
 // The version and the recording defaults, defined once for the Swift side (the CLI, the
 // launcher, the reports). The recorders carry their own copy per language: the C core in
-// `unclog_recorder.h` (UNCLOG_VERSION, UNCLOG_DEFAULT_*), the Python recorder in `_wire.py`.
+// `unclog_recorder.h` (UNCLOG_VERSION, UNCLOG_DEFAULT_*), the Python recorder in `_defaults.py`.
 
 /// unclog's version and defaults.
 public enum UnclogDefaults {

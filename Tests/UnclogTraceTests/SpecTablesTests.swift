@@ -125,11 +125,14 @@ struct SpecTablesTests {
     func metadataKeys() throws {
         let spec = try Self.specMetadataKeys()
         #expect(spec.contains("threshold_ns") && spec.contains("not_recorded"))
-        // The C recorder writes keys with KEY("…"); Swift reads them with meta("…") or compares `key == "…"`.
+        // The C recorder writes keys with KEY("…"); Swift reads them with meta("…"), metadata["…"] or
+        // compares `key == "…"`. (The Python recorder's keys are checked on real recordings:
+        // Tests/python/test_format_spec.py.)
         let sources: [(String, String)] = [
             ("Sources/CUnclogSwiftRecorder", #"KEY\("([a-z_]+)"\)"#),
             ("Sources", #"\bmeta\("([a-z_]+)"\)"#),
             ("Sources", #"\bkey == "([a-z_]+)""#),
+            ("Sources", #"\bmetadata\["([a-z_]+)"\]"#),
         ]
         var seen = 0
         for (dir, pattern) in sources {
