@@ -1,8 +1,11 @@
 // An event loop like SwiftNIO's, without NIO, for unclog's recorder tests: a thread named
 // `NIO-ELT-0-#0` waits in epoll_wait on a pipe; a writer sends 40 messages, 10 ms apart; the
 // handler of message 20 blocks the loop (usleep, marked `// BLOCK:loop_usleep`); messages from 30
-// on are handled in a recorder span named "handler Echo", and message 35 blocks inside it. Prints the
-// blocking call's measured duration and how many messages the loop handled. Built with
+// on are handled in a recorder span named "handler Echo", and message 35 blocks inside it. The writer
+// waits for message 20's handler to end before it goes on (an acknowledgement pipe): otherwise, when
+// the block outlasts the writer's 15 pauses, the loop drains messages 21-35 in the same iteration and
+// the two blocks share one stall. Prints the blocking calls' measured durations and how many
+// messages the loop handled. Built with
 // `swiftc -g -import-objc-header EventLoop.h EventLoop.swift`.
 
 import Foundation
@@ -44,6 +47,9 @@ func handle(_ message: UInt8, _ box: Box) {
 var fds: [Int32] = [0, 0]
 _ = pipe(&fds)
 let readFD = fds[0], writeFD = fds[1]
+var ackFDs: [Int32] = [0, 0]
+_ = pipe(&ackFDs)
+let ackReadFD = ackFDs[0], ackWriteFD = ackFDs[1]
 let box = Box()
 var thread = pthread_t()
 let started = pthread_create(
@@ -67,6 +73,10 @@ let started = pthread_create(
                 let token = byte >= 30 ? spanBegin?("handler Echo") ?? 0 : 0
                 handle(byte, box)
                 if token != 0 { spanEnd?(token) }
+                if byte == 20 {
+                    var one: UInt8 = 1
+                    _ = write(ackWriteFD, &one, 1)
+                }
                 var more = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
                 if poll(&more, 1, 0) <= 0 { break }
             }
@@ -77,6 +87,7 @@ precondition(started == 0)
 for i in 1...40 {
     var b = UInt8(i)
     _ = write(writeFD, &b, 1)
+    if i == 20 { _ = read(ackReadFD, &b, 1) }  // message 20's handler has ended
     usleep(10_000)
 }
 var end: UInt8 = 255
