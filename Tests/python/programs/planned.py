@@ -51,11 +51,18 @@ def calibrate_sqlite(target):
     conn = sqlite3.connect(":memory:")
     q = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT count(*) FROM c"
     n = 20000
-    while True:
+
+    def timed():
         t0 = time.monotonic()
         conn.execute(q, (n,)).fetchone()
-        dt = time.monotonic() - t0
+        return time.monotonic() - t0
+
+    while True:
+        dt = timed()
         if dt > 0.02:
+            # The fastest of three runs: one the machine descheduled would shrink the block
+            # below its planned length.
+            dt = min(dt, timed(), timed())
             return conn, q, max(1000, int(n * target / dt))
         n *= 2
 
